@@ -1,0 +1,139 @@
+package vma
+
+import (
+	"bufio"
+	"compress/bzip2"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+)
+
+// Compression names a whole-stream compression around an archive. VMA has
+// no compression of its own; vzdump pipes the archive through a compressor.
+type Compression string
+
+// Compressions vzdump writes (and bzip2, which restore still accepts).
+const (
+	None  Compression = "none"
+	Zstd  Compression = "zstd"
+	Gzip  Compression = "gzip"
+	Lzop  Compression = "lzop"
+	Bzip2 Compression = "bzip2"
+)
+
+// Ext returns the file name suffix vzdump uses for c (".zst", ".gz", ...).
+func (c Compression) Ext() string {
+	switch c {
+	case Zstd:
+		return ".zst"
+	case Gzip:
+		return ".gz"
+	case Lzop:
+		return ".lzo"
+	case Bzip2:
+		return ".bz2"
+	}
+	return ""
+}
+
+var magics = []struct {
+	c     Compression
+	magic string
+}{
+	{Zstd, "\x28\xb5\x2f\xfd"},
+	{Gzip, "\x1f\x8b"},
+	{Lzop, "\x89LZO\x00\r\n\x1a\n"},
+	{Bzip2, "BZh"},
+}
+
+// decoderMaxMemory caps what one zstd frame may make the decoder allocate;
+// vzdump's zstd uses windows of at most a few MiB.
+const decoderMaxMemory = 256 << 20
+
+// Decompress looks at the first bytes of r and, if they are the magic of a
+// known compression, returns a reader of the decompressed stream; otherwise
+// the bytes pass through. The file name plays no part. Close releases
+// decoder goroutines; it does not close r.
+func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	head, err := br.Peek(9)
+	if err != nil && err != io.EOF {
+		return nil, None, fmt.Errorf("vma: reading the first bytes: %w", err)
+	}
+	c := None
+	for _, m := range magics {
+		if len(head) >= len(m.magic) && string(head[:len(m.magic)]) == m.magic {
+			c = m.c
+			break
+		}
+	}
+	switch c {
+	case Zstd:
+		d, err := zstd.NewReader(br, zstd.WithDecoderMaxMemory(decoderMaxMemory), zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return nil, c, fmt.Errorf("vma: zstd: %w", err)
+		}
+		return zstdReadCloser{d}, c, nil
+	case Gzip:
+		g, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, c, fmt.Errorf("vma: gzip: %w", err)
+		}
+		return g, c, nil
+	case Lzop:
+		l, err := newLzopReader(br)
+		if err != nil {
+			return nil, c, err
+		}
+		return io.NopCloser(l), c, nil
+	case Bzip2:
+		return io.NopCloser(bzip2.NewReader(br)), c, nil
+	}
+	return io.NopCloser(br), None, nil
+}
+
+type zstdReadCloser struct{ *zstd.Decoder }
+
+func (z zstdReadCloser) Close() error { z.Decoder.Close(); return nil }
+
+// Compress returns a writer that compresses into w with all cores. Close
+// flushes the compressed stream; it does not close w. level 0 means the
+// compressor's default (zstd 3, gzip 6, like the command-line tools).
+func Compress(w io.Writer, c Compression, level int) (io.WriteCloser, error) {
+	switch c {
+	case None, "":
+		return nopWriteCloser{w}, nil
+	case Zstd:
+		el := zstd.SpeedDefault
+		if level != 0 {
+			el = zstd.EncoderLevelFromZstd(level)
+		}
+		// The default window is what zstd -3 uses; with one encoder per
+		// core it keeps the encoder well inside the memory budget.
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(el), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithWindowSize(1<<21))
+	case Gzip:
+		if level == 0 {
+			level = gzip.DefaultCompression
+		}
+		g, err := pgzip.NewWriterLevel(w, level)
+		if err != nil {
+			return nil, fmt.Errorf("vma: gzip: %w", err)
+		}
+		// 1 MiB blocks, one in flight per core: parallel without
+		// unbounded buffering.
+		if err := g.SetConcurrency(1<<20, runtime.GOMAXPROCS(0)); err != nil {
+			return nil, fmt.Errorf("vma: gzip: %w", err)
+		}
+		return g, nil
+	}
+	return nil, fmt.Errorf("vma: cannot write %s compression", c)
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
