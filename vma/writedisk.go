@@ -151,6 +151,7 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 func (w *Writer) emit(d *writerDevice, job *diskJob) error {
 	for i := 0; i < job.count; i++ {
 		d.seen.add(uint32(job.first + i))
+		d.stored += int64(countBlocks(job.info[i].mask())) * BlockSize
 	}
 	if job.standalone {
 		if w.extN >= writerSlots {

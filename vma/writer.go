@@ -79,6 +79,7 @@ type writerDevice struct {
 	dev      Device
 	clusters int64
 	seen     clusterSet
+	stored   int64 // bytes of stored (non-zero) blocks
 }
 
 // NewWriter returns a Writer that writes an archive to w. Nothing is written
@@ -275,7 +276,17 @@ func (w *Writer) WriteCluster(id int, c uint32, data []byte) error {
 	}
 	w.extInfo[w.extN] = makeBlockInfo(mask, uint8(id), c)
 	w.extN++
+	d.stored += int64(countBlocks(mask)) * BlockSize
 	return nil
+}
+
+// StoredBytes returns the bytes of non-zero blocks stored so far for device
+// id; the rest of what was written was zeros.
+func (w *Writer) StoredBytes(id int) int64 {
+	if id < 1 || id > len(w.devs) {
+		return 0
+	}
+	return w.devs[id-1].stored
 }
 
 // Close writes the last extent. It fails, writing nothing more, if a device

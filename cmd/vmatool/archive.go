@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/vmatool/vmatool/vma"
+)
+
+// archiveInput is an open archive: file or stdin, decompressed by magic,
+// header read.
+type archiveInput struct {
+	name    string
+	comp    vma.Compression
+	reader  *vma.Reader
+	meter   *meter
+	closers []io.Closer
+}
+
+// openArchive opens path ("-" reads stdin). The meter counts input bytes,
+// so for a compressed archive it measures progress through the file.
+func openArchive(s *streams, path string, quiet bool, label string) (*archiveInput, error) {
+	a := &archiveInput{name: path}
+	var in io.Reader = s.in
+	var total int64
+	if path == "-" {
+		a.name = "<stdin>"
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, f)
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			total = st.Size()
+		}
+		in = f
+	}
+	a.meter = newMeter(s, quiet, label, total)
+	dr, comp, err := vma.Decompress(countingReader{in, a.meter})
+	if err != nil {
+		a.Close()
+		return nil, a.wrap(err)
+	}
+	a.comp = comp
+	a.closers = append([]io.Closer{dr}, a.closers...)
+	r, err := vma.NewReader(dr)
+	if err != nil {
+		a.Close()
+		return nil, a.wrap(err)
+	}
+	a.reader = r
+	return a, nil
+}
+
+// wrap names the archive in an error; for a compressed archive it says that
+// offsets count decompressed bytes.
+func (a *archiveInput) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if a.comp != vma.None && a.comp != "" {
+		return fmt.Errorf("%s (%s-compressed, offsets are in the decompressed stream): %w", a.name, a.comp, err)
+	}
+	return fmt.Errorf("%s: %w", a.name, err)
+}
+
+func (a *archiveInput) Close() {
+	a.meter.Finish()
+	for _, c := range a.closers {
+		c.Close()
+	}
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+var errHelp = errors.New("help shown")
+
+// newFlags returns a flag set that reports errors instead of printing
+// them, with the --help flag every command has.
+func newFlags(name string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	fs.Usage = func() {}
+	fs.BoolP("help", "h", false, "show this help")
+	return fs
+}
+
+// parseFlags parses args and handles --help; help is printed with the
+// flag defaults spliced in at the "OPTIONS:" marker.
+func parseFlags(s *streams, fs *pflag.FlagSet, help string, args []string) error {
+	err := fs.Parse(args)
+	if h, _ := fs.GetBool("help"); h || errors.Is(err, pflag.ErrHelp) {
+		text := strings.Replace(help, "OPTIONS:\n", "OPTIONS:\n"+fs.FlagUsages(), 1)
+		fmt.Fprint(s.out, text)
+		return errHelp
+	}
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

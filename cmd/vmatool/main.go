@@ -1,0 +1,132 @@
+// Command vmatool packs disk images into Proxmox VE backup archives (VMA),
+// unpacks, verifies and inspects them, and deploys images to Proxmox nodes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// Exit codes, in one place (see the EXIT STATUS section of each command's help).
+const (
+	exitOK          = 0
+	exitError       = 1 // bad input, failed verification, I/O errors
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// command is one subcommand: its help text and the function that runs it.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, s *streams, args []string) error
+}
+
+var commands []command
+
+// streams are the process's standard streams, replaceable in tests.
+type streams struct {
+	in       io.Reader
+	out      io.Writer
+	err      io.Writer
+	errisTTY bool // draw progress on err
+	now      func() time.Time
+	getenv   func(string) string
+}
+
+func main() {
+	s := &streams{
+		in: os.Stdin, out: os.Stdout, err: os.Stderr,
+		errisTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		now:      time.Now, getenv: os.Getenv,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// A command blocked in a read or write on a pipe cannot see the
+		// cancellation; give it a moment to clean up on its own, then
+		// remove its partial outputs and leave.
+		<-ctx.Done()
+		time.Sleep(3 * time.Second)
+		removePartialOutputs()
+		os.Exit(exitInterrupted)
+	}()
+	os.Exit(run(ctx, s, os.Args[1:]))
+}
+
+func run(ctx context.Context, s *streams, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) > 1 && args[0] == "help" {
+			return run(ctx, s, []string{args[1], "--help"})
+		}
+		printUsage(s.out)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "version" {
+		fmt.Fprintln(s.out, "vmatool", version())
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return exitCode(s, c.name, c.run(ctx, s, args[1:]))
+		}
+	}
+	fmt.Fprintf(s.err, "vmatool: unknown command %q\nRun 'vmatool --help' for the list of commands.\n", args[0])
+	return exitUsage
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, "vmatool: Proxmox VE backup archives (VMA) without Proxmox\n\nUsage: vmatool COMMAND [OPTIONS] ARGS\n\nCommands:\n")
+	cs := append([]command(nil), commands...)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, "\nRun 'vmatool COMMAND --help' for a command's options and examples.\n")
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// errSilent means the command already reported the failure.
+var errSilent = errors.New("failure already reported")
+
+func exitCode(s *streams, name string, err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(s.err, "vmatool %s: %s\nRun 'vmatool %s --help' for usage.\n", name, ue.msg, name)
+		return exitUsage
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(s.err, "vmatool %s: interrupted\n", name)
+		return exitInterrupted
+	case errors.Is(err, errSilent):
+		return exitError
+	}
+	fmt.Fprintf(s.err, "vmatool %s: %s\n", name, oneLine(err.Error()))
+	return exitError
+}
+
+// oneLine keeps an error on one line even if a wrapped message has newlines.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
