@@ -76,7 +76,19 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts E
 	}()
 
 	ew := extentWriter{targets: targets, devs: &r.devs, writeZeros: opts.WriteZeros}
-	for it := range full {
+	for {
+		var it *item
+		select {
+		case it = <-full:
+		case <-ctx.Done():
+			// The decoding goroutine may be blocked reading a pipe; it
+			// finishes on its own once the read returns.
+			r.err = ctx.Err()
+			return r.err
+		}
+		if it == nil {
+			return ctx.Err()
+		}
 		if it.err == io.EOF {
 			return nil
 		}
@@ -90,10 +102,6 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts E
 		}
 		free <- it
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return nil
 }
 
 // extentWriter writes clusters to targets in runs: consecutive stored

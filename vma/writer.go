@@ -46,8 +46,8 @@ func WithWorkers(n int) WriterOption {
 type writerState int
 
 const (
-	stateSetup  writerState = iota // configs and devices may be added
-	stateData                      // clusters are being written
+	stateSetup writerState = iota // configs and devices may be added
+	stateData                     // clusters are being written
 	stateClosed
 )
 

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/vmatool/vmatool/vma"
 )
 
@@ -44,6 +46,8 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 	verbose := fs.BoolP("verbose", "v", false, "print progress and per-image lines to standard error, as Proxmox does")
 	configs := fs.StringArrayP("config", "c", nil, "config file (repeatable)")
 	devs := fs.StringArrayP("device", "d", nil, "format=<fmt>:[<devname>=]<path> (repeatable)")
+	uuidFlag := fs.String("uuid", "", "vmatool extension: archive uuid (default random)")
+	ctimeFlag := fs.Int64("ctime", -1, "vmatool extension: creation time in seconds since the epoch (default now)")
 	if err := parseFlags(s, fs, createHelp, args); err != nil {
 		return err
 	}
@@ -86,7 +90,21 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 			return err
 		}
 	}
-	ps, err := newPackSpec(cfgs, names, disks)
+	var opts []vma.WriterOption
+	if *uuidFlag != "" {
+		id, err := uuid.Parse(*uuidFlag)
+		if err != nil {
+			return usagef("--uuid %q: %v", *uuidFlag, err)
+		}
+		opts = append(opts, vma.WithUUID(id))
+	}
+	if fs.Changed("ctime") {
+		if *ctimeFlag < 0 {
+			return usagef("--ctime must not be negative")
+		}
+		opts = append(opts, vma.WithCtime(time.Unix(*ctimeFlag, 0)))
+	}
+	ps, err := newPackSpec(cfgs, names, disks, opts...)
 	if err != nil {
 		return err
 	}

@@ -83,15 +83,15 @@ func writeListing(w io.Writer, h *vma.Header) {
 }
 
 type archiveJSONDoc struct {
-	UUID        string           `json:"uuid"`
-	Ctime       int64            `json:"ctime"`
-	CtimeText   string           `json:"ctime_text"`
-	Compression string           `json:"compression"`
-	HeaderSize  int64            `json:"header_size"`
-	ArchiveSize int64            `json:"archive_size"`
-	Extents     int64            `json:"extents"`
-	Configs     []configJSONDoc  `json:"configs"`
-	Devices     []deviceJSONDoc  `json:"devices"`
+	UUID        string          `json:"uuid"`
+	Ctime       int64           `json:"ctime"`
+	CtimeText   string          `json:"ctime_text"`
+	Compression string          `json:"compression"`
+	HeaderSize  int64           `json:"header_size"`
+	ArchiveSize int64           `json:"archive_size"`
+	Extents     int64           `json:"extents"`
+	Configs     []configJSONDoc `json:"configs"`
+	Devices     []deviceJSONDoc `json:"devices"`
 }
 
 type configJSONDoc struct {

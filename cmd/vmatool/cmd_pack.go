@@ -149,11 +149,14 @@ func parseDiskArgs(args []string) (names, paths []string, err error) {
 	for i, a := range args {
 		paths[i] = a
 		if k, p, ok := strings.Cut(a, "="); ok {
-			if key, _, perr := pveconf.ParseDriveName(k); perr == nil {
+			key, _, perr := pveconf.ParseDriveName(k)
+			if perr == nil {
 				if used[key] {
 					return nil, nil, usagef("disk name %s used twice", key)
 				}
 				names[i], paths[i], used[key] = key, p, true
+			} else if _, serr := os.Stat(a); serr != nil && !strings.Contains(k, "/") {
+				return nil, nil, usageError{perr.Error()} // a name, not part of a path
 			}
 		}
 		if paths[i] == "" {

@@ -81,7 +81,12 @@ func run(ctx context.Context, s *streams, args []string) int {
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
-			return exitCode(s, c.name, c.run(ctx, s, args[1:]))
+			err := c.run(ctx, s, args[1:])
+			if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+				// A signal broke a pipe or a read; report it as the interrupt it was.
+				err = fmt.Errorf("%w (%v)", context.Canceled, err)
+			}
+			return exitCode(s, c.name, err)
 		}
 	}
 	fmt.Fprintf(s.err, "vmatool: unknown command %q\nRun 'vmatool --help' for the list of commands.\n", args[0])

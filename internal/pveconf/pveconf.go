@@ -76,20 +76,22 @@ func EnsureMapLines(conf []byte, drives []Drive) (out []byte, unattached []strin
 			break // snapshot sections follow; vzdump drops them
 		}
 	}
-	var b strings.Builder
-	b.WriteString(text)
-	if text != "" && !strings.HasSuffix(text, "\n") {
-		b.WriteByte('\n')
-	}
+	var add strings.Builder
 	for _, d := range drives {
 		if !keys[d.Key] {
 			unattached = append(unattached, d.Key)
 		}
 		if !mapped[d.DevName] {
-			b.WriteString(MapLine(d) + "\n")
+			add.WriteString(MapLine(d) + "\n")
 		}
 	}
-	return []byte(b.String()), unattached
+	if add.Len() == 0 {
+		return conf, unattached // untouched, so repacking an archive is byte-exact
+	}
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	return []byte(text + add.String()), unattached
 }
 
 // Minimal returns a small config that boots a Linux VM from the given

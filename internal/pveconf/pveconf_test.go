@@ -39,6 +39,10 @@ func TestEnsureMapLines(t *testing.T) {
 	if !reflect.DeepEqual(unattached, []string{"efidisk0"}) {
 		t.Errorf("unattached = %v, want [efidisk0] (a key inside a snapshot section does not count)", unattached)
 	}
+	mapped := "scsi0: x\n#qmdump#map:scsi0:drive-scsi0:local::"
+	if out, _ := EnsureMapLines([]byte(mapped), drives[:1]); string(out) != mapped {
+		t.Errorf("a config that maps every drive changed: %q", out)
+	}
 	out, _ = EnsureMapLines([]byte("memory: 1"), drives[:1])
 	if string(out) != "memory: 1\n#qmdump#map:scsi0:drive-scsi0:local-lvm:raw:\n" {
 		t.Errorf("no trailing newline: got %q", out)
