@@ -64,10 +64,7 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts E
 			case <-ctx.Done():
 				return
 			}
-			if it.buf == nil {
-				it.buf = make([]byte, maxExtentSize)
-			}
-			it.err = r.next(it.buf, &it.ext)
+			it.err = r.next(&it.buf, &it.ext)
 			full <- it
 			if it.err != nil {
 				return

@@ -74,3 +74,5 @@ func loadManifest(t *testing.T) []manifestEntry {
 	}
 	return m.Vectors
 }
+
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }

@@ -180,21 +180,22 @@ func (r *Reader) Next() (*Extent, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if r.buf == nil {
-		r.buf = make([]byte, maxExtentSize)
-	}
-	if err := r.next(r.buf, &r.ext); err != nil {
+	if err := r.next(&r.buf, &r.ext); err != nil {
 		r.err = err
 		return nil, err
 	}
 	return &r.ext, nil
 }
 
-// next reads one extent into buf (at least maxExtentSize bytes) and fills
-// ext with clusters that point into buf.
-func (r *Reader) next(buf []byte, ext *Extent) error {
+// next reads one extent into *bufp, growing it as needed (never beyond one
+// maximal extent), and fills ext with clusters that point into it.
+func (r *Reader) next(bufp *[]byte, ext *Extent) error {
 	r.started = true
 	off := r.off
+	if cap(*bufp) < extentHeaderSize {
+		*bufp = make([]byte, extentHeaderSize)
+	}
+	buf := (*bufp)[:cap(*bufp)]
 	n, err := io.ReadFull(r.r, buf[:extentHeaderSize])
 	if n == 0 && err == io.EOF {
 		return r.checkComplete()
@@ -210,6 +211,13 @@ func (r *Reader) next(buf []byte, ext *Extent) error {
 		return formatErr(off+extBlockCount, ErrBlockCount, "block count %d, masks hold %d blocks", h.blockCount, got)
 	}
 	size := extentHeaderSize + h.blockCount*BlockSize
+	if len(buf) < size {
+		// Grow to a full extent at once: real archives soon need it, and
+		// the bound is the format's, not the input's.
+		nb := make([]byte, max(size, min(2*len(buf), maxExtentSize)))
+		copy(nb, buf[:extentHeaderSize])
+		*bufp, buf = nb, nb
+	}
 	body := buf[extentHeaderSize:size]
 	if n, err := io.ReadFull(r.r, body); err != nil {
 		return readErr(off+extentHeaderSize+int64(n), err, ErrShortExtent,

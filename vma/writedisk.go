@@ -192,8 +192,8 @@ type clusterWorker struct {
 // build fills job.buf with the job's stored blocks, compacted in slot and
 // bit order after 512 bytes of header space.
 func (cw *clusterWorker) build(job *diskJob) error {
-	if job.buf == nil {
-		job.buf = make([]byte, extentHeaderSize+writerSlots*ClusterSize)
+	if need := extentHeaderSize + job.count*ClusterSize; len(job.buf) < need {
+		job.buf = make([]byte, need) // small disks keep small buffers
 	}
 	start := int64(job.first) * ClusterSize
 	end := min(start+int64(job.count)*ClusterSize, cw.dev.Size)
