@@ -58,17 +58,19 @@ const (
 	// blocks; the limit keeps hostile sizes from becoming allocations.
 	lzopMaxBlockSize = 64 << 20
 
-	// lzopMaxExpansion bounds how far LZO1X can expand: the longest
-	// match per input byte comes from a length run of zero bytes, each
-	// worth 255 output bytes, and every other instruction makes at most
-	// 8 bytes of 2. A block claiming more output than 256 times its input
-	// is corrupt, so the output buffer is never larger than 256 times the
-	// input actually read.
+	// lzopMaxExpansion bounds how far LZO1X can expand. The densest
+	// instruction is a long match: 4+z input bytes (opcode, z zero bytes
+	// of 255 length each, a final length byte, a distance) make at most
+	// 288+255z output bytes, and literals and short matches make far less
+	// per byte. A block claiming more than 256 times its compressed size
+	// is therefore corrupt, and refusing it means the output buffer never
+	// exceeds 256 times the input actually read. (lzop's own worst, 256
+	// KiB of zeros at -1, is 222 times.)
 	lzopMaxExpansion = 256
 
-	// lzopReadChunk is the most compressed data read ahead of proof that
-	// the stream really holds it: a truncated stream that claims a 64 MiB
-	// block costs at most twice what it contains.
+	// lzopReadChunk is the most compressed data buffered ahead of proof
+	// that the stream really holds it: a truncated stream that claims a
+	// 64 MiB block costs about twice what it contains, plus 1 MiB.
 	lzopReadChunk = 1 << 20
 )
 

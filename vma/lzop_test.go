@@ -138,8 +138,8 @@ func lzopInputs() map[string][]byte {
 		random[i] = byte(rng.Uint32())
 	}
 	text := []byte(strings.Repeat("scsi0: local-lvm:vm-100-disk-0,size=32G\nmemory: 2048\n", 20000))
-	mixed := make([]byte, 0, 3<<20)
-	for len(mixed) < 3<<20 {
+	mixed := make([]byte, 0, 2<<20)
+	for len(mixed) < 2<<20 {
 		switch rng.IntN(4) {
 		case 0:
 			mixed = append(mixed, make([]byte, rng.IntN(200<<10))...)
@@ -160,7 +160,7 @@ func lzopInputs() map[string][]byte {
 		"empty":     {},
 		"one byte":  {42},
 		"short":     []byte("hello, lzop"),
-		"zeros":     make([]byte, 5<<20),
+		"zeros":     make([]byte, 1<<20+1),
 		"random":    random,
 		"text":      text,
 		"mixed":     mixed,
@@ -202,8 +202,14 @@ func TestLzopCommand(t *testing.T) {
 		if err := os.WriteFile(src, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		for _, opts := range options {
-			for _, viaFile := range []bool{false, true} {
+		for i, opts := range options {
+			sources := []bool{false}
+			if i < 2 {
+				// A named file changes only the header, so two
+				// option sets are enough to cover it.
+				sources = append(sources, true)
+			}
+			for _, viaFile := range sources {
 				label := fmt.Sprintf("%s/%s", name, strings.Join(opts, " "))
 				args := append([]string{"-c"}, opts...)
 				var cmd *exec.Cmd
@@ -586,7 +592,7 @@ func lzopBlockOffsets(t *testing.T, b []byte) []int {
 // corrupted stream may decode without an error.
 func TestLzopFixtureFlips(t *testing.T) {
 	fixture := readLzopFixture(t)
-	step := 397
+	step := 797
 	if testing.Short() {
 		step = 3989
 	}
