@@ -14,7 +14,7 @@ type archiveInput struct {
 	name    string
 	comp    vma.Compression
 	reader  *vma.Reader
-	meter   *meter
+	meter   singleMeter
 	closers []io.Closer
 }
 
@@ -38,7 +38,7 @@ func openArchive(s *streams, path string, quiet bool, label string) (*archiveInp
 		in = f
 	}
 	a.meter = newMeter(s, quiet, label, total)
-	dr, comp, err := vma.Decompress(countingReader{in, a.meter})
+	dr, comp, err := vma.Decompress(progressReader{in, a.meter})
 	if err != nil {
 		a.Close()
 		return nil, a.wrap(err)

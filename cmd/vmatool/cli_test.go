@@ -62,7 +62,7 @@ func vmatool(t *testing.T, stdin io.Reader, env []string, args ...string) result
 func (r result) mustSucceed(t *testing.T) result {
 	t.Helper()
 	if r.code != 0 {
-		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+		t.Fatalf("exit %d, stderr: %s\nstdout: %s", r.code, r.stderr, r.stdout)
 	}
 	return r
 }

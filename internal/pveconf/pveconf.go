@@ -95,23 +95,9 @@ func EnsureMapLines(conf []byte, drives []Drive) (out []byte, unattached []strin
 }
 
 // Minimal returns a small config that boots a Linux VM from the given
-// drives, in the spirit of nixpkgs' proxmox image defaults: qmrestore needs
-// a drive line and a map line for each disk, the rest is a sane start.
+// drives, with the defaults of Generate and a serial console.
 func Minimal(vmid int, drives []Drive) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "name: vm%d\n", vmid)
-	b.WriteString("memory: 1024\ncores: 1\nostype: l26\nscsihw: virtio-scsi-single\n")
-	b.WriteString("net0: virtio,bridge=vmbr0\nserial0: socket\n")
-	for i, d := range drives {
-		if i == 0 {
-			fmt.Fprintf(&b, "boot: order=%s\n", d.Key)
-		}
-		fmt.Fprintf(&b, "%s: %s:vm-%d-disk-%d,size=%s\n", d.Key, d.Storage, vmid, i, SizeString(d.Size))
-	}
-	for _, d := range drives {
-		b.WriteString(MapLine(d) + "\n")
-	}
-	return []byte(b.String())
+	return Generate(vmid, VMOptions{Serial: true}, drives)
 }
 
 // SizeString formats a disk size the way Proxmox writes it in drive lines

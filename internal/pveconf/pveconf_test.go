@@ -51,10 +51,28 @@ func TestEnsureMapLines(t *testing.T) {
 
 func TestMinimal(t *testing.T) {
 	got := string(Minimal(100, []Drive{{Key: "scsi0", DevName: "drive-scsi0", Storage: "local-lvm", Size: 136 << 10}}))
-	want := "name: vm100\nmemory: 1024\ncores: 1\nostype: l26\nscsihw: virtio-scsi-single\nnet0: virtio,bridge=vmbr0\nserial0: socket\n" +
-		"boot: order=scsi0\nscsi0: local-lvm:vm-100-disk-0,size=136K\n#qmdump#map:scsi0:drive-scsi0:local-lvm:raw:\n"
+	want := "boot: order=scsi0\ncores: 1\nmemory: 1024\nname: vm100\nnet0: virtio,bridge=vmbr0\nostype: l26\nscsihw: virtio-scsi-single\nserial0: socket\n" +
+		"scsi0: local-lvm:vm-100-disk-0,size=136K\n#qmdump#map:scsi0:drive-scsi0:local-lvm:raw:\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestGenerate(t *testing.T) {
+	o := VMOptions{Name: "web-1", Memory: 4096, Cores: 4, BIOS: "ovmf", Agent: true, CloudInit: true, Tags: []string{"nixos", "web"}, Net: "virtio,bridge=vmbr1,tag=20"}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := string(Generate(120, o, []Drive{{Key: "virtio0", DevName: "drive-virtio0", Storage: "ceph", Size: 8 << 30}}))
+	want := "agent: 1\nbios: ovmf\nboot: order=virtio0\ncores: 4\nmemory: 4096\nname: web-1\nnet0: virtio,bridge=vmbr1,tag=20\nostype: l26\nscsihw: virtio-scsi-single\n" +
+		"tags: nixos;web\nide2: ceph:cloudinit,media=cdrom\nvirtio0: ceph:vm-120-disk-0,size=8G\n#qmdump#map:virtio0:drive-virtio0:ceph:raw:\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	for _, bad := range []VMOptions{{Name: "a b"}, {Name: "x\nbios: y"}, {BIOS: "uefi"}, {Tags: []string{"a;b"}}, {Net: "virtio\nhookscript: x"}, {Memory: -1}} {
+		if bad.Validate() == nil {
+			t.Errorf("%+v passed validation", bad)
+		}
 	}
 }
 
