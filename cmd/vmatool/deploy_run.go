@@ -266,7 +266,7 @@ func (d *deployment) upload(ctx context.Context, m *meter) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, wait := d.produce(ctx, m)
-	err := d.ssh.Upload(ctx, pr, d.o.dumpDir, d.out.name, nil)
+	err := d.ssh.Upload(ctx, pr, d.o.dumpDir, d.out.name, func(n int64) { m.sent.Store(n) })
 	if err != nil {
 		cancel()
 	}
@@ -277,6 +277,18 @@ func (d *deployment) upload(ctx context.Context, m *meter) error {
 		return fmt.Errorf("uploading %s: %w", d.remote, err)
 	}
 	return nil
+}
+
+// sentCounter counts bytes as they go to the node.
+type sentCounter struct {
+	r io.Reader
+	m *meter
+}
+
+func (c sentCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.m.sent.Add(int64(n))
+	return n, err
 }
 
 func (d *deployment) qmrestoreArgs(archive string) []string {
@@ -295,7 +307,7 @@ func (d *deployment) streamRestore(ctx context.Context, m *meter) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, wait := d.produce(ctx, m)
-	err := d.ssh.Run(ctx, d.qmrestoreArgs("-"), pr, io.Discard, io.Discard)
+	err := d.ssh.Run(ctx, d.qmrestoreArgs("-"), sentCounter{pr, m}, io.Discard, io.Discard)
 	if err != nil {
 		cancel()
 	}

@@ -15,6 +15,7 @@ type meter struct {
 	label string
 	total int64
 	done  atomic.Int64
+	sent  atomic.Int64 // bytes on the wire, where that differs from done
 	start time.Time
 }
 
@@ -43,6 +44,9 @@ func (m *meter) text(long bool) string {
 	if m.total > 0 && rate > 0 && done < m.total {
 		eta := time.Duration(float64(m.total-done) / rate * float64(time.Second))
 		fmt.Fprintf(&b, " ETA %s", eta.Round(time.Second))
+	}
+	if sent := m.sent.Load(); sent > 0 {
+		fmt.Fprintf(&b, " (sent %s)", humanBytes(sent))
 	}
 	return b.String()
 }
