@@ -86,7 +86,7 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 	defer closeDisks(disks)
 	for i, p := range paths {
 		var err error
-		if disks[i], err = openDisk(p, formats[i]); err != nil {
+		if disks[i], err = openDisk(p, formats[i], ""); err != nil {
 			return err
 		}
 	}

@@ -64,6 +64,7 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	storage := fs.String("storage", "local-lvm", "storage named in generated drive and #qmdump#map lines")
 	uuidFlag := fs.String("uuid", "", "archive uuid (default: random, or derived under SOURCE_DATE_EPOCH)")
 	ctimeFlag := fs.Int64("ctime", -1, "archive creation time in seconds since the epoch (default: now, or SOURCE_DATE_EPOCH)")
+	dataFileFlags := fs.StringArray("data-file", nil, "external data file of a qcow2 image, IMAGE=PATH (or PATH with one disk)")
 	force := fs.BoolP("force", "f", false, "overwrite an existing output")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display, and no output path on standard output")
 	if err := parseFlags(s, fs, packHelp, args); err != nil {
@@ -73,6 +74,10 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 		return usagef("-o OUT is required")
 	}
 	names, paths, err := parseDiskArgs(fs.Args())
+	if err != nil {
+		return err
+	}
+	extData, err := dataFiles(*dataFileFlags, paths)
 	if err != nil {
 		return err
 	}
@@ -89,7 +94,7 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	defer closeDisks(disks)
 	drives := make([]pveconf.Drive, len(paths))
 	for i, p := range paths {
-		if disks[i], err = openDisk(p, ""); err != nil {
+		if disks[i], err = openDisk(p, "", extData[p]); err != nil {
 			return err
 		}
 		key, dev, _ := pveconf.ParseDriveName(names[i])

@@ -37,8 +37,9 @@ type deployOptions struct {
 	keepArchive bool
 	level       int
 
-	config string
-	vm     pveconf.VMOptions
+	config   string
+	dataFile string
+	vm       pveconf.VMOptions
 }
 
 // bindDeployFlags declares the per-target flags. The targets file accepts
@@ -64,6 +65,7 @@ func bindDeployFlags(fs *pflag.FlagSet, o *deployOptions) {
 	fs.BoolVar(&o.unique, "unique", false, "give the restored VM new MAC addresses and ids (qmrestore --unique)")
 	fs.BoolVar(&o.keepArchive, "keep-archive", false, "keep the uploaded archive on the node after a successful restore")
 	fs.IntVar(&o.level, "level", 0, "zstd level for the upload (default 3)")
+	fs.StringVar(&o.dataFile, "data-file", "", "external data file of a qcow2 SOURCE")
 	fs.StringVar(&o.config, "config", "", "qemu-server.conf to use instead of one generated from the flags below")
 	fs.StringVar(&o.vm.Name, "name", "", "VM name (default vm<vmid>)")
 	fs.IntVar(&o.vm.Memory, "memory", 1024, "memory in MiB")

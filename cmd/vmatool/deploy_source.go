@@ -79,7 +79,7 @@ func prepareOutgoing(src *deploySource, o *deployOptions, now time.Time, uncompr
 		}, nil
 	}
 
-	disk, err := openDisk(src.path, "")
+	disk, err := openDisk(src.path, "", o.dataFile)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,174 @@
+package qcow2
+
+import "fmt"
+
+// State is how a range of the virtual disk is stored in the image.
+type State uint8
+
+// Extent states.
+const (
+	// Unallocated ranges are not stored in this image: they read from the
+	// backing file, or as zeros when there is none (or past its end).
+	Unallocated State = iota
+	// Data ranges are stored uncompressed. They may still hold zeros,
+	// for instance in preallocated images.
+	Data
+	// Compressed ranges are stored as compressed clusters.
+	Compressed
+	// Zero ranges read as zeros whatever the backing file holds.
+	Zero
+)
+
+func (s State) String() string {
+	switch s {
+	case Unallocated:
+		return "unallocated"
+	case Data:
+		return "data"
+	case Compressed:
+		return "compressed"
+	case Zero:
+		return "zero"
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// Extent is a range of the virtual disk in one State.
+type Extent struct {
+	Start  int64 `json:"start"`
+	Length int64 `json:"length"`
+	State  State `json:"state"`
+}
+
+// Allocated reports whether the extent's data is stored in the image
+// itself (Data or Compressed), the sum "qemu-img info" would count.
+func (e Extent) Allocated() bool { return e.State == Data || e.State == Compressed }
+
+func stateOf(k kind) State {
+	switch k {
+	case kindZero:
+		return Zero
+	case kindData:
+		return Data
+	case kindCompressed:
+		return Compressed
+	}
+	return Unallocated
+}
+
+// Extents returns the allocation map of [off, off+length), clipped to the
+// virtual size, as extents in order, adjacent extents of one State merged.
+// It reads L2 tables only, never data. The slice grows with the number of
+// state changes in the range; walk a very large, fragmented image in
+// windows.
+func (img *Image) Extents(off, length int64) ([]Extent, error) {
+	if img.closed.Load() {
+		return nil, ErrClosed
+	}
+	if off < 0 || length < 0 {
+		return nil, errNegativeOffset
+	}
+	end := img.size
+	if off < end && length < end-off {
+		end = off + length
+	}
+	var out []Extent
+	err := img.walk(off, end, func(r run) error {
+		s := stateOf(r.kind)
+		if n := len(out); n > 0 && out[n-1].State == s && out[n-1].Start+out[n-1].Length == r.off {
+			out[n-1].Length += r.n
+			return nil
+		}
+		out = append(out, Extent{Start: r.off, Length: r.n, State: s})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// maxDataRun bounds the range NextData returns, and so the L2 tables one
+// call reads. A caller asks again at the end; a shorter range is still
+// correct.
+const maxDataRun = 1 << 30
+
+// NextData returns the first range [start, end) at or after off that may
+// hold non-zero bytes; everything in [off, start) reads as zeros. When no
+// data remains it returns start == end == Size(). The range may be
+// conservative (holding zeros), never optimistic.
+//
+// Data and compressed clusters are data; zero clusters are not; unallocated
+// clusters are data only where the backing file may have data. It reads
+// L2 tables only (and those of the backing chain), never guest data.
+func (img *Image) NextData(off int64) (start, end int64, err error) {
+	if img.closed.Load() {
+		return 0, 0, ErrClosed
+	}
+	if off < 0 {
+		return 0, 0, errNegativeOffset
+	}
+	if off >= img.size {
+		return img.size, img.size, nil
+	}
+	return img.nextData(off, img.size)
+}
+
+// nextData is NextData within [off, limit): it returns (limit, limit) when
+// that range holds no data. Bounding the search keeps a backing image from
+// scanning far past the hole of its overlay that it was asked about.
+func (img *Image) nextData(off, limit int64) (start, end int64, err error) {
+	start, end = -1, -1
+	// add extends the result with data range [s, e), or stops the walk
+	// when the range does not continue it.
+	add := func(s, e int64) error {
+		switch {
+		case start < 0:
+			start, end = s, e
+		case s == end:
+			end = e
+		default:
+			return errStop
+		}
+		if end-start >= maxDataRun {
+			return errStop
+		}
+		return nil
+	}
+	err = img.walk(off, limit, func(r run) error {
+		rEnd := r.off + r.n
+		switch r.kind {
+		case kindData, kindCompressed:
+			if err := add(r.off, rEnd); err != nil {
+				return err
+			}
+		case kindUnallocated:
+			for pos := r.off; pos < rEnd && img.backing != nil; {
+				s, e, err := img.backing.nextData(pos, rEnd)
+				if err != nil {
+					return err
+				}
+				if s >= rEnd {
+					break
+				}
+				if err := add(s, e); err != nil {
+					return err
+				}
+				pos = e
+			}
+		}
+		// Data ended inside or at the end of this run, and this run
+		// does not continue it to its end: the next run cannot join.
+		if start >= 0 && end < rEnd {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && err != errStop {
+		return 0, 0, err
+	}
+	if start < 0 {
+		return limit, limit, nil
+	}
+	return start, end, nil
+}
