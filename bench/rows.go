@@ -1,0 +1,92 @@
+package main
+
+// row is one comparison: a vmatool command against a reference command on
+// the same input files. Commands are sh templates (see workspace.expand).
+type row struct {
+	id      string // for -only and JSON
+	name    string
+	refName string // short label of the reference
+	vmatool string
+	ref     string
+	inputs  []string
+	tools   []string // needed by the reference (or by the row as a whole)
+	// scratch lists the files and directories, under the run directory,
+	// that the commands create; they are removed before and after each run.
+	scratch []string
+	// vmaOut and refOut, if set, are scratch entries whose size is reported;
+	// alloc says to count allocated blocks rather than the apparent size,
+	// for sparse outputs.
+	vmaOut, refOut string
+	alloc          bool
+	// goal is the ratio vmatool/reference an issue asks for (below it, or
+	// at most it unless goalStrict), shown for context and never enforced:
+	// timings on a shared machine are noise.
+	goal       float64
+	goalStrict bool
+}
+
+func rowTable() []row {
+	return []row{
+		{
+			id: "pack-null", name: "pack raw → .vma to /dev/null", refName: "cat",
+			vmatool: "{vmatool} pack -q -o - {img} > /dev/null",
+			ref:     "cat {img} > /dev/null",
+			inputs:  []string{"img"},
+		},
+		{
+			id: "pack-zst", name: "pack raw → .vma.zst", refName: "zstd -T0 -3 of the .vma",
+			vmatool: "{vmatool} pack -q -o {w}/out.vma.zst {img}",
+			ref:     "zstd -T0 -3 -q -c {vma} > {w}/ref.vma.zst",
+			inputs:  []string{"img", "vma"}, tools: []string{"zstd"},
+			scratch: []string{"out.vma.zst", "ref.vma.zst"}, vmaOut: "out.vma.zst", refOut: "ref.vma.zst",
+		},
+		{
+			id: "pack-qcow2-zst", name: "pack qcow2 (zlib) → .vma.zst", refName: "qemu-img convert && zstd",
+			vmatool: "{vmatool} pack -q -o {w}/out.vma.zst {qcow2}",
+			ref:     "qemu-img convert -O raw {qcow2} {w}/T.raw && zstd -T0 -3 -q {w}/T.raw -o {w}/T.raw.zst",
+			inputs:  []string{"qcow2"}, tools: []string{"qemu-img", "zstd"},
+			scratch: []string{"out.vma.zst", "T.raw", "T.raw.zst"}, vmaOut: "out.vma.zst", refOut: "T.raw.zst",
+		},
+		{
+			id: "pack-qcow2-plain", name: "pack qcow2 (uncompressed) → .vma", refName: "vmatool pack of the raw",
+			vmatool: "{vmatool} pack -q -o {w}/out.vma {qcow2-plain}",
+			ref:     "{vmatool} pack -q -o {w}/ref.vma {img}",
+			inputs:  []string{"img", "qcow2-plain"},
+			scratch: []string{"out.vma", "ref.vma"}, vmaOut: "out.vma", refOut: "ref.vma",
+			goal: 1.5,
+		},
+		{
+			id: "verify-vma", name: "verify .vma", refName: "cat",
+			vmatool: "{vmatool} verify -q {vma}",
+			ref:     "cat {vma} > /dev/null",
+			inputs:  []string{"vma"},
+		},
+		{
+			id: "verify-zst", name: "verify .vma.zst", refName: "zstd -d",
+			vmatool: "{vmatool} verify -q {vma.zst}",
+			ref:     "zstd -d -q -c {vma.zst} > /dev/null",
+			inputs:  []string{"vma.zst"}, tools: []string{"zstd"},
+		},
+		{
+			id: "unpack", name: "unpack .vma → sparse raw", refName: "cp --sparse=always",
+			vmatool: "{vmatool} unpack -q {vma} {w}/unpacked",
+			ref:     "cp --sparse=always {img} {w}/copy.raw",
+			inputs:  []string{"img", "vma"},
+			scratch: []string{"unpacked", "copy.raw"}, vmaOut: "unpacked", refOut: "copy.raw", alloc: true,
+		},
+		{
+			id: "pack-sparse", name: "pack {sparseSize} sparse raw holding {sparseData}", refName: "vmatool pack of a dense {sparseData} raw",
+			vmatool: "{vmatool} pack -q -o - {sparse} > /dev/null",
+			ref:     "{vmatool} pack -q -o - {dense} > /dev/null",
+			inputs:  []string{"sparse", "dense"},
+		},
+		{
+			id: "qcow2-decode", name: "qcow2 zlib decode", refName: "qemu-img convert -O raw",
+			vmatool: "{vmatool} pack -q -o - {qcow2} > /dev/null",
+			ref:     "qemu-img convert -O raw {qcow2} {w}/T.raw",
+			inputs:  []string{"qcow2"}, tools: []string{"qemu-img"},
+			scratch: []string{"T.raw"},
+			goal:    1, goalStrict: true,
+		},
+	}
+}
