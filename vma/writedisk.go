@@ -52,6 +52,7 @@ type diskJob struct {
 	// touch: the worker writes the extent header and the writer loop writes
 	// buf[:n] untouched. Other jobs are merged into the pending extent.
 	standalone bool
+	ranges     [][2]int64 // data ranges, relative to the job's first byte
 	buf        []byte
 	n          int
 	info       [writerSlots]blockInfo
@@ -77,6 +78,9 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 
 	total := int(d.clusters)
 	first := writerSlots - w.extN // clusters that complete the pending extent
+	cursor := newDataCursor(disk, d.dev.Name)
+	holes := clusterWorker{w: w, dev: d.dev, disk: disk}
+	var producerErr error
 	go func() {
 		defer close(todo)
 		defer close(ordered)
@@ -91,6 +95,14 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 			// The last job stays pending: a later device may add to its
 			// extent, and Close flushes it.
 			job.standalone = !last && count == writerSlots && (k > 0 || w.extN == 0)
+			var err error
+			from := int64(start) * ClusterSize
+			job.ranges, err = cursor.ranges(nil, from, min(from+int64(count)*ClusterSize, d.dev.Size))
+			if err != nil {
+				producerErr = err
+				cancel()
+				return
+			}
 			select {
 			case job.buf = <-free:
 			case <-ctx.Done():
@@ -101,7 +113,13 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 			case <-ctx.Done():
 				return
 			}
-			todo <- job
+			if len(job.ranges) == 0 {
+				// All hole: nothing to read, so no worker round trip.
+				holes.build(job)
+				close(job.done)
+			} else {
+				todo <- job
+			}
 			start += count
 		}
 	}()
@@ -143,6 +161,9 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 		}
 		free <- job.buf
 	}
+	if producerErr != nil { // written before ordered was closed
+		return producerErr
+	}
 	return ctx.Err()
 }
 
@@ -183,22 +204,26 @@ func (w *Writer) emit(d *writerDevice, job *diskJob) error {
 
 // clusterWorker reads and classifies the clusters of jobs.
 type clusterWorker struct {
-	w      *Writer
-	dev    Device
-	disk   Disk
-	ranges [][2]int64 // data ranges of the current job, relative, block-aligned
+	w    *Writer
+	dev  Device
+	disk Disk
 }
 
 // build fills job.buf with the job's stored blocks, compacted in slot and
 // bit order after 512 bytes of header space.
 func (cw *clusterWorker) build(job *diskJob) error {
-	if need := extentHeaderSize + job.count*ClusterSize; len(job.buf) < need {
-		job.buf = make([]byte, need) // small disks keep small buffers
+	need := extentHeaderSize
+	if len(job.ranges) > 0 {
+		need += job.count * ClusterSize
+	}
+	if len(job.buf) < need {
+		job.buf = make([]byte, need) // small disks and holes keep small buffers
 	}
 	start := int64(job.first) * ClusterSize
-	end := min(start+int64(job.count)*ClusterSize, cw.dev.Size)
-	if err := cw.readData(job.buf[extentHeaderSize:], start, end); err != nil {
-		return err
+	for _, r := range job.ranges {
+		if err := cw.readAt(job.buf[extentHeaderSize+r[0]:extentHeaderSize+r[1]], start+r[0]); err != nil {
+			return err
+		}
 	}
 	// Compact in place: a block only ever moves to a lower address.
 	pos := extentHeaderSize
@@ -206,12 +231,12 @@ func (cw *clusterWorker) build(job *diskJob) error {
 	blocks := 0
 	for i := 0; i < job.count; i++ {
 		var mask uint16
-		for b := 0; b < BlocksPerCluster; b++ {
+		for b := 0; b < BlocksPerCluster && r < len(job.ranges); b++ {
 			rel := int64(i*ClusterSize + b*BlockSize)
-			for r < len(cw.ranges) && cw.ranges[r][1] <= rel {
+			for r < len(job.ranges) && job.ranges[r][1] <= rel {
 				r++
 			}
-			if r == len(cw.ranges) || rel < cw.ranges[r][0] {
+			if r == len(job.ranges) || rel < job.ranges[r][0] {
 				continue // a hole: zeros, never read
 			}
 			src := job.buf[extentHeaderSize+rel : extentHeaderSize+rel+BlockSize]
@@ -229,51 +254,6 @@ func (cw *clusterWorker) build(job *diskJob) error {
 		h := extentHeader{blockCount: blocks, uuid: cw.w.opts.uuid}
 		copy(h.info[:], job.info[:job.count])
 		h.marshal(job.buf)
-	}
-	return nil
-}
-
-// readData reads the data ranges of [start, end) of the disk into
-// buf[0:end-start], rounded out to whole blocks, and records them in
-// cw.ranges. Bytes past the device end inside the last block are zeroed.
-func (cw *clusterWorker) readData(buf []byte, start, end int64) error {
-	cw.ranges = cw.ranges[:0]
-	blockEnd := (end + BlockSize - 1) / BlockSize * BlockSize
-	sd, sparse := cw.disk.(SparseDisk)
-	for off := start; off < end; {
-		lo, hi := off, end
-		if sparse {
-			var err error
-			lo, hi, err = sd.NextData(off)
-			if err != nil {
-				return fmt.Errorf("vma: device %s: finding data at offset %d: %w", cw.dev.Name, off, err)
-			}
-			if lo >= end {
-				break
-			}
-			if hi <= lo { // a disk that answers nonsense must not loop forever
-				return fmt.Errorf("vma: device %s: empty data range at offset %d", cw.dev.Name, lo)
-			}
-			lo = max(lo, off) / BlockSize * BlockSize
-			hi = min((min(hi, end)+BlockSize-1)/BlockSize*BlockSize, blockEnd)
-		} else {
-			hi = blockEnd
-		}
-		off = hi
-		// Rounding out to blocks can make ranges touch: read only what is
-		// new and extend the previous range.
-		if n := len(cw.ranges); n > 0 && cw.ranges[n-1][1] >= lo-start {
-			lo = max(lo, start+cw.ranges[n-1][1])
-			if lo >= hi {
-				continue
-			}
-			cw.ranges[n-1][1] = hi - start
-		} else {
-			cw.ranges = append(cw.ranges, [2]int64{lo - start, hi - start})
-		}
-		if err := cw.readAt(buf[lo-start:hi-start], lo); err != nil {
-			return err
-		}
 	}
 	return nil
 }

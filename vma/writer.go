@@ -1,6 +1,7 @@
 package vma
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"runtime"
@@ -43,6 +44,11 @@ func WithWorkers(n int) WriterOption {
 	}
 }
 
+// writeBufferSize is large enough that runs of hole extents (512 bytes
+// each) go out in few system calls, and small enough not to matter beside
+// the extent buffers.
+const writeBufferSize = 256 << 10
+
 type writerState int
 
 const (
@@ -59,7 +65,7 @@ const (
 // for the same uuid, ctime, inputs and cluster order the output is byte for
 // byte what "vma create" writes.
 type Writer struct {
-	w       io.Writer
+	w       *bufio.Writer // coalesces the 512-byte extents of holes; big extents pass straight through
 	opts    writerOptions
 	state   writerState
 	err     error // sticky
@@ -98,13 +104,14 @@ func NewWriter(w io.Writer, opts ...WriterOption) (*Writer, error) {
 		}
 		o.uuid = u
 	}
-	return &Writer{w: w, opts: o, ext: make([]byte, maxExtentSize), extPos: extentHeaderSize}, nil
+	return &Writer{w: bufio.NewWriterSize(w, writeBufferSize), opts: o, ext: make([]byte, maxExtentSize), extPos: extentHeaderSize}, nil
 }
 
 // UUID returns the archive uuid.
 func (w *Writer) UUID() uuid.UUID { return w.opts.uuid }
 
-// Written returns the number of archive bytes written so far.
+// Written returns the number of archive bytes handed to the output so far
+// (some may still be buffered until Close).
 func (w *Writer) Written() int64 { return w.written }
 
 // AddConfig adds a config blob under the base name of name, as Proxmox does.
@@ -313,7 +320,13 @@ func (w *Writer) close() error {
 	}
 	// With no devices this writes the header and one empty extent, as
 	// vma_writer_flush_output does.
-	return w.flush()
+	if err := w.flush(); err != nil {
+		return err
+	}
+	if err := w.w.Flush(); err != nil {
+		return fmt.Errorf("vma: writing archive at offset %d: %w", w.written, err)
+	}
+	return nil
 }
 
 func (w *Writer) writeHeader() error {
