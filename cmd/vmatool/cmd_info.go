@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/vmatool/vmatool/internal/ptable"
+	"github.com/vmatool/vmatool/qcow2"
+	"github.com/vmatool/vmatool/raw"
+	"github.com/vmatool/vmatool/vma"
+)
+
+func init() {
+	commands = append(commands, command{name: "info", summary: "describe an image or archive: format, sizes, backing chain, partitions", run: runInfo})
+}
+
+const infoHelp = `Usage: vmatool info [--json] [--data-file PATH] IMAGE|ARCHIVE
+
+Describes a disk image (raw or qcow2) or a VMA archive, detected by content.
+
+For an image: format, virtual size, allocated bytes, and for qcow2 the
+version, cluster size, compression, backing chain and feature flags. For an
+archive: uuid, creation time, configs, and each device's size and stored
+bytes (the archive is read, and so verified, to the end). For every disk,
+of an image or inside an archive, its partition table (GPT or MBR) with each
+partition's start, size, type and name, read in place.
+
+OPTIONS:
+
+EXAMPLES:
+  vmatool info result/nixos.qcow2
+  vmatool info --json vzdump-qemu-100-2024_01_01-00_00_00.vma.zst
+
+EXIT STATUS:
+  0 ok, 1 unreadable or malformed input, 2 usage error.
+`
+
+// infoDoc is what info prints; --json prints it as is.
+type infoDoc struct {
+	File   string        `json:"file"`
+	Format string        `json:"format"` // raw, qcow2 or vma
+	Image  *imageInfo    `json:"image,omitempty"`
+	VMA    *archiveInfo  `json:"archive,omitempty"`
+	Disks  []diskInfoDoc `json:"disks"`
+}
+
+type imageInfo struct {
+	VirtualSize int64               `json:"virtual_size"`
+	FileSize    int64               `json:"file_size"`
+	Allocated   int64               `json:"allocated"`
+	Qcow2       *qcow2Info          `json:"qcow2,omitempty"`
+	Backing     []qcow2.BackingInfo `json:"backing,omitempty"`
+}
+
+type qcow2Info struct {
+	Version     int    `json:"version"`
+	ClusterSize int64  `json:"cluster_size"`
+	Compression string `json:"compression"`
+	ExtendedL2  bool   `json:"extended_l2"`
+	Dirty       bool   `json:"dirty"`
+	Corrupt     bool   `json:"corrupt"`
+	DataFile    string `json:"data_file,omitempty"`
+	// Bytes of the virtual disk by how the image stores them.
+	Data        int64 `json:"data"`
+	Compressed  int64 `json:"compressed"`
+	Zero        int64 `json:"zero"`
+	Unallocated int64 `json:"unallocated"`
+}
+
+type archiveInfo struct {
+	Compression string          `json:"compression"`
+	UUID        string          `json:"uuid"`
+	Ctime       int64           `json:"ctime"`
+	Configs     []configJSONDoc `json:"configs"`
+	ArchiveSize int64           `json:"archive_size"`
+}
+
+type diskInfoDoc struct {
+	Name        string        `json:"name"`
+	Size        int64         `json:"size"`
+	StoredBytes *int64        `json:"stored_bytes,omitempty"` // inside an archive
+	Partitions  *ptable.Table `json:"partition_table"`
+}
+
+func runInfo(ctx context.Context, s *streams, args []string) error {
+	fs := newFlags("info")
+	asJSON := fs.Bool("json", false, "print JSON")
+	dataFile := fs.String("data-file", "", "external data file of a qcow2 image")
+	if err := parseFlags(s, fs, infoHelp, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one IMAGE or ARCHIVE, got %d arguments", fs.NArg())
+	}
+	path := fs.Arg(0)
+	src, err := inspectSource(path)
+	if err != nil {
+		return err
+	}
+	var doc *infoDoc
+	if src.archive {
+		doc, err = archiveInfoOf(ctx, s, path)
+	} else {
+		doc, err = imageInfoOf(path, *dataFile)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(s.out, doc)
+	}
+	writeInfo(s.out, doc)
+	return nil
+}
+
+func imageInfoOf(path, dataFile string) (*infoDoc, error) {
+	d, err := openDisk(path, "", dataFile)
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	doc := &infoDoc{File: path, Format: d.format, Image: &imageInfo{VirtualSize: d.disk.Size(), FileSize: st.Size()}}
+	switch img := d.disk.(type) {
+	case *raw.Disk:
+		if doc.Image.Allocated, err = img.Allocated(); err != nil {
+			return nil, err
+		}
+	case *qcow2.Image:
+		q := &qcow2Info{Version: img.Version(), ClusterSize: img.ClusterSize(), Compression: img.Compression().String(),
+			ExtendedL2: img.ExtendedL2(), Dirty: img.Dirty(), Corrupt: img.Corrupt(), DataFile: img.DataFileName()}
+		exts, err := img.Extents(0, img.Size())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		for _, e := range exts {
+			switch e.State {
+			case qcow2.Data:
+				q.Data += e.Length
+			case qcow2.Compressed:
+				q.Compressed += e.Length
+			case qcow2.Zero:
+				q.Zero += e.Length
+			default:
+				q.Unallocated += e.Length
+			}
+		}
+		doc.Image.Qcow2, doc.Image.Backing = q, img.Backing()
+		doc.Image.Allocated = q.Data + q.Compressed
+	}
+	t, err := ptable.Read(d.disk, d.disk.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	doc.Disks = []diskInfoDoc{{Name: path, Size: d.disk.Size(), Partitions: t}}
+	return doc, nil
+}
+
+// edgeBytes is how much of each end of a device info keeps while streaming
+// an archive: enough for an MBR and both copies of a GPT with 4 KiB
+// sectors, and small enough to keep 254 devices in bounded memory.
+const edgeBytes = 64 << 10
+
+func archiveInfoOf(ctx context.Context, s *streams, path string) (*infoDoc, error) {
+	a, err := openArchive(s, path, true, "")
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	h := a.reader.Header()
+	edges := map[int]*edgeDisk{}
+	for _, d := range h.Devices {
+		edges[d.ID] = newEdgeDisk(d.Size)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ext, err := a.reader.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, a.wrap(err)
+		}
+		for _, c := range ext.Clusters {
+			edges[c.Device].keep(&c)
+		}
+	}
+	doc := &infoDoc{File: path, Format: "vma", VMA: &archiveInfo{Compression: string(a.comp), UUID: h.UUID.String(),
+		Ctime: h.Ctime.Unix(), ArchiveSize: a.reader.Offset(), Configs: []configJSONDoc{}}}
+	for _, c := range h.Configs {
+		doc.VMA.Configs = append(doc.VMA.Configs, configJSONDoc{Name: c.Name, Size: len(c.Data)})
+	}
+	for _, d := range h.Devices {
+		stored := a.reader.StoredBytes(d.ID)
+		di := diskInfoDoc{Name: d.Name, Size: d.Size, StoredBytes: &stored}
+		if !d.IsVMState() {
+			if di.Partitions, err = ptable.Read(edges[d.ID], d.Size); err != nil {
+				return nil, fmt.Errorf("%s: device %s: %w", path, d.Name, err)
+			}
+		}
+		doc.Disks = append(doc.Disks, di)
+	}
+	return doc, nil
+}
+
+// edgeDisk is a device seen through its first and last edgeBytes; the rest
+// reads as zeros.
+type edgeDisk struct {
+	size     int64
+	head     []byte
+	tail     []byte
+	tailFrom int64
+}
+
+func newEdgeDisk(size int64) *edgeDisk {
+	e := &edgeDisk{size: size, head: make([]byte, min(size, edgeBytes))}
+	e.tailFrom = max(size-edgeBytes, int64(len(e.head)))
+	e.tail = make([]byte, size-e.tailFrom)
+	return e
+}
+
+func (e *edgeDisk) keep(c *vma.Cluster) {
+	for b := 0; b < vma.BlocksPerCluster; b++ {
+		blk := c.Block(b)
+		if blk == nil {
+			continue
+		}
+		off := int64(c.Index)*vma.ClusterSize + int64(b)*vma.BlockSize
+		if off < int64(len(e.head)) {
+			copy(e.head[off:], blk)
+		}
+		if end := off + vma.BlockSize; end > e.tailFrom && off < e.size {
+			lo := max(off, e.tailFrom)
+			copy(e.tail[lo-e.tailFrom:], blk[lo-off:min(end, e.size)-off])
+		}
+	}
+}
+
+func (e *edgeDisk) ReadAt(p []byte, off int64) (int, error) {
+	if off >= e.size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), e.size-off))
+	clear(p[:n])
+	if off < int64(len(e.head)) {
+		copy(p[:n], e.head[off:])
+	}
+	if end := off + int64(n); end > e.tailFrom {
+		lo := max(off, e.tailFrom)
+		copy(p[lo-off:n], e.tail[lo-e.tailFrom:])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func writeInfo(w io.Writer, doc *infoDoc) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "file:\t%s\n", doc.File)
+	if im := doc.Image; im != nil {
+		format := doc.Format
+		if q := im.Qcow2; q != nil {
+			format = fmt.Sprintf("qcow2 (version %d)", q.Version)
+		}
+		fmt.Fprintf(tw, "format:\t%s\n", format)
+		fmt.Fprintf(tw, "virtual size:\t%s (%d bytes)\n", humanBytes(im.VirtualSize), im.VirtualSize)
+		fmt.Fprintf(tw, "file size:\t%s (%d bytes)\n", humanBytes(im.FileSize), im.FileSize)
+		fmt.Fprintf(tw, "allocated:\t%s (%d bytes)\n", humanBytes(im.Allocated), im.Allocated)
+		if q := im.Qcow2; q != nil {
+			fmt.Fprintf(tw, "cluster size:\t%d\n", q.ClusterSize)
+			fmt.Fprintf(tw, "compression:\t%s\n", q.Compression)
+			fmt.Fprintf(tw, "stored as:\tdata %s, compressed %s, zero %s, unallocated %s\n",
+				humanBytes(q.Data), humanBytes(q.Compressed), humanBytes(q.Zero), humanBytes(q.Unallocated))
+			var flags []string
+			for _, f := range []struct {
+				on   bool
+				name string
+			}{{q.ExtendedL2, "extended L2"}, {q.Dirty, "dirty"}, {q.Corrupt, "corrupt"}} {
+				if f.on {
+					flags = append(flags, f.name)
+				}
+			}
+			if len(flags) > 0 {
+				fmt.Fprintf(tw, "flags:\t%s\n", strings.Join(flags, ", "))
+			}
+			if q.DataFile != "" {
+				fmt.Fprintf(tw, "data file:\t%s\n", q.DataFile)
+			}
+		}
+		backing := "none"
+		if len(im.Backing) > 0 {
+			var chain []string
+			for _, b := range im.Backing {
+				chain = append(chain, fmt.Sprintf("%s (%s)", b.Path, b.Format))
+			}
+			backing = strings.Join(chain, " -> ")
+		}
+		if doc.Format == "qcow2" {
+			fmt.Fprintf(tw, "backing:\t%s\n", backing)
+		}
+	}
+	if a := doc.VMA; a != nil {
+		format := "vma"
+		if a.Compression != string(vma.None) {
+			format += " (" + a.Compression + "-compressed)"
+		}
+		fmt.Fprintf(tw, "format:\t%s\n", format)
+		fmt.Fprintf(tw, "uuid:\t%s\n", a.UUID)
+		fmt.Fprintf(tw, "ctime:\t%d\n", a.Ctime)
+		fmt.Fprintf(tw, "archive size:\t%s (%d bytes, uncompressed)\n", humanBytes(a.ArchiveSize), a.ArchiveSize)
+		for _, c := range a.Configs {
+			fmt.Fprintf(tw, "config:\t%s (%d bytes)\n", c.Name, c.Size)
+		}
+	}
+	tw.Flush()
+	for _, d := range doc.Disks {
+		fmt.Fprintf(w, "\ndisk %s: %s (%d bytes)", d.Name, humanBytes(d.Size), d.Size)
+		if d.StoredBytes != nil {
+			fmt.Fprintf(w, ", %s stored", humanBytes(*d.StoredBytes))
+		}
+		fmt.Fprintln(w)
+		writePartitions(w, d.Partitions)
+	}
+}
+
+func writePartitions(w io.Writer, t *ptable.Table) {
+	if t == nil {
+		return
+	}
+	if t.Type == ptable.TypeNone {
+		fmt.Fprintln(w, "  no partition table")
+		return
+	}
+	fmt.Fprintf(w, "  partition table: %s (id %s, %d-byte sectors), %d partitions\n", t.Type, t.ID, t.SectorSize, len(t.Partitions))
+	if len(t.Partitions) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  #\tSTART\tSIZE\tTYPE\tNAME")
+	for _, p := range t.Partitions {
+		typ := p.Type
+		if p.TypeName != "" {
+			typ = p.TypeName
+		}
+		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\n", p.Index, p.Start, humanBytes(p.Size), typ, p.Name)
+	}
+	tw.Flush()
+}
