@@ -124,34 +124,34 @@ func (l *layer) readAt(p []byte, off int64) error {
 
 // nextData is Image.nextData for the backing file: the first range in
 // [off, limit) that may hold data, or (limit, limit).
-func (l *layer) nextData(off, limit int64) (start, end int64, err error) {
+func (l *layer) nextData(off, limit int64) (start, end int64, cut bool, err error) {
 	// Past its end the backing file reads as zeros.
 	stop := min(limit, l.info.Size)
 	if off >= stop {
-		return limit, limit, nil
+		return limit, limit, false, nil
 	}
 	switch {
 	case l.img != nil:
-		s, e, err := l.img.nextData(off, stop)
+		s, e, cut, err := l.img.nextData(off, stop)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 		if s >= stop {
-			return limit, limit, nil
+			return limit, limit, cut, nil
 		}
-		return s, e, nil
+		return s, e, cut, nil
 	case l.hint != nil:
 		s, e, err := l.hint.NextData(off)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 		s, e = max(s, off), min(e, stop)
 		if s >= e {
-			return limit, limit, nil
+			return limit, limit, false, nil
 		}
-		return s, e, nil
+		return s, e, false, nil
 	}
-	return off, stop, nil
+	return off, stop, false, nil
 }
 
 // chain is what opening a backing chain needs to remember from the levels

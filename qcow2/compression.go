@@ -23,6 +23,7 @@ const (
 	CompressionZstd Compression = 1
 )
 
+// String returns qemu's name for the compression type: "zlib" or "zstd".
 func (c Compression) String() string {
 	switch c {
 	case CompressionZlib:

@@ -48,6 +48,7 @@ type FormatError struct {
 	Err    error  // one of the Err* kinds, possibly wrapping a cause
 }
 
+// Error returns one line: "qcow2: at offset N (0xN): kind: detail".
 func (e *FormatError) Error() string {
 	if e.What == "" {
 		return fmt.Sprintf("qcow2: at offset %d (0x%x): %v", e.Offset, e.Offset, e.Err)

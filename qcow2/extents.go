@@ -19,6 +19,8 @@ const (
 	Zero
 )
 
+// String returns the state's name, as in "qemu-img map" terms: "data",
+// "compressed", "zero" or "unallocated".
 func (s State) String() string {
 	switch s {
 	case Unallocated:
@@ -31,6 +33,25 @@ func (s State) String() string {
 		return "zero"
 	}
 	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// MarshalText writes the state's name, so JSON shows "data", not 1.
+func (s State) MarshalText() ([]byte, error) {
+	if s > Zero {
+		return nil, fmt.Errorf("qcow2: unknown extent state %d", uint8(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText reads a state's name.
+func (s *State) UnmarshalText(b []byte) error {
+	for c := Unallocated; c <= Zero; c++ {
+		if string(b) == c.String() {
+			*s = c
+			return nil
+		}
+	}
+	return fmt.Errorf("qcow2: unknown extent state %q", b)
 }
 
 // Extent is a range of the virtual disk in one State.
@@ -73,7 +94,7 @@ func (img *Image) Extents(off, length int64) ([]Extent, error) {
 		end = off + length
 	}
 	var out []Extent
-	err := img.walk(off, end, func(r run) error {
+	err := img.walk(off, end, 0, func(r run) error {
 		s := stateOf(r.kind)
 		if n := len(out); n > 0 && out[n-1].State == s && out[n-1].Start+out[n-1].Length == r.off {
 			out[n-1].Length += r.n
@@ -93,6 +114,13 @@ func (img *Image) Extents(off, length int64) ([]Extent, error) {
 // correct.
 const maxDataRun = 1 << 30
 
+// maxSearchEntries bounds the table entries one NextData call looks at
+// (about 10 ms of work). A hostile image can map an exabyte with one L2
+// table of zero clusters repeated; past the budget, NextData answers with
+// one cluster that "may" hold data, which is conservative and lets the
+// caller go on.
+const maxSearchEntries = 1 << 20
+
 // NextData returns the first range [start, end) at or after off that may
 // hold non-zero bytes; everything in [off, start) reads as zeros. When no
 // data remains it returns start == end == Size(). The range may be
@@ -111,13 +139,16 @@ func (img *Image) NextData(off int64) (start, end int64, err error) {
 	if off >= img.size {
 		return img.size, img.size, nil
 	}
-	return img.nextData(off, img.size)
+	start, end, _, err = img.nextData(off, img.size)
+	return start, end, err
 }
 
 // nextData is NextData within [off, limit): it returns (limit, limit) when
 // that range holds no data. Bounding the search keeps a backing image from
-// scanning far past the hole of its overlay that it was asked about.
-func (img *Image) nextData(off, limit int64) (start, end int64, err error) {
+// scanning far past the hole of its overlay that it was asked about. cut
+// reports that the search budget ran out, so the range ends early or is a
+// conservative guess; an overlay then stops searching too.
+func (img *Image) nextData(off, limit int64) (start, end int64, cut bool, err error) {
 	start, end = -1, -1
 	// add extends the result with data range [s, e), or stops the walk
 	// when the range does not continue it.
@@ -135,8 +166,10 @@ func (img *Image) nextData(off, limit int64) (start, end int64, err error) {
 		}
 		return nil
 	}
-	err = img.walk(off, limit, func(r run) error {
+	scanned := off // where the walk got to
+	err = img.walk(off, limit, maxSearchEntries, func(r run) error {
 		rEnd := r.off + r.n
+		scanned = rEnd
 		switch r.kind {
 		case kindData, kindCompressed:
 			if err := add(r.off, rEnd); err != nil {
@@ -144,7 +177,7 @@ func (img *Image) nextData(off, limit int64) (start, end int64, err error) {
 			}
 		case kindUnallocated:
 			for pos := r.off; pos < rEnd && img.backing != nil; {
-				s, e, err := img.backing.nextData(pos, rEnd)
+				s, e, bcut, err := img.backing.nextData(pos, rEnd)
 				if err != nil {
 					return err
 				}
@@ -153,6 +186,10 @@ func (img *Image) nextData(off, limit int64) (start, end int64, err error) {
 				}
 				if err := add(s, e); err != nil {
 					return err
+				}
+				if bcut {
+					cut = true
+					return errStop
 				}
 				pos = e
 			}
@@ -164,11 +201,15 @@ func (img *Image) nextData(off, limit int64) (start, end int64, err error) {
 		}
 		return nil
 	})
-	if err != nil && err != errStop {
-		return 0, 0, err
+	switch {
+	case err == errBudget && start < 0:
+		return scanned, min(scanned+img.clusterSize, limit), true, nil
+	case err == errBudget:
+		return start, end, true, nil
+	case err != nil && err != errStop:
+		return 0, 0, false, err
+	case start < 0:
+		return limit, limit, cut, nil
 	}
-	if start < 0 {
-		return limit, limit, nil
-	}
-	return start, end, nil
+	return start, end, cut, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -221,10 +222,10 @@ func TestExtentStates(t *testing.T) {
 		{"mixed-rw.qcow2", 1 * m, 64 * k, qcow2.Zero},
 		{"mixed-rw.qcow2", 1*m + 64*k, 64 * k, qcow2.Data}, // a write over a compressed cluster
 		{"mixed-rw.qcow2", 1*m + 128*k, 128 * k, qcow2.Compressed},
-		{"extl2-64k.qcow2", 1*m + 8*k, 4 * k, qcow2.Zero},      // two zero subclusters
-		{"extl2-64k.qcow2", 2*m + 4*k, 2 * k, qcow2.Data},      // one allocated subcluster
+		{"extl2-64k.qcow2", 1*m + 8*k, 4 * k, qcow2.Zero},         // two zero subclusters
+		{"extl2-64k.qcow2", 2*m + 4*k, 2 * k, qcow2.Data},         // one allocated subcluster
 		{"extl2-64k.qcow2", 2*m + 6*k, 58 * k, qcow2.Unallocated}, // the rest of its cluster
-		{"chain-ov1.qcow2", 1*m + 64*k, 64 * k, qcow2.Zero},    // hides the base's text
+		{"chain-ov1.qcow2", 1*m + 64*k, 64 * k, qcow2.Zero},       // hides the base's text
 		{"chain-ov1.qcow2", 1 * m, 64 * k, qcow2.Data},
 		{"chain-ov1.qcow2", 0, 64 * k, qcow2.Unallocated},
 		{"prealloc-meta.qcow2", 0, 4 * m, qcow2.Data},
@@ -352,5 +353,28 @@ func TestReadAtEdges(t *testing.T) {
 	}
 	if _, err := img.ReadAt(buf, 0); !errors.Is(err, qcow2.ErrClosed) {
 		t.Errorf("ReadAt after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestExtentJSON checks that states marshal as names and read back.
+func TestExtentJSON(t *testing.T) {
+	in := []qcow2.Extent{
+		{Start: 0, Length: 512, State: qcow2.Data},
+		{Start: 512, Length: 512, State: qcow2.Compressed},
+		{Start: 1024, Length: 512, State: qcow2.Zero},
+		{Start: 1536, Length: 512, State: qcow2.Unallocated},
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `[{"start":0,"length":512,"state":"data"},{"start":512,"length":512,"state":"compressed"},` +
+		`{"start":1024,"length":512,"state":"zero"},{"start":1536,"length":512,"state":"unallocated"}]`
+	if string(b) != want {
+		t.Errorf("got %s", b)
+	}
+	var out []qcow2.Extent
+	if err := json.Unmarshal(b, &out); err != nil || !slices.Equal(in, out) {
+		t.Errorf("round trip: %v, %v", out, err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/vmatool/vmatool/qcow2"
 )
 
 const fixtureDir = "../testdata/qcow2"
@@ -125,3 +127,13 @@ func isZero(b []byte) bool {
 
 // bytesReader is bytes.NewReader, as an io.ReaderAt.
 func bytesReader(b []byte) io.ReaderAt { return bytes.NewReader(b) }
+
+// sparseDisk is vma.SparseDisk, restated so that qcow2 and its tests do
+// not import vma: *qcow2.Image must satisfy it.
+type sparseDisk interface {
+	io.ReaderAt
+	Size() int64
+	NextData(off int64) (start, end int64, err error)
+}
+
+var _ sparseDisk = (*qcow2.Image)(nil)

@@ -32,9 +32,15 @@ type run struct {
 // errStop ends a walk early without an error.
 var errStop = errors.New("stop")
 
+// errBudget ends a walk that has looked at maxEntries table entries; the
+// runs up to there have been passed to fn.
+var errBudget = errors.New("walk budget spent")
+
 // walk calls fn for the runs that cover guest range [off, end), in order,
 // with end <= img.size. It reads L2 tables through the cache; nothing else.
-func (img *Image) walk(off, end int64, fn func(run) error) error {
+// With maxEntries > 0 it stops with errBudget after that many L1 and L2
+// entries, which bounds the work of a search through a huge hostile image.
+func (img *Image) walk(off, end, maxEntries int64, fn func(run) error) error {
 	var pend run
 	have := false
 	emit := func(r run) error {
@@ -52,7 +58,15 @@ func (img *Image) walk(off, end int64, fn func(run) error) error {
 		return nil
 	}
 	tableShift := img.clusterBits + img.l2Bits
+	visited := int64(0)
+	spent := func() bool {
+		visited++
+		return maxEntries > 0 && visited > maxEntries
+	}
 	for off < end {
+		if spent() {
+			break
+		}
 		l1i := off >> tableShift
 		tableEnd := min(end, (l1i+1)<<tableShift)
 		table, tableOff, err := img.l2Table(l1i)
@@ -66,7 +80,7 @@ func (img *Image) walk(off, end int64, fn func(run) error) error {
 			off = tableEnd
 			continue
 		}
-		for off < tableEnd {
+		for off < tableEnd && !spent() {
 			idx := (off >> img.clusterBits) & (1<<img.l2Bits - 1)
 			clusterEnd := min(tableEnd, (off|(img.clusterSize-1))+1)
 			var err error
@@ -85,7 +99,12 @@ func (img *Image) walk(off, end int64, fn func(run) error) error {
 		}
 	}
 	if have {
-		return fn(pend)
+		if err := fn(pend); err != nil {
+			return err
+		}
+	}
+	if off < end {
+		return errBudget
 	}
 	return nil
 }

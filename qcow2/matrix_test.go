@@ -241,6 +241,9 @@ func TestQemuMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer img.Close()
+			if strings.Contains(c.name, "dirty") && !img.Dirty() {
+				t.Error("the dirty bit is not set")
+			}
 			h := sha256.New()
 			if _, err := img.NewReader().WriteTo(h); err != nil {
 				t.Fatal(err)

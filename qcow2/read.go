@@ -59,7 +59,7 @@ func (img *Image) read(p []byte, off int64) error {
 		*jl = jobs[:0]
 		jobLists.Put(jl)
 	}()
-	err := img.walk(off, off+int64(len(p)), func(r run) error {
+	err := img.walk(off, off+int64(len(p)), 0, func(r run) error {
 		dst := p[r.off-off : r.off-off+r.n]
 		switch r.kind {
 		case kindZero:
