@@ -65,10 +65,10 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 	defer cancel()
 
 	workers := w.opts.workers
-	// Buffers in flight: one per worker plus a queue of the same depth, so
-	// workers never wait on the writer loop while it writes. Memory is
-	// bounded by this count, never by the disk size.
-	inFlight := 2 * workers
+	// Buffers in flight: one per worker and one for the writer loop, so
+	// reading, classifying and writing overlap. Memory is bounded by this
+	// count (3.7 MiB each), never by the disk size.
+	inFlight := workers + 1
 	free := make(chan []byte, inFlight)
 	for range inFlight {
 		free <- nil // allocated on first use
@@ -194,6 +194,7 @@ func (w *Writer) emit(d *writerDevice, job *diskJob) error {
 		}
 		bi := job.info[i]
 		n := countBlocks(bi.mask()) * BlockSize
+		w.growExt(w.extPos + n)
 		w.extPos += copy(w.ext[w.extPos:], job.buf[pos:pos+n])
 		pos += n
 		w.extInfo[w.extN] = bi

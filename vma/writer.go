@@ -104,7 +104,7 @@ func NewWriter(w io.Writer, opts ...WriterOption) (*Writer, error) {
 		}
 		o.uuid = u
 	}
-	return &Writer{w: bufio.NewWriterSize(w, writeBufferSize), opts: o, ext: make([]byte, maxExtentSize), extPos: extentHeaderSize}, nil
+	return &Writer{w: bufio.NewWriterSize(w, writeBufferSize), opts: o, ext: make([]byte, extentHeaderSize), extPos: extentHeaderSize}, nil
 }
 
 // UUID returns the archive uuid.
@@ -269,6 +269,7 @@ func (w *Writer) WriteCluster(id int, c uint32, data []byte) error {
 		if isZero(blk) {
 			continue
 		}
+		w.growExt(w.extPos + BlockSize)
 		dst := w.ext[w.extPos : w.extPos+BlockSize]
 		n := copy(dst, blk)
 		if int64(lo+BlockSize) > valid {
@@ -285,6 +286,18 @@ func (w *Writer) WriteCluster(id int, c uint32, data []byte) error {
 	w.extN++
 	d.stored += int64(countBlocks(mask)) * BlockSize
 	return nil
+}
+
+// growExt makes the pending extent buffer hold at least n bytes. It grows
+// on demand because WriteDisk writes most extents straight from its own
+// buffers, and an archive of holes never needs more than the header.
+func (w *Writer) growExt(n int) {
+	if n <= len(w.ext) {
+		return
+	}
+	b := make([]byte, min(max(n, 2*len(w.ext)), maxExtentSize))
+	copy(b, w.ext[:w.extPos])
+	w.ext = b
 }
 
 // StoredBytes returns the bytes of non-zero blocks stored so far for device

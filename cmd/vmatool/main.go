@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -50,6 +51,7 @@ func main() {
 		errisTTY: term.IsTerminal(int(os.Stderr.Fd())),
 		now:      time.Now, getenv: os.Getenv,
 	}
+	limitMemory(s.getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -101,6 +103,19 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, "\nRun 'vmatool COMMAND --help' for a command's options and examples.\n")
+}
+
+// limitMemory keeps the heap close to what is live. vmatool's pipelines
+// allocate their buffers once and reuse them, so collecting more often costs
+// little, while the default (the heap may double) would take a pack to
+// compressed output past its 64 MiB budget. GOGC and GOMEMLIMIT still win.
+func limitMemory(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(56 << 20)
+	}
 }
 
 // usageError is a mistake in the command line: exit status 2.
