@@ -259,6 +259,12 @@ func derivedUUID(ctime time.Time, cfgs []vma.Config, drives []pveconf.Drive) uui
 	return uuid.NewSHA1(uuidNamespace, h.Sum(nil))
 }
 
+// vzdumpName is the file name vzdump gives a backup taken at t (local
+// time), which Proxmox's storage layer recognises as a VM backup.
+func vzdumpName(vmid int, t time.Time, comp vma.Compression) string {
+	return fmt.Sprintf("vzdump-qemu-%d-%s.vma%s", vmid, t.Local().Format("2006_01_02-15_04_05"), comp.Ext())
+}
+
 // packDestination resolves OUT to a path (or "-") and a compression.
 func packDestination(out, compress string, vmid int, ctime time.Time) (string, vma.Compression, error) {
 	var comp vma.Compression
@@ -279,8 +285,7 @@ func packDestination(out, compress string, vmid int, ctime time.Time) (string, v
 		if comp == "" {
 			comp = vma.Zstd
 		}
-		name := fmt.Sprintf("vzdump-qemu-%d-%s.vma%s", vmid, ctime.Local().Format("2006_01_02-15_04_05"), comp.Ext())
-		return filepath.Join(out, name), comp, nil
+		return filepath.Join(out, vzdumpName(vmid, ctime, comp)), comp, nil
 	}
 	if comp == "" {
 		switch {

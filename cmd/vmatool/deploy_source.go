@@ -63,14 +63,13 @@ type outgoing struct {
 // connection is made: the disk opens, its size fits, the config is sane.
 // uncompressed is for --stream, where qmrestore reads a plain VMA.
 func prepareOutgoing(src *deploySource, o *deployOptions, now time.Time, uncompressed bool) (*outgoing, error) {
-	stamp := now.Local().Format("2006_01_02-15_04_05")
 	if src.archive {
 		comp := src.comp
 		if uncompressed {
 			comp = vma.None
 		}
 		return &outgoing{
-			name:  fmt.Sprintf("vzdump-qemu-%d-%s.vma%s", o.vmid, stamp, comp.Ext()),
+			name:  vzdumpName(o.vmid, now, comp),
 			total: src.size,
 			close: func() {},
 			write: func(ctx context.Context, w io.Writer, p vma.Progress) error {
@@ -106,7 +105,7 @@ func prepareOutgoing(src *deploySource, o *deployOptions, now time.Time, uncompr
 		comp = vma.None
 	}
 	return &outgoing{
-		name:  fmt.Sprintf("vzdump-qemu-%d-%s.vma%s", o.vmid, stamp, comp.Ext()),
+		name:  vzdumpName(o.vmid, now, comp),
 		total: ps.total,
 		close: func() { disk.close() },
 		write: func(ctx context.Context, w io.Writer, p vma.Progress) error {
