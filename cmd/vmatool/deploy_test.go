@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -397,4 +399,21 @@ func TestDeployTargetsFile(t *testing.T) {
 			t.Errorf("unknown key: exit %d %q", r.code, r.stderr)
 		}
 	})
+}
+
+func TestDeployQcow2Source(t *testing.T) {
+	n := newNode(t)
+	vmatool(t, nil, deployEnvVars, n.args("--vmid", "160", "--stream", demoImage)...).mustSucceed(t)
+	disk, conf := restoredDisk(t, filepath.Join(n.rec, "restored-160.vma"))
+	if got := sha(disk); got != demoRawSHA {
+		t.Errorf("restored disk sha256 %s, want the demo image's raw content %s", got, demoRawSHA)
+	}
+	if !strings.Contains(conf, "scsi0: local-lvm:vm-160-disk-0,size=64M") {
+		t.Errorf("config:\n%s", conf)
+	}
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
