@@ -81,11 +81,11 @@ func rowTable() []row {
 			inputs:  []string{"sparse", "dense"},
 		},
 		{
-			id: "qcow2-decode", name: "qcow2 zlib decode", refName: "qemu-img convert -O raw",
-			vmatool: "{vmatool} pack -q -o - {qcow2} > /dev/null",
+			id: "qcow2-decode", name: "pack qcow2 (zlib) → .vma", refName: "qemu-img convert -O raw",
+			vmatool: "{vmatool} pack -q -o {w}/T.vma {qcow2}",
 			ref:     "qemu-img convert -O raw {qcow2} {w}/T.raw",
 			inputs:  []string{"qcow2"}, tools: []string{"qemu-img"},
-			scratch: []string{"T.raw"},
+			scratch: []string{"T.raw", "T.vma"},
 			goal:    1, goalStrict: true,
 		},
 	}

@@ -64,7 +64,7 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts E
 			case <-ctx.Done():
 				return
 			}
-			it.err = r.next(&it.buf, &it.ext)
+			it.err = r.next(&it.buf, &it.ext, true)
 			full <- it
 			if it.err != nil {
 				return

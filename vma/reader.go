@@ -180,16 +180,23 @@ func (r *Reader) Next() (*Extent, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if err := r.next(&r.buf, &r.ext); err != nil {
+	if err := r.next(&r.buf, &r.ext, true); err != nil {
 		r.err = err
 		return nil, err
 	}
 	return &r.ext, nil
 }
 
+// discardChunk is how much of an extent's data a reader that does not keep
+// it (Verify) holds at once: small enough to stay in the CPU cache, as
+// cat's buffer does, instead of streaming every byte through memory.
+const discardChunk = 128 << 10
+
 // next reads one extent into *bufp, growing it as needed (never beyond one
-// maximal extent), and fills ext with clusters that point into it.
-func (r *Reader) next(bufp *[]byte, ext *Extent) error {
+// maximal extent), and fills ext with clusters that point into it. Without
+// keep, the data blocks are still read, in small pieces, but not kept:
+// clusters then have no Data.
+func (r *Reader) next(bufp *[]byte, ext *Extent, keep bool) error {
 	r.started = true
 	off := r.off
 	if cap(*bufp) < extentHeaderSize {
@@ -211,17 +218,34 @@ func (r *Reader) next(bufp *[]byte, ext *Extent) error {
 		return formatErr(off+extBlockCount, ErrBlockCount, "block count %d, masks hold %d blocks", h.blockCount, got)
 	}
 	size := extentHeaderSize + h.blockCount*BlockSize
-	if len(buf) < size {
+	want := size
+	if !keep {
+		want = min(size, extentHeaderSize+discardChunk)
+	}
+	if len(buf) < want {
 		// Grow to a full extent at once: real archives soon need it, and
 		// the bound is the format's, not the input's.
-		nb := make([]byte, max(size, min(2*len(buf), maxExtentSize)))
+		nb := make([]byte, max(want, min(2*len(buf), maxExtentSize)))
 		copy(nb, buf[:extentHeaderSize])
 		*bufp, buf = nb, nb
 	}
-	body := buf[extentHeaderSize:size]
-	if n, err := io.ReadFull(r.r, body); err != nil {
-		return readErr(off+extentHeaderSize+int64(n), err, ErrShortExtent,
-			"extent at offset %d needs %d bytes, stream ends after %d", off, size, extentHeaderSize+n)
+	var body []byte
+	if keep {
+		body = buf[extentHeaderSize:size]
+	}
+	for got := extentHeaderSize; got < size; {
+		var chunk []byte
+		if keep {
+			chunk = buf[got:size]
+		} else {
+			chunk = buf[extentHeaderSize : extentHeaderSize+min(size-got, len(buf)-extentHeaderSize)]
+		}
+		n, err := io.ReadFull(r.r, chunk)
+		got += n
+		if err != nil {
+			return readErr(off+int64(got), err, ErrShortExtent,
+				"extent at offset %d needs %d bytes, stream ends after %d", off, size, got)
+		}
 	}
 	ext.Offset, ext.Size = off, int64(size)
 	ext.Clusters = ext.Clusters[:0]
@@ -238,7 +262,10 @@ func (r *Reader) next(bufp *[]byte, ext *Extent) error {
 		}
 		mask, c := bi.mask(), bi.cluster()
 		n := bits.OnesCount16(mask) * BlockSize
-		data := body[pos : pos+n]
+		var data []byte
+		if keep {
+			data = body[pos : pos+n]
+		}
 		pos += n
 		if d.skip {
 			continue
