@@ -98,6 +98,7 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	if g.parallel < 1 {
 		return usagef("--parallel must be at least 1")
 	}
+	scaleMemoryLimit(s.getenv, g.parallel)
 	targets := []deployTarget{{name: "default", opts: o}}
 	if g.targets != "" {
 		all, err := loadTargets(g.targets, parse)

@@ -64,7 +64,7 @@ func bindDeployFlags(fs *pflag.FlagSet, o *deployOptions) {
 	fs.BoolVar(&o.force, "force", false, "replace an existing VM with the same id")
 	fs.BoolVar(&o.unique, "unique", false, "give the restored VM new MAC addresses and ids (qmrestore --unique)")
 	fs.BoolVar(&o.keepArchive, "keep-archive", false, "keep the uploaded archive on the node after a successful restore")
-	fs.IntVar(&o.level, "level", 0, "zstd level for the upload (default 3)")
+	fs.IntVar(&o.level, "level", 0, "zstd level for the upload (default: the fastest)")
 	fs.StringVar(&o.dataFile, "data-file", "", "external data file of a qcow2 SOURCE")
 	fs.StringVar(&o.config, "config", "", "qemu-server.conf to use instead of one generated from the flags below")
 	fs.StringVar(&o.vm.Name, "name", "", "VM name (default vm<vmid>)")

@@ -113,8 +113,19 @@ func limitMemory(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
 	}
+	scaleMemoryLimit(getenv, 1)
+}
+
+// pipelineMemory is what one pack-and-compress pipeline keeps live, with
+// room to spare; the soft limit is a multiple of it.
+const pipelineMemory = 56 << 20
+
+// scaleMemoryLimit sets the soft memory limit for n pipelines running at
+// once (deploy --parallel): a limit below what is live would make the
+// collector run without pause.
+func scaleMemoryLimit(getenv func(string) string, n int) {
 	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(56 << 20)
+		debug.SetMemoryLimit(int64(n) * pipelineMemory)
 	}
 }
 
