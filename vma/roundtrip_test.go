@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -353,5 +354,28 @@ func TestTruncationEverywhere(t *testing.T) {
 				t.Fatalf("cut at %d: unexpected kind %v", c, err)
 			}
 		}
+	}
+}
+
+type countingProgress struct {
+	mu sync.Mutex
+	n  int64
+}
+
+func (c *countingProgress) Update(n int64) { c.mu.Lock(); c.n += n; c.mu.Unlock() }
+
+// TestProgressCountsEveryByte: holes included, progress ends at the disk
+// size exactly.
+func TestProgressCountsEveryByte(t *testing.T) {
+	size := int64(10<<20 + 4096)
+	d := &holeyDisk{b: make([]byte, size), t: t}
+	var p countingProgress
+	w, _ := vma.NewWriter(io.Discard)
+	w.AddDevice("drive-scsi0", size)
+	if err := w.WriteDisk(context.Background(), 1, d, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.n != size {
+		t.Errorf("progress reported %d bytes, disk has %d", p.n, size)
 	}
 }

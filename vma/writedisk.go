@@ -77,9 +77,15 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 	ordered := make(chan *diskJob, inFlight)
 
 	total := int(d.clusters)
-	first := writerSlots - w.extN // clusters that complete the pending extent
+	pending := w.extN              // the writer loop changes w.extN; this goroutine must not read it later
+	first := writerSlots - pending // clusters that complete the pending extent
 	cursor := newDataCursor(disk, d.dev.Name)
 	holes := clusterWorker{w: w, dev: d.dev, disk: disk}
+	report := func(job *diskJob) {
+		if p != nil {
+			p.Update(min(int64(job.first+job.count)*ClusterSize, d.dev.Size) - int64(job.first)*ClusterSize)
+		}
+	}
 	var producerErr error
 	go func() {
 		defer close(todo)
@@ -94,7 +100,7 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 			last := start+count == total
 			// The last job stays pending: a later device may add to its
 			// extent, and Close flushes it.
-			job.standalone = !last && count == writerSlots && (k > 0 || w.extN == 0)
+			job.standalone = !last && count == writerSlots && (k > 0 || pending == 0)
 			var err error
 			from := int64(start) * ClusterSize
 			job.ranges, err = cursor.ranges(nil, from, min(from+int64(count)*ClusterSize, d.dev.Size))
@@ -116,6 +122,7 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 			if len(job.ranges) == 0 {
 				// All hole: nothing to read, so no worker round trip.
 				holes.build(job)
+				report(job)
 				close(job.done)
 			} else {
 				todo <- job
@@ -132,9 +139,8 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 			cw := clusterWorker{w: w, dev: d.dev, disk: disk}
 			for job := range todo {
 				if ctx.Err() == nil {
-					job.err = cw.build(job)
-					if job.err == nil && p != nil {
-						p.Update(min(int64(job.first+job.count)*ClusterSize, d.dev.Size) - int64(job.first)*ClusterSize)
+					if job.err = cw.build(job); job.err == nil {
+						report(job)
 					}
 				} else {
 					job.err = ctx.Err()

@@ -93,7 +93,9 @@ func (k *archiveSink) finish() error {
 	return nil
 }
 
+// abort stops the compressor's goroutines and removes or closes the output.
 func (k *archiveSink) abort() {
+	k.comp.Close() // its error is moot: the output is being thrown away
 	if k.file != nil {
 		k.file.Abort()
 	}

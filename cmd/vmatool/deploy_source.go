@@ -114,6 +114,7 @@ func prepareOutgoing(src *deploySource, o *deployOptions, now time.Time, uncompr
 				return err
 			}
 			if err := ps.writeTo(ctx, sink, p); err != nil {
+				sink.abort()
 				return err
 			}
 			return sink.comp.Close()
