@@ -26,7 +26,7 @@ var (
 	ErrVMStateOrder      = errors.New("vmstate clusters out of order")
 	ErrInvalidDevice     = errors.New("invalid device")
 	ErrInvalidConfig     = errors.New("invalid config")
-	ErrWriterState       = errors.New("writer used out of order")
+	ErrOrder             = errors.New("called out of order")
 	ErrWriteAfterClose   = errors.New("write after close")
 	ErrClusterOutOfRange = errors.New("cluster number out of range")
 )

@@ -27,7 +27,12 @@ const extractBuffers = 3
 // returns nil only when the archive was complete and valid.
 func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts ExtractOptions) error {
 	if r.started {
-		return fmt.Errorf("vma: Extract after Next: %w", ErrWriterState)
+		return fmt.Errorf("vma: Extract after Next: %w", ErrOrder)
+	}
+	for id := range targets {
+		if id < 1 || id > 255 || r.devs[id] == nil {
+			return fmt.Errorf("vma: extract target for dev_id %d, which the archive does not have: %w", id, ErrUnknownDevice)
+		}
 	}
 	for id := range r.devs {
 		if r.devs[id] == nil {
@@ -35,11 +40,6 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts E
 		}
 		if _, ok := targets[id]; !ok {
 			r.devs[id].skip = true
-		}
-	}
-	for id := range targets {
-		if id < 1 || id > 255 || r.devs[id] == nil {
-			return fmt.Errorf("vma: extract target for dev_id %d, which the archive does not have: %w", id, ErrUnknownDevice)
 		}
 	}
 

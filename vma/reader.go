@@ -156,7 +156,7 @@ func (r *Reader) Offset() int64 { return r.off }
 // called before the first Next.
 func (r *Reader) SkipDevice(id int) error {
 	if r.started {
-		return fmt.Errorf("vma: SkipDevice after Next: %w", ErrWriterState)
+		return fmt.Errorf("vma: SkipDevice after Next: %w", ErrOrder)
 	}
 	if id < 0 || id > 255 || r.devs[id] == nil {
 		return fmt.Errorf("vma: no device with id %d: %w", id, ErrUnknownDevice)

@@ -248,7 +248,7 @@ func TestWriterErrors(t *testing.T) {
 		w := newW()
 		w.AddDevice("drive-scsi0", vma.ClusterSize)
 		w.WriteCluster(1, 0, nil)
-		if err := w.AddConfig("x", nil); !errors.Is(err, vma.ErrWriterState) {
+		if err := w.AddConfig("x", nil); !errors.Is(err, vma.ErrOrder) {
 			t.Fatalf("got %v", err)
 		}
 	})

@@ -28,7 +28,7 @@ func (w *Writer) WriteDisk(ctx context.Context, id int, disk Disk, p Progress) e
 		return fmt.Errorf("vma: device %s: disk size %d, registered size %d: %w", d.dev.Name, disk.Size(), d.dev.Size, ErrInvalidDevice)
 	}
 	if d.seen.count != 0 {
-		return fmt.Errorf("vma: device %s: WriteDisk after WriteCluster: %w", d.dev.Name, ErrWriterState)
+		return fmt.Errorf("vma: device %s: WriteDisk after WriteCluster: %w", d.dev.Name, ErrOrder)
 	}
 	if w.extN >= writerSlots {
 		if err := w.flush(); err != nil {

@@ -215,7 +215,7 @@ func (w *Writer) setupCheck() error {
 	case w.state == stateClosed:
 		return ErrWriteAfterClose
 	case w.state != stateSetup:
-		return fmt.Errorf("vma: configs and devices must be added before any cluster: %w", ErrWriterState)
+		return fmt.Errorf("vma: configs and devices must be added before any cluster: %w", ErrOrder)
 	}
 	return nil
 }
