@@ -94,7 +94,9 @@ func (k *archiveSink) finish() error {
 }
 
 // abort stops the compressor's goroutines and removes or closes the output.
-func (k *archiveSink) abort() {
+// For a command it returns how the command ended, which usually explains a
+// broken pipe better than the pipe does.
+func (k *archiveSink) abort() error {
 	k.comp.Close() // its error is moot: the output is being thrown away
 	if k.file != nil {
 		k.file.Abort()
@@ -102,9 +104,10 @@ func (k *archiveSink) abort() {
 	if k.direct != nil {
 		k.direct.Close()
 		if k.wait != nil {
-			k.wait()
+			return k.wait()
 		}
 	}
+	return nil
 }
 
 func newSink(w io.Writer, comp vma.Compression, level int) (*archiveSink, error) {

@@ -505,3 +505,19 @@ func TestExtractCompat(t *testing.T) {
 	}
 	assertGone(t, filepath.Join(dir, "x"))
 }
+
+func TestCreateExecTarget(t *testing.T) {
+	dir := t.TempDir()
+	img := testImage(t, dir, "a.raw", 1<<20)
+	conf := writeFile(t, filepath.Join(dir, "qemu-server.conf"), []byte("memory: 512\n"))
+	out := filepath.Join(dir, "piped.vma")
+	vmatool(t, nil, nil, "create", "exec:cat > "+out, "-c", conf, "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
+	vmatool(t, nil, nil, "verify", out).mustSucceed(t)
+	r := vmatool(t, nil, nil, "create", "exec:exit 3", "-c", conf, img)
+	if r.code != 1 || !strings.Contains(r.stderr, "exit status 3") {
+		t.Errorf("failing command: exit %d, %q", r.code, r.stderr)
+	}
+	if r := vmatool(t, nil, nil, "create", filepath.Join(dir, "x.vma"), "-d", "format=raw:a="+img, "b="+img); r.code != 2 || !strings.Contains(r.stderr, "specify all devices via '-d'") {
+		t.Errorf("mixed -d and positional: exit %d, %q", r.code, r.stderr)
+	}
+}

@@ -123,7 +123,9 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 		p = &percentPrinter{w: s.err, total: ps.total}
 	}
 	if err := ps.writeTo(ctx, sink, p); err != nil {
-		sink.abort()
+		if werr := sink.abort(); werr != nil {
+			err = fmt.Errorf("%w (%v)", err, werr)
+		}
 		return fmt.Errorf("creating vma archive failed: %w", err)
 	}
 	if err := sink.finish(); err != nil {
