@@ -12,7 +12,7 @@ import (
 
 const demoImage = "../../testdata/images/nixos-demo.qcow2"
 
-const demoRawSHA = "b05b3ffa8f81aaf6152bef914f84f916642523cc3961377e99a2ac0b42bf3fe2"
+const demoRawSHA = "f117d6adc53a6715a6c6b83b6c0011cf40da739e0f8890c308a373beb789e765"
 
 func infoJSON(t *testing.T, path string) infoDoc {
 	t.Helper()
@@ -33,7 +33,7 @@ func checkDemoPartitions(t *testing.T, tbl *ptable.Table) {
 	if esp.Start != 1<<20 || esp.Size != 10<<20 || esp.Name != "ESP" || esp.TypeName != "EFI System" {
 		t.Errorf("ESP: %+v", esp)
 	}
-	if root.Start != 11<<20 || root.Size != 52<<20 || root.Name != "nixos" || root.Type != "0FC63DAF-8483-4772-8E79-3D69ED477DE4" {
+	if root.Start != 11<<20 || root.Size != 52<<20 || root.Name != "nixos" || root.TypeName != "Linux filesystem" {
 		t.Errorf("root: %+v", root)
 	}
 }
