@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -33,7 +34,7 @@ func FuzzDecompress(f *testing.F) {
 		f.Fatal("no compressed seed archives in testdata/vectors")
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		dr, _, err := vma.Decompress(bytesReader(data))
+		dr, _, err := vma.Decompress(bytes.NewReader(data))
 		if err != nil {
 			return
 		}
@@ -48,17 +49,4 @@ func FuzzDecompress(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
-}
-
-func bytesReader(b []byte) io.Reader { return &sliceReader{b: b} }
-
-type sliceReader struct{ b []byte }
-
-func (s *sliceReader) Read(p []byte) (int, error) {
-	if len(s.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, s.b)
-	s.b = s.b[n:]
-	return n, nil
 }
