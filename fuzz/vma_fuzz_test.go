@@ -5,29 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/vmatool/vmatool/vma"
 )
 
-// seedLimit keeps seeds small: Go's fuzzing engine crawls on
-// half-megabyte inputs, and the vectors' first extents cover the parser.
-const seedLimit = 64 << 10
-
 func addVMASeeds(f *testing.F) {
-	paths, _ := filepath.Glob("../testdata/vectors/*.vma")
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b[:min(len(b), seedLimit)])
-	}
-	if len(paths) == 0 {
-		f.Fatal("no seed archives in testdata/vectors")
-	}
+	addFileSeeds(f, "vectors/*.vma", 1)
 	// Complete small archives from the Writer: two devices, one not
 	// aligned to a cluster, data and zero blocks.
 	var out bytes.Buffer
