@@ -92,8 +92,9 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usagef("want one SOURCE (an image or an archive), got %d arguments", fs.NArg())
+	source, err := oneArg(fs, "SOURCE (an image or an archive)")
+	if err != nil {
+		return err
 	}
 	if g.parallel < 1 {
 		return usagef("--parallel must be at least 1")
@@ -118,7 +119,7 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 			return usagef("%s: %v", t.name, err)
 		}
 	}
-	src, err := inspectSource(fs.Arg(0))
+	src, err := inspectSource(source)
 	if err != nil {
 		return err
 	}

@@ -93,10 +93,10 @@ func runInfo(ctx context.Context, s *streams, args []string) error {
 	if err := parseFlags(s, fs, infoHelp, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usagef("want one IMAGE or ARCHIVE, got %d arguments", fs.NArg())
+	path, err := oneArg(fs, "IMAGE or ARCHIVE")
+	if err != nil {
+		return err
 	}
-	path := fs.Arg(0)
 	src, err := inspectSource(path)
 	if err != nil {
 		return err

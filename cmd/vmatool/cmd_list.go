@@ -45,10 +45,11 @@ func runList(ctx context.Context, s *streams, args []string) error {
 	if err := parseFlags(s, fs, listHelp, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usagef("want one ARCHIVE, got %d arguments", fs.NArg())
+	path, err := oneArg(fs, "ARCHIVE")
+	if err != nil {
+		return err
 	}
-	a, err := openArchive(s, fs.Arg(0), true, "")
+	a, err := openArchive(s, path, true, "")
 	if err != nil {
 		return err
 	}

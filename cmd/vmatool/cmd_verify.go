@@ -42,12 +42,13 @@ func runVerify(ctx context.Context, s *streams, args []string) error {
 	if err := parseFlags(s, fs, verifyHelp, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usagef("want one ARCHIVE, got %d arguments", fs.NArg())
+	path, err := oneArg(fs, "ARCHIVE")
+	if err != nil {
+		return err
 	}
-	st, err := verifyArchive(ctx, s, fs.Arg(0), *quiet || *asJSON)
+	st, err := verifyArchive(ctx, s, path, *quiet || *asJSON)
 	if *asJSON {
-		doc := verifyJSONDoc{Archive: fs.Arg(0), OK: err == nil}
+		doc := verifyJSONDoc{Archive: path, OK: err == nil}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				return err

@@ -38,6 +38,15 @@ func parseFlags(s *streams, fs *pflag.FlagSet, help string, args []string) error
 	return nil
 }
 
+// oneArg returns the command's single positional argument, or a usage
+// error that says what it should have been.
+func oneArg(fs *pflag.FlagSet, what string) (string, error) {
+	if fs.NArg() != 1 {
+		return "", usagef("want one %s, got %d arguments", what, fs.NArg())
+	}
+	return fs.Arg(0), nil
+}
+
 func version() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
