@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 type result struct {
 	stdout, stderr string
 	code           int
+	maxRSS         int64 // peak resident set size of the process in bytes, from rusage
 }
 
 // vmatool runs the binary with TZ=UTC (list prints local time).
@@ -56,7 +57,18 @@ func vmatool(t *testing.T, stdin io.Reader, env []string, args ...string) result
 	} else if err != nil {
 		t.Fatalf("running vmatool %v: %v", args, err)
 	}
-	return result{out.String(), errb.String(), code}
+	return result{out.String(), errb.String(), code, peakRSS(cmd.ProcessState)}
+}
+
+// maxRSSBound is the memory promise: peak RSS at or under 64 MiB on any input.
+const maxRSSBound = 64 << 20
+
+// assertRSS fails when the run's peak RSS went over the promise.
+func (r result) assertRSS(t *testing.T) {
+	t.Helper()
+	if r.maxRSS > maxRSSBound {
+		t.Errorf("peak RSS %.1f MiB, over the %d MiB bound (stderr: %s)", float64(r.maxRSS)/(1<<20), maxRSSBound>>20, r.stderr)
+	}
 }
 
 func (r result) mustSucceed(t *testing.T) result {
