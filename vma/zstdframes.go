@@ -1,12 +1,13 @@
 package vma
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/vmatool/vmatool/internal/pipeline"
 )
 
 // frameWriter compresses a stream as a sequence of independent zstd frames,
@@ -16,25 +17,17 @@ import (
 // every core work, as zstd -T0 does with its jobs. Concatenated frames are
 // one valid zstd stream to every decoder, including Proxmox's zstd -d.
 type frameWriter struct {
-	w       io.Writer
-	enc     *zstd.Encoder // EncodeAll is safe for concurrent use
-	cur     *frameJob     // being filled
-	free    chan *frameJob
-	todo    chan *frameJob
-	ordered chan *frameJob
-	workers sync.WaitGroup
-	written chan struct{}
-
-	mu     sync.Mutex
-	err    error // first failure, sticky
-	closed bool
+	enc       *zstd.Encoder // EncodeAll is safe for concurrent use
+	pipe      *pipeline.Ordered[frame]
+	cur       *pipeline.Job[frame] // being filled
+	submitted bool
+	closed    bool
 }
 
-// frameJob is one frame's input and output buffers; jobs cycle through the
-// free list, so nothing is allocated per frame.
-type frameJob struct {
+// frame is one frame's input and output buffers; they cycle through the
+// pipeline's free list, so nothing is allocated per frame.
+type frame struct {
 	in, out []byte
-	done    chan struct{}
 }
 
 // frameSize trades compression (each frame starts without history) against
@@ -49,59 +42,18 @@ func newFrameWriter(w io.Writer, level zstd.EncoderLevel, workers int) (*frameWr
 	if err != nil {
 		return nil, fmt.Errorf("vma: zstd: %w", err)
 	}
-	// One input buffer per worker, one being filled: that bounds memory.
-	inFlight := workers + 1
-	fw := &frameWriter{
-		w: w, enc: enc,
-		free:    make(chan *frameJob, inFlight),
-		todo:    make(chan *frameJob, inFlight),
-		ordered: make(chan *frameJob, inFlight),
-		written: make(chan struct{}),
-	}
-	for range inFlight {
-		fw.free <- &frameJob{}
-	}
-	for range workers {
-		fw.workers.Add(1)
-		go func() {
-			defer fw.workers.Done()
-			for j := range fw.todo {
-				j.out = enc.EncodeAll(j.in, j.out[:0])
-				close(j.done)
-			}
-		}()
-	}
-	go fw.writeLoop()
+	fw := &frameWriter{enc: enc}
+	fw.pipe = pipeline.NewOrdered(context.Background(), pipeline.Config{Workers: workers},
+		func(_ context.Context, f *frame) error {
+			f.out = enc.EncodeAll(f.in, f.out[:0])
+			return nil
+		},
+		func(f *frame) error {
+			_, err := w.Write(f.out)
+			f.in = f.in[:0]
+			return err
+		})
 	return fw, nil
-}
-
-// writeLoop writes finished frames in input order.
-func (fw *frameWriter) writeLoop() {
-	defer close(fw.written)
-	for j := range fw.ordered {
-		<-j.done
-		if fw.failed() == nil {
-			if _, err := fw.w.Write(j.out); err != nil {
-				fw.fail(err)
-			}
-		}
-		j.in = j.in[:0]
-		fw.free <- j
-	}
-}
-
-func (fw *frameWriter) fail(err error) {
-	fw.mu.Lock()
-	if fw.err == nil {
-		fw.err = err
-	}
-	fw.mu.Unlock()
-}
-
-func (fw *frameWriter) failed() error {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	return fw.err
 }
 
 func (fw *frameWriter) Write(p []byte) (int, error) {
@@ -110,20 +62,21 @@ func (fw *frameWriter) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for len(p) > 0 {
-		if err := fw.failed(); err != nil {
-			return n, err
-		}
 		if fw.cur == nil {
-			fw.cur = <-fw.free
-			if fw.cur.in == nil {
-				fw.cur.in = make([]byte, 0, frameSize)
+			j, err := fw.pipe.Next()
+			if err != nil {
+				return n, err
 			}
+			if j.V.in == nil {
+				j.V.in = make([]byte, 0, frameSize)
+			}
+			fw.cur = j
 		}
-		j := fw.cur
-		k := copy(j.in[len(j.in):frameSize], p)
-		j.in = j.in[:len(j.in)+k]
+		f := &fw.cur.V
+		k := copy(f.in[len(f.in):frameSize], p)
+		f.in = f.in[:len(f.in)+k]
 		p, n = p[k:], n+k
-		if len(j.in) == frameSize {
+		if len(f.in) == frameSize {
 			fw.submit()
 		}
 	}
@@ -131,31 +84,27 @@ func (fw *frameWriter) Write(p []byte) (int, error) {
 }
 
 func (fw *frameWriter) submit() {
-	j := fw.cur
-	j.done = make(chan struct{})
+	fw.pipe.Submit(fw.cur)
 	fw.cur = nil
-	fw.ordered <- j
-	fw.todo <- j
+	fw.submitted = true
 }
 
 // Close compresses what is buffered, waits for every frame to be written,
 // and reports the first error. It does not close the underlying writer.
+// The output depends only on the input: an empty frame is added only to
+// an empty stream, so that it still reads back as zstd.
 func (fw *frameWriter) Close() error {
 	if fw.closed {
-		return fw.failed()
+		return fw.pipe.Close()
 	}
 	fw.closed = true
-	// An empty stream still gets one (empty) frame, so it reads back as
-	// a zstd stream.
-	if fw.cur == nil && len(fw.free) == cap(fw.free) {
-		fw.cur = <-fw.free
+	if fw.cur == nil && !fw.submitted {
+		if j, err := fw.pipe.Next(); err == nil {
+			fw.cur = j
+		}
 	}
 	if fw.cur != nil {
 		fw.submit()
 	}
-	close(fw.todo)
-	close(fw.ordered)
-	fw.workers.Wait()
-	<-fw.written
-	return fw.failed()
+	return fw.pipe.Close()
 }
