@@ -75,10 +75,7 @@ type Writer struct {
 	header  []byte // built at the first flush
 	written int64
 
-	ext     []byte // pending extent: 512-byte header space, then blocks
-	extPos  int
-	extN    int
-	extInfo [extentSlots]blockInfo
+	ext extentBuilder // the pending extent
 }
 
 type writerDevice struct {
@@ -104,7 +101,9 @@ func NewWriter(w io.Writer, opts ...WriterOption) (*Writer, error) {
 		}
 		o.uuid = u
 	}
-	return &Writer{w: bufio.NewWriterSize(w, writeBufferSize), opts: o, ext: make([]byte, extentHeaderSize), extPos: extentHeaderSize}, nil
+	wr := &Writer{w: bufio.NewWriterSize(w, writeBufferSize), opts: o}
+	wr.ext.reset()
+	return wr, nil
 }
 
 // UUID returns the archive uuid.
@@ -252,52 +251,16 @@ func (w *Writer) WriteCluster(id int, c uint32, data []byte) error {
 	if d.seen.has(c) {
 		return fmt.Errorf("vma: cluster %d of %s written twice: %w", c, d.dev.Name, ErrDuplicateCluster)
 	}
-	if w.extN >= writerSlots {
+	if w.ext.n >= writerSlots {
 		if err := w.flush(); err != nil {
 			return err
 		}
 	}
 	d.seen.add(c)
 	valid := min(d.dev.Size-int64(c)*ClusterSize, ClusterSize)
-	var mask uint16
-	for i := 0; i < BlocksPerCluster; i++ {
-		lo := i * BlockSize
-		if int64(lo) >= valid || lo >= len(data) {
-			break
-		}
-		blk := data[lo:min(lo+BlockSize, len(data))]
-		if isZero(blk) {
-			continue
-		}
-		w.growExt(w.extPos + BlockSize)
-		dst := w.ext[w.extPos : w.extPos+BlockSize]
-		n := copy(dst, blk)
-		if int64(lo+BlockSize) > valid {
-			n = min(n, int(valid)-lo)
-		}
-		clear(dst[n:])
-		if isZero(dst) { // everything non-zero was past the end
-			continue
-		}
-		mask |= 1 << i
-		w.extPos += BlockSize
-	}
-	w.extInfo[w.extN] = makeBlockInfo(mask, uint8(id), c)
-	w.extN++
+	mask := w.ext.addCluster(uint8(id), c, data, int(valid), 0)
 	d.stored += int64(countBlocks(mask)) * BlockSize
 	return nil
-}
-
-// growExt makes the pending extent buffer hold at least n bytes. It grows
-// on demand because WriteDisk writes most extents straight from its own
-// buffers, and an archive of holes never needs more than the header.
-func (w *Writer) growExt(n int) {
-	if n <= len(w.ext) {
-		return
-	}
-	b := make([]byte, min(max(n, 2*len(w.ext)), maxExtentSize))
-	copy(b, w.ext[:w.extPos])
-	w.ext = b
 }
 
 // StoredBytes returns the bytes of non-zero blocks stored so far for device
@@ -363,13 +326,10 @@ func (w *Writer) flush() error {
 	if err := w.writeHeader(); err != nil {
 		return err
 	}
-	h := extentHeader{blockCount: (w.extPos - extentHeaderSize) / BlockSize, uuid: w.opts.uuid, info: w.extInfo}
-	h.marshal(w.ext)
-	if err := w.write(w.ext[:w.extPos]); err != nil {
+	if err := w.write(w.ext.seal(w.opts.uuid)); err != nil {
 		return err
 	}
-	w.extPos, w.extN = extentHeaderSize, 0
-	w.extInfo = [extentSlots]blockInfo{}
+	w.ext.reset()
 	return nil
 }
 

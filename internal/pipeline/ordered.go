@@ -172,3 +172,14 @@ func (p *Ordered[T]) Close() error {
 	}
 	return p.Err()
 }
+
+// Budgeted sizes a pipeline from a memory budget rather than from the core
+// count alone: each job in flight holds perJob bytes, so at most
+// budget/perJob jobs exist (never fewer than two, so that filling one job
+// overlaps working on another), and no more workers run than can have a
+// job. Memory then stays flat however many cores the machine has.
+func Budgeted(budget, perJob int64, workers int) Config {
+	inFlight := int(max(budget/max(perJob, 1), 2))
+	workers = max(min(workers, inFlight-1), 1)
+	return Config{Workers: workers, InFlight: min(inFlight, workers+1)}
+}
