@@ -530,10 +530,13 @@ func (s *outputSet) commit(ctx context.Context) error {
 			}
 			return nil
 		})
-		if err == nil {
-			pauseAt("committed")
+		if err != nil {
+			return err
 		}
-		return err
+		pauseAt("committed")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.cleanUp()
 	}
 	var replace []string
 	err := s.step(ctx, func() error {
@@ -573,7 +576,9 @@ func (s *outputSet) commit(ctx context.Context) error {
 		return err
 	}
 	pauseAt("committed")
-	if err := os.RemoveAll(s.stage); err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.cleanUp(); err != nil {
 		s.warnf("the outputs are complete, but the replaced files could not be removed: %v", err)
 	}
 	return nil
@@ -614,8 +619,18 @@ func (s *outputSet) finish(sync func() error) error {
 		return err
 	}
 	s.state = outputCommitted
-	untrack(s)
 	return nil
+}
+
+// cleanUp ends a committed set: it deletes what --force replaced, and the
+// set no longer needs the watchdog.
+func (s *outputSet) cleanUp() error {
+	var err error
+	if !s.fresh {
+		err = os.RemoveAll(s.stage)
+	}
+	untrack(s)
+	return err
 }
 
 // move renames from to to with rename, and journals it.
@@ -636,9 +651,7 @@ func (s *outputSet) abort() {
 	case outputOpen:
 		s.rollback()
 	case outputCommitted:
-		if !s.fresh {
-			os.RemoveAll(s.stage) // the replaced files, if commit was stopped before removing them
-		}
+		s.cleanUp() // commit was stopped before it removed the replaced files
 	}
 }
 
