@@ -229,7 +229,8 @@ func createOutput(final string, force bool) (*outFile, error) {
 		}
 	}
 	var f *os.File
-	tmp, err := freshName(filepath.Dir(final), nil, func(p string) (err error) {
+	avoid := map[string]bool{filepath.Base(final): true}
+	tmp, err := freshName(filepath.Dir(final), avoid, func(p string) (err error) {
 		f, err = os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 		return err
 	})
