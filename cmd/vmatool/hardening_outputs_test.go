@@ -345,6 +345,20 @@ func TestConfigNamedLikeTemporary(t *testing.T) {
 	}
 }
 
+// A target written with a trailing separator is the same folder, and its
+// staging folder goes beside it.
+func TestUnpackTargetWithTrailingSlash(t *testing.T) {
+	archive := filepath.Join(vectorDir, "v01-single.vma")
+	want := unpacked(t, archive)
+	for _, cmd := range []string{"unpack", "extract"} {
+		t.Run(cmd, func(t *testing.T) {
+			root := t.TempDir()
+			vmatool(t, nil, nil, cmd, archive, filepath.Join(root, "out")+string(filepath.Separator)).mustSucceed(t)
+			assertTree(t, "unpacked", snapshot(t, root), tree{"out": "dir"}.with("out", want))
+		})
+	}
+}
+
 // Folders made for the output go again on failure, and only those.
 func TestFailedUnpackRemovesCreatedFolders(t *testing.T) {
 	truncated := filepath.Join(vectorDir, "e03-truncated.vma")

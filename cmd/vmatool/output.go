@@ -365,6 +365,7 @@ type move struct{ from, to string }
 // as for Proxmox's extract, dir must not exist and its parent must.
 // Warnings about an undo that failed go to warn.
 func newOutputSet(dir string, names []string, mustBeNew, force bool, warn io.Writer) (*outputSet, error) {
+	dir = filepath.Clean(dir) // "out/" has its staging folder beside it, not inside
 	s := &outputSet{dir: dir, force: force, warn: warn}
 	st, err := os.Stat(dir)
 	switch {
