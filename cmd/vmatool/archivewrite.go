@@ -118,8 +118,9 @@ func newSink(w io.Writer, comp vma.Compression, level int) (*archiveSink, error)
 	return &archiveSink{comp: c}, nil
 }
 
-// fileSink writes to path through a temporary name (or straight into an
-// existing FIFO).
+// fileSink writes to path through a temporary name in its folder (or
+// straight into an existing FIFO). It creates no folder: a missing one is an
+// error, so a failure leaves nothing behind.
 func fileSink(path string, force bool, comp vma.Compression, level int) (*archiveSink, error) {
 	if st, err := os.Stat(path); err == nil && st.Mode()&os.ModeNamedPipe != 0 {
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
@@ -134,7 +135,7 @@ func fileSink(path string, force bool, comp vma.Compression, level int) (*archiv
 		k.direct = f
 		return k, nil
 	}
-	f, err := createOutput(path, "", force)
+	f, err := createOutput(path, force)
 	if err != nil {
 		return nil, err
 	}

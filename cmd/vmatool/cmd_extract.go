@@ -13,9 +13,12 @@ const extractHelp = `Usage: vmatool extract <file> [-v] [-d <drive-list>] <targe
 
 The arguments of Proxmox's "vma extract", so scripts written for it work
 unchanged. <targetdir> must not exist; it is created. Configs are written to
-<targetdir>/<name>, disks to <targetdir>/disk-<devname>.raw by way of
-tmp-disk-<devname>.raw. <file> may be compressed or "-" for standard input.
-Unlike Proxmox's tool, a failed extract leaves nothing behind.
+<targetdir>/<name>, disks to <targetdir>/disk-<devname>.raw. <file> may be
+compressed or "-" for standard input. Unlike Proxmox's tool, everything is
+written into a temporary .vmatool-* folder beside <targetdir> (the paths
+DEVINFO prints), which becomes <targetdir> in one rename once the whole
+archive has been read: a failed or interrupted extract leaves nothing
+behind.
 
 OPTIONS:
 
@@ -42,7 +45,7 @@ func runExtract(ctx context.Context, s *streams, args []string) error {
 		return err
 	}
 	defer a.Close()
-	job := unpackJob{dir: fs.Arg(1), proxmoxTemps: true}
+	job := unpackJob{dir: fs.Arg(1), mustBeNew: true, warn: s.err}
 	if *driveList != "" {
 		job.devices = strings.Split(*driveList, ",")
 	}

@@ -12,11 +12,14 @@ const unpackHelp = `Usage: vmatool unpack [-d NAMES] [--force] [--quiet] ARCHIVE
 
 Writes each config of the archive to DIR/<name> and each disk to
 DIR/disk-<devname>.raw as a sparse raw image (zero blocks become holes).
-DIR is created if needed. Everything is written under temporary names and
-renamed into place only when the whole archive has been read and found
-complete and valid; on any error or interrupt nothing is left behind.
-Existing files are not overwritten without --force. Names from the archive
-can never write outside DIR.
+DIR is created if needed, with its parents. Everything is written into a
+temporary .vmatool-* folder (beside a new DIR, inside an existing one) and
+moved into place only when the whole archive has been read and found
+complete and valid; on any error or interrupt DIR is left as it was, and
+folders made for it are removed. Existing files are not overwritten
+without --force; with it, they are replaced by the new set all together or
+not at all, and a folder is never replaced. Names from the archive can
+never write outside DIR.
 
 ARCHIVE may be compressed (zstd, gzip, lzop, bzip2: detected by content) or
 "-" for standard input.
@@ -30,7 +33,8 @@ EXAMPLES:
 
 EXIT STATUS:
   0 ok, 1 malformed or incomplete archive or an I/O error (nothing written),
-  2 usage error, 130 interrupted (nothing written).
+  2 usage error, 130 interrupted (nothing written, or, if the signal came
+  after the last file was in place, everything).
 `
 
 func runUnpack(ctx context.Context, s *streams, args []string) error {
@@ -49,5 +53,5 @@ func runUnpack(ctx context.Context, s *streams, args []string) error {
 		return err
 	}
 	defer a.Close()
-	return unpackArchive(ctx, a, unpackJob{dir: fs.Arg(1), devices: *devices, force: *force})
+	return unpackArchive(ctx, a, unpackJob{dir: fs.Arg(1), devices: *devices, force: *force, warn: s.err})
 }

@@ -54,13 +54,17 @@ func main() {
 	limitMemory(s.getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if spec := s.getenv("VMATOOL_TEST_PAUSE"); spec != "" {
+		testPause = newTestPause(ctx, spec, s.err)
+	}
 	go func() {
-		// A command blocked in a read or write on a pipe cannot see the
-		// cancellation; give it a moment to clean up on its own, then
-		// remove its partial outputs and leave.
+		// A command blocked in a read or write on a pipe, or in a long
+		// sync, cannot see the cancellation; give it a moment to clean up
+		// on its own, then undo its uncommitted outputs (waiting for a
+		// step of a commit under way) and leave.
 		<-ctx.Done()
 		time.Sleep(3 * time.Second)
-		removePartialOutputs()
+		abortOutputs()
 		os.Exit(exitInterrupted)
 	}()
 	os.Exit(run(ctx, s, os.Args[1:]))

@@ -94,8 +94,8 @@ func TestInterruptedUnpackLeavesNothing(t *testing.T) {
 	stdin.Write(data[:len(data)/2]) // header and some extents, then nothing
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if names, _ := os.ReadDir(target); len(names) > 0 {
-			break // temporaries exist: the unpack is under way
+		if staged, _ := filepath.Glob(filepath.Join(dir, ".vmatool-*", "*")); len(staged) > 0 {
+			break // the staging folder has files: the unpack is under way
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("unpack never started writing")

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,20 +13,21 @@ import (
 )
 
 // unpackJob is what unpack and the Proxmox-style extract share: which
-// devices to write where, and how outputs are named.
+// devices to write where.
 type unpackJob struct {
 	dir     string
 	devices []string // names to extract; empty means all
 	force   bool
-	// proxmoxTemps names disk temporaries tmp-disk-<dev>.raw and prints
-	// DEVINFO lines, as Proxmox's vma extract does.
-	proxmoxTemps bool
-	verbose      io.Writer // DEVINFO and summary lines, or nil
+	// mustBeNew requires that dir not exist, as Proxmox's extract does.
+	mustBeNew bool
+	verbose   io.Writer // DEVINFO and summary lines, or nil
+	warn      io.Writer // warnings, such as an undo that failed
 }
 
 // unpackArchive writes every config and the selected devices of a into
-// job.dir. Outputs appear only if the whole archive was valid and complete;
-// otherwise nothing is left behind, including a directory it created.
+// job.dir, as one outputSet: they appear only if the whole archive was
+// valid and complete; otherwise nothing is left behind, including the
+// folders it created.
 func unpackArchive(ctx context.Context, a *archiveInput, job unpackJob) (err error) {
 	h := a.reader.Header()
 	selected, err := selectDevices(h, job.devices)
@@ -38,21 +37,26 @@ func unpackArchive(ctx context.Context, a *archiveInput, job unpackJob) (err err
 	if err := checkOutputNames(h); err != nil {
 		return a.wrap(err)
 	}
-	created, err := makeDir(job.dir, job.proxmoxTemps)
+	var names []string
+	for _, c := range h.Configs {
+		names = append(names, c.Name)
+	}
+	for _, d := range h.Devices {
+		if selected[d.ID] {
+			names = append(names, diskFileName(d))
+		}
+	}
+	set, err := newOutputSet(job.dir, names, job.mustBeNew, job.force, job.warn)
 	if err != nil {
 		return err
 	}
-	var outs outGroup
 	defer func() {
 		if err != nil {
-			outs.abort()
-			if created {
-				os.Remove(job.dir) // only succeeds if empty: never removes a user's files
-			}
+			set.abort()
 		}
 	}()
 	for _, c := range h.Configs {
-		f, err := outs.create(filepath.Join(job.dir, c.Name), "", job.force)
+		f, err := set.create(c.Name)
 		if err != nil {
 			return err
 		}
@@ -65,11 +69,8 @@ func unpackArchive(ctx context.Context, a *archiveInput, job unpackJob) (err err
 		if !selected[d.ID] {
 			continue
 		}
-		tmp := ""
-		if job.proxmoxTemps && !d.IsVMState() {
-			tmp = "tmp-disk-" + d.Name + ".raw"
-		}
-		f, err := outs.create(filepath.Join(job.dir, diskFileName(d)), tmp, job.force)
+		name := diskFileName(d)
+		f, err := set.create(name)
 		if err != nil {
 			return err
 		}
@@ -77,15 +78,17 @@ func unpackArchive(ctx context.Context, a *archiveInput, job unpackJob) (err err
 		if err := f.Truncate(d.Size); err != nil {
 			return err
 		}
-		if job.verbose != nil && tmp != "" {
-			fmt.Fprintf(job.verbose, "DEVINFO %s %d\n", filepath.Join(job.dir, tmp), d.Size)
+		if job.verbose != nil && !d.IsVMState() {
+			// Proxmox names the file being written; here it is in the
+			// staging folder until the set is complete.
+			fmt.Fprintf(job.verbose, "DEVINFO %s %d\n", set.path(name), d.Size)
 		}
 		targets[d.ID] = f
 	}
 	if err := vma.Extract(ctx, a.reader, targets, vma.ExtractOptions{}); err != nil {
 		return a.wrap(err)
 	}
-	if err := outs.commit(); err != nil {
+	if err := set.commit(ctx); err != nil {
 		return err
 	}
 	if job.verbose != nil {
@@ -174,30 +177,4 @@ func checkOutputNames(h *vma.Header) error {
 func safeFileName(name string) bool {
 	return name != "" && name != "." && name != ".." && len(name) <= 255 &&
 		!strings.ContainsAny(name, "/\\\x00") && filepath.Base(name) == name
-}
-
-// makeDir creates dir (with parents, unless mustBeNew, which follows
-// Proxmox's extract: the directory must not exist). It reports whether it
-// created the final directory.
-func makeDir(dir string, mustBeNew bool) (bool, error) {
-	if mustBeNew {
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return false, fmt.Errorf("unable to create target directory %s: %w", dir, err)
-		}
-		return true, nil
-	}
-	st, err := os.Stat(dir)
-	if err == nil {
-		if !st.IsDir() {
-			return false, fmt.Errorf("%s: not a directory", dir)
-		}
-		return false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return false, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return false, err
-	}
-	return true, nil
 }
