@@ -50,6 +50,7 @@ func vmatool(t *testing.T, stdin io.Reader, env []string, args ...string) result
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	resetPeakRSS()
 	err := cmd.Run()
 	code := 0
 	var ee *exec.ExitError

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -87,21 +86,10 @@ func assertTree(t *testing.T, what string, got, want tree) {
 	}
 }
 
-// resetPeakRSS lowers this test process's peak RSS to what it holds now.
-// On Linux a child started with vfork and exec inherits the parent's peak as
-// its ru_maxrss, so after tests that grew this process (deploy's in-process
-// servers) every child would seem to break the 64 MiB bound. Elsewhere, or
-// on a kernel before 4.0, the write fails and nothing changes.
-func resetPeakRSS() {
-	debug.FreeOSMemory()
-	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-}
-
 // unpacked is what a clean unpack of archive writes into a new folder.
 func unpacked(t *testing.T, archive string) tree {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "clean")
-	resetPeakRSS()
 	vmatool(t, nil, nil, "unpack", "-q", archive, dir).mustSucceed(t).assertRSS(t)
 	return snapshot(t, dir)
 }
@@ -110,7 +98,6 @@ func unpacked(t *testing.T, archive string) tree {
 // reports that it stopped at that step, sends sig and waits for the exit.
 func pausedRun(t *testing.T, pause string, sig os.Signal, args ...string) result {
 	t.Helper()
-	resetPeakRSS()
 	cmd := exec.Command(vmatoolBin, args...)
 	cmd.Env = append(os.Environ(), "TZ=UTC", "VMATOOL_TEST_PAUSE="+pause)
 	var stdout bytes.Buffer
@@ -281,7 +268,6 @@ func TestForceLeavesConflictingFolderAlone(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(conflict, "inside"), []byte("user data"))
 	before := snapshot(t, root)
-	resetPeakRSS()
 	r := vmatool(t, nil, nil, "unpack", "-q", "--force", filepath.Join(vectorDir, "v02-two-disks.vma"), root)
 	r.assertRSS(t)
 	if r.code != 1 || !strings.Contains(r.stderr, "disk-drive-scsi0.raw") || !strings.Contains(r.stderr, "is a directory") {
@@ -327,16 +313,13 @@ func TestConfigNamedLikeTemporary(t *testing.T) {
 	root := t.TempDir()
 	t.Run("extract", func(t *testing.T) {
 		dir := filepath.Join(root, "e")
-		resetPeakRSS()
 		vmatool(t, nil, nil, "extract", archive, dir).mustSucceed(t).assertRSS(t)
 		check(t, dir)
 	})
 	t.Run("unpack", func(t *testing.T) {
 		dir := filepath.Join(root, "u")
-		resetPeakRSS()
 		vmatool(t, nil, nil, "unpack", "-q", archive, dir).mustSucceed(t).assertRSS(t)
 		check(t, dir)
-		resetPeakRSS()
 		vmatool(t, nil, nil, "unpack", "-q", "--force", archive, dir).mustSucceed(t).assertRSS(t)
 		check(t, dir)
 	})
