@@ -5,14 +5,17 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -528,6 +531,9 @@ func TestUploadCancel(t *testing.T) {
 			done <- err
 		}()
 		pw.Write(make([]byte, 1000))
+		// Let the sender block reading the pipe, where only the
+		// request's context can stop it.
+		time.Sleep(100 * time.Millisecond)
 		cancel()
 		select {
 		case err := <-done:
@@ -538,6 +544,48 @@ func TestUploadCancel(t *testing.T) {
 			t.Fatal("upload not cancelled")
 		}
 	})
+}
+
+// TestUploadCancelStalledSocket: a server that stops reading leaves the
+// sender blocked on the socket, where only the request's context reaches
+// it; the body is never read again.
+func TestUploadCancelStalledSocket(t *testing.T) {
+	release := make(chan struct{})
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer ts.Close()
+	defer close(release)
+	c, err := pve.New(ts.URL, token(t, "root@pam!vmatool=x"), pve.WithRootCAs(certPool(ts)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var sent atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Upload(ctx, "pve", "local", pve.Upload{Content: "import", Filename: "big.raw", Body: endless{}, Size: 1 << 40,
+			Progress: func(n int64) { sent.Store(n) }})
+		done <- err
+	}()
+	// Wait until the socket is full: the count stops growing.
+	for last := int64(-1); sent.Load() != last; {
+		last = sent.Load()
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("upload not cancelled")
+	}
+}
+
+func certPool(ts *httptest.Server) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ts.Certificate())
+	return p
 }
 
 func TestAgentAndHA(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	proxmox "github.com/luthermonson/go-proxmox"
@@ -154,8 +155,9 @@ type Upload struct {
 // go-proxmox writes the multipart body as pveproxy wants it (content,
 // checksum-algorithm, checksum, then the file part named "filename"),
 // with a Content-Length and no chunking. Its UploadReader takes no
-// context, so the body fails once ctx is done, and the request is bound
-// to ctx too, which also ends a send stalled on a full socket.
+// context, so the body fails once ctx is done, even while its source
+// blocks, and the request is bound to ctx too, which also ends a send
+// stalled on a full socket.
 func (c *Client) Upload(ctx context.Context, node, storage string, u Upload) (UPID, error) {
 	if err := errors.Join(checkName("node", node), checkName("storage", storage)); err != nil {
 		return UPID{}, err
@@ -167,6 +169,9 @@ func (c *Client) Upload(ctx context.Context, node, storage string, u Upload) (UP
 	if u.Checksum != "" || u.ChecksumAlgorithm != "" {
 		fields["checksum"], fields["checksum-algorithm"] = u.Checksum, u.ChecksumAlgorithm
 	}
+	// Ending ctx when Upload returns also ends the body's goroutine.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(errUploadDone)
 	api := c.newAPI(proxmox.WithRequestInterceptor(func(r *http.Request) error {
 		*r = *r.WithContext(ctx)
 		return nil
@@ -176,7 +181,7 @@ func (c *Client) Upload(ctx context.Context, node, storage string, u Upload) (UP
 	var s string
 	err := api.UploadReader(path, fields, u.Filename, body, u.Size, &s)
 	if err != nil {
-		if cerr := context.Cause(ctx); cerr != nil {
+		if cerr := context.Cause(ctx); cerr != nil && cerr != errUploadDone {
 			return UPID{}, fmt.Errorf("pve: uploading %s after %d bytes: %w", u.Filename, body.n.Load(), cerr)
 		}
 		return UPID{}, c.wrap("POST "+path, err)
@@ -184,22 +189,85 @@ func (c *Client) Upload(ctx context.Context, node, storage string, u Upload) (UP
 	return upidOf("POST "+path, s)
 }
 
-// cancelReader fails once its context is done.
+// errUploadDone ends an upload's context once Upload has returned.
+var errUploadDone = errors.New("pve: upload finished")
+
+// cancelReader fails once its context is done, also while the source's
+// Read is blocked: the source is read on a goroutine of its own, which
+// ends when ctx is done and the source's pending Read returns.
 type cancelReader struct {
 	ctx      context.Context
 	r        io.Reader
 	n        atomic.Int64
 	progress func(int64)
+
+	once   sync.Once
+	chunks chan chunk
+	free   chan []byte
+	cur    []byte // the chunk being handed out, and its unread part
+	rest   []byte
+	err    error
+}
+
+type chunk struct {
+	b   []byte
+	err error
+}
+
+// pump reads the source into two alternating buffers.
+func (r *cancelReader) pump() {
+	for {
+		var buf []byte
+		select {
+		case buf = <-r.free:
+		case <-r.ctx.Done():
+			return
+		}
+		n, err := r.r.Read(buf)
+		select {
+		case r.chunks <- chunk{buf[:n], err}:
+		case <-r.ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (r *cancelReader) Read(p []byte) (int, error) {
+	r.once.Do(func() {
+		r.chunks, r.free = make(chan chunk), make(chan []byte, 2)
+		r.free <- make([]byte, 64<<10)
+		r.free <- make([]byte, 64<<10)
+		go r.pump()
+	})
+	for len(r.rest) == 0 {
+		if err := context.Cause(r.ctx); err != nil {
+			return 0, err
+		}
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.cur != nil {
+			r.free <- r.cur[:cap(r.cur)]
+			r.cur = nil
+		}
+		select {
+		case <-r.ctx.Done():
+			return 0, context.Cause(r.ctx)
+		case c := <-r.chunks:
+			r.cur, r.rest, r.err = c.b, c.b, c.err
+		}
+	}
 	if err := context.Cause(r.ctx); err != nil {
 		return 0, err
 	}
-	n, err := r.r.Read(p)
+	n := copy(p, r.rest)
+	r.rest = r.rest[n:]
 	sent := r.n.Add(int64(n))
-	if r.progress != nil && n > 0 {
+	if r.progress != nil {
 		r.progress(sent)
 	}
-	return n, err
+	return n, nil
 }

@@ -24,6 +24,10 @@ type multipartUpload struct {
 	data   []byte
 }
 
+// headWindow is how much of an upload the field parsing looks at: about
+// what pveproxy has read when it parses them.
+const headWindow = 64 << 10
+
 // plainError is an error pveproxy itself answers, with a text body.
 func plainError(status int, msg string) *apiError {
 	return &apiError{status: status, message: msg, plain: true}
@@ -70,10 +74,14 @@ func readUpload(r *http.Request) (*multipartUpload, *apiError) {
 	}
 	buf = buf[m[2]:]
 	untilData := regexp.MustCompile(`(?s)^.*?(?:\r?\n){2}`)
+	// pveproxy runs these expressions on what it has read so far, so the
+	// fields and the file's part header are found near the start: search
+	// a window, not the whole file.
+	head := func() []byte { return buf[:min(len(buf), headWindow)] }
 	// Phase 1: the fields, each optional, in this order.
 	for _, name := range []string{"content", "checksum-algorithm", "checksum"} {
 		re := regexp.MustCompile(`(?s)^` + delim + `.*?Content-Disposition: (.*?); name="` + regexp.QuoteMeta(name) + `"(.*?` + delim + `)`)
-		m := re.FindSubmatchIndex(buf)
+		m := re.FindSubmatchIndex(head())
 		if m == nil {
 			continue
 		}
@@ -81,17 +89,17 @@ func readUpload(r *http.Request) (*multipartUpload, *apiError) {
 			return nil, plainError(http.StatusInternalServerError, "wrong Content-Disposition '"+disp+"' in multipart, expected 'form-data'")
 		}
 		buf = buf[m[4]:]
-		if m := untilData.FindIndex(buf); m != nil {
+		if m := untilData.FindIndex(head()); m != nil {
 			buf = buf[m[1]:]
 		}
-		v := regexp.MustCompile(`(?s)^(.*?)(` + delim + `)`).FindSubmatchIndex(buf)
+		v := regexp.MustCompile(`(?s)^(.*?)(` + delim + `)`).FindSubmatchIndex(head())
 		if v == nil {
 			return nil, failed
 		}
 		q.Set(name, strings.TrimSpace(string(buf[v[2]:v[3]])))
 		buf = buf[v[4]:]
 	}
-	m = regexp.MustCompile(`(?s)^` + delim + `Content-Disposition: (.*?); name="(.*?)"; filename="([^"]+)"`).FindSubmatchIndex(buf)
+	m = regexp.MustCompile(`(?s)^` + delim + `Content-Disposition: (.*?); name="(.*?)"; filename="([^"]+)"`).FindSubmatchIndex(head())
 	if m == nil {
 		return nil, failed
 	}
@@ -103,7 +111,7 @@ func readUpload(r *http.Request) (*multipartUpload, *apiError) {
 	}
 	q.Set("filename", strings.TrimSpace(string(buf[m[6]:m[7]])))
 	buf = buf[m[1]:]
-	if m := untilData.FindIndex(buf); m != nil {
+	if m := untilData.FindIndex(head()); m != nil {
 		buf = buf[m[1]:]
 	}
 	// Phase 2: the file runs to the first closing boundary, less the
