@@ -357,6 +357,8 @@ func (s *Server) restore(n *node, vmid int, p url.Values) (any, *apiError) {
 		// The header is read: the old config and disks are gone.
 		s.removeVolumesOf(n, vmid)
 		g.config = map[string]string{"memory": "128"}
+		// Without storage the disks go where the archive's config put
+		// them; the simulator's archives all say local-lvm.
 		target := req.Storage
 		if target == "" {
 			target = "local-lvm"

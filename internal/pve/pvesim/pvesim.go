@@ -26,7 +26,10 @@
 //
 // Known limits: one VM ID maps to one guest, so restoring with force over a
 // container, or over a VM on another node, is refused as if force were not
-// given; imports copy the source's bytes without converting them.
+// given; imports copy the source's bytes without converting them (LVM-thin
+// still rounds the recorded size up to 4 MiB); new guests show their final
+// status at once, where the real cluster view says "unknown" for a few
+// seconds; restores do not read the archive (WithRestoreHook can).
 package pvesim
 
 import (
