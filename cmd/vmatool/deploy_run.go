@@ -38,6 +38,11 @@ type deployment struct {
 	out    *outgoing
 	remote string // archive path on the node
 	steps  []string
+	// existed says a guest held the VM ID before; touched says the
+	// restore got past Proxmox's up-front checks, after which the VM
+	// exists even if the restore fails.
+	existed bool
+	touched bool
 }
 
 // plan describes what deploy will do for a target, for --dry-run.
@@ -91,7 +96,7 @@ func (d *deployment) apiURL() string {
 }
 
 // run deploys one target. Every failure before the restore leaves the node
-// as it was.
+// as it was; a failure after it removes the VM this deploy created.
 func (d *deployment) run(ctx context.Context, m *meter) error {
 	o := d.o
 	if err := d.connect(ctx); err != nil {
@@ -101,6 +106,20 @@ func (d *deployment) run(ctx context.Context, m *meter) error {
 	if err := d.checkVMID(ctx); err != nil {
 		return err
 	}
+	if err := d.restoreAndFinish(ctx, m); err != nil {
+		return d.undo(ctx, err)
+	}
+	if !o.stream && !o.keepArchive {
+		if err := d.deleteArchive(ctx); err != nil {
+			return fmt.Errorf("VM %d restored, but deleting the archive failed: %w", o.vmid, err)
+		}
+	}
+	return nil
+}
+
+// restoreAndFinish restores the VM and makes it a template or starts it.
+func (d *deployment) restoreAndFinish(ctx context.Context, m *meter) error {
+	o := d.o
 	if o.stream {
 		if err := d.streamRestore(ctx, m); err != nil {
 			return err
@@ -123,12 +142,64 @@ func (d *deployment) run(ctx context.Context, m *meter) error {
 			return err
 		}
 	}
-	if !o.stream && !o.keepArchive {
-		if err := d.deleteArchive(ctx); err != nil {
-			return fmt.Errorf("VM %d restored, but deleting the archive failed: %w", o.vmid, err)
+	return nil
+}
+
+// undo handles a failure once the restore may have begun. Proxmox leaves a
+// failed restore's config behind (and the VM after a failed template or
+// start), so a VM this deploy created is destroyed, and said so on stderr;
+// a VM replaced with --force is gone either way, which the error says.
+func (d *deployment) undo(ctx context.Context, err error) error {
+	vmid := d.o.vmid
+	if d.touched && !d.existed {
+		// Clean up even after an interrupt, but not for ever.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		switch derr := d.destroyVM(ctx); {
+		case derr == nil:
+			fmt.Fprintf(d.env.s.err, "vmatool deploy: %s: removed VM %d, which this deploy had created\n", d.t.name, vmid)
+		case errors.Is(derr, errNothingToRemove):
+		default:
+			fmt.Fprintf(d.env.s.err, "vmatool deploy: %s: VM %d was left behind: removing it failed: %v\n", d.t.name, vmid, derr)
 		}
 	}
-	return nil
+	if d.existed && d.touched {
+		return fmt.Errorf("%w; VM %d existed and was replaced with --force: its previous disks and config are lost", err, vmid)
+	}
+	return err
+}
+
+// errNothingToRemove means the failed restore never wrote a config.
+var errNothingToRemove = errors.New("no VM to remove")
+
+// destroyVM removes the VM with its disks, through the API or `qm destroy`.
+func (d *deployment) destroyVM(ctx context.Context) error {
+	if d.api == nil {
+		var stderr bytes.Buffer
+		err := d.ssh.Run(ctx, []string{"qm", "destroy", strconv.Itoa(d.o.vmid), "--purge", "1", "--destroy-unreferenced-disks", "1"},
+			nil, io.Discard, &stderr)
+		if err != nil && strings.Contains(stderr.String(), "does not exist") {
+			return errNothingToRemove
+		}
+		return err
+	}
+	upid, err := d.api.DeleteVM(ctx, d.node, d.o.vmid)
+	if errors.Is(err, pve.ErrVMNotFound) {
+		return errNothingToRemove
+	}
+	if err != nil {
+		return err
+	}
+	return d.wait(ctx, upid)
+}
+
+// markTouched records, after a restore was attempted, whether it got past
+// the checks qmrestore makes before it locks the VM's config: its
+// "already exists" and "is locked" refusals leave the VM as it was.
+func (d *deployment) markTouched(err error) {
+	var ee *remote.ExitError
+	refused := errors.As(err, &ee) && (strings.Contains(ee.Stderr, "already exists") || strings.Contains(ee.Stderr, "is locked"))
+	d.touched = !refused
 }
 
 func (d *deployment) step(format string, args ...any) {
@@ -174,7 +245,10 @@ func (d *deployment) connect(ctx context.Context) error {
 		}
 	}
 	if o.restore == "api" {
-		token, err := readToken(s, o.tokenFile)
+		token, err := pve.LoadToken(o.tokenFile, s.getenv("PVE_TOKEN"))
+		if errors.Is(err, pve.ErrNoToken) {
+			err = fmt.Errorf("--restore api needs a token: --token-file FILE or PVE_TOKEN (USER@REALM!ID=SECRET)")
+		}
 		if err != nil {
 			c.Close()
 			return err
@@ -193,34 +267,18 @@ func (d *deployment) connect(ctx context.Context) error {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-// readToken takes the API token from a file or $PVE_TOKEN, never from a
-// flag, so it does not show in process listings.
-func readToken(s *streams, file string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("reading the API token: %w", err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	if t := s.getenv("PVE_TOKEN"); t != "" {
-		return strings.TrimSpace(t), nil
-	}
-	return "", fmt.Errorf("--restore api needs a token: --token-file FILE or PVE_TOKEN (USER@REALM!ID=SECRET)")
-}
-
 // checkVMID refuses an existing VM (ids are cluster-wide) before anything
 // is uploaded, unless --force.
 func (d *deployment) checkVMID(ctx context.Context) error {
-	var where string
+	var where, kind string
 	if d.api != nil {
-		vms, err := d.api.ClusterVMs(ctx)
+		guests, err := d.api.Guests(ctx)
 		if err != nil {
 			return err
 		}
-		for _, vm := range vms {
-			if int(vm.VMID) == d.o.vmid {
-				where = vm.Node
+		for _, g := range guests {
+			if g.VMID == d.o.vmid {
+				where, kind = g.Node, g.Type
 			}
 		}
 	} else {
@@ -232,17 +290,23 @@ func (d *deployment) checkVMID(ctx context.Context) error {
 		var vms []struct {
 			VMID json.Number `json:"vmid"`
 			Node string      `json:"node"`
+			Type string      `json:"type"`
 		}
 		if err := json.Unmarshal(out.Bytes(), &vms); err != nil {
 			return fmt.Errorf("listing the cluster's VMs: pvesh printed something that is not JSON: %v", err)
 		}
 		for _, vm := range vms {
 			if vm.VMID.String() == strconv.Itoa(d.o.vmid) {
-				where = vm.Node
+				where, kind = vm.Node, vm.Type
 			}
 		}
 	}
-	if where != "" && !d.o.force {
+	d.existed = where != ""
+	switch {
+	case kind == "lxc":
+		// Restoring a VM over a container's ID is never what was meant.
+		return fmt.Errorf("ID %d is taken by container CT %d on node %s", d.o.vmid, d.o.vmid, where)
+	case d.existed && !d.o.force:
 		return fmt.Errorf("VM %d already exists on node %s (use --force to replace it)", d.o.vmid, where)
 	}
 	return nil
@@ -311,6 +375,7 @@ func (d *deployment) streamRestore(ctx context.Context, m *meter) error {
 	if err != nil {
 		cancel()
 	}
+	d.markTouched(err)
 	if perr := wait(); err == nil && perr != nil {
 		err = perr
 	}
@@ -323,7 +388,9 @@ func (d *deployment) streamRestore(ctx context.Context, m *meter) error {
 func (d *deployment) restore(ctx context.Context) error {
 	d.step("restoring VM %d", d.o.vmid)
 	if d.api == nil {
-		if err := d.ssh.Run(ctx, d.qmrestoreArgs(d.remote), nil, io.Discard, io.Discard); err != nil {
+		err := d.ssh.Run(ctx, d.qmrestoreArgs(d.remote), nil, io.Discard, io.Discard)
+		d.markTouched(err)
+		if err != nil {
 			return fmt.Errorf("qmrestore: %w", err)
 		}
 		return nil
@@ -333,8 +400,10 @@ func (d *deployment) restore(ctx context.Context) error {
 		Force: d.o.force, Unique: d.o.unique,
 	})
 	if err != nil {
+		// Refused up front: the task never ran, nothing was created.
 		return err
 	}
+	d.markTouched(nil)
 	return d.wait(ctx, upid)
 }
 
@@ -342,7 +411,7 @@ func (d *deployment) wait(ctx context.Context, upid pve.UPID) error {
 	if upid.IsZero() {
 		return nil
 	}
-	_, err := d.api.WaitTask(ctx, d.node, upid, time.Second)
+	_, err := d.api.WaitTask(ctx, upid, time.Second)
 	return err
 }
 
@@ -355,13 +424,12 @@ func (d *deployment) vmCommand(ctx context.Context, what string) error {
 		}
 		return nil
 	}
-	var upid pve.UPID
-	var err error
-	if what == "start" {
-		upid, err = d.api.StartVM(ctx, d.node, d.o.vmid)
-	} else {
-		upid, err = d.api.Template(ctx, d.node, d.o.vmid)
+	if what == "template" {
+		// Confirms "template: 1" in the config: the task can fail
+		// while `qm template` reports success.
+		return d.api.MakeTemplate(ctx, d.node, d.o.vmid, time.Second)
 	}
+	upid, err := d.api.StartVM(ctx, d.node, d.o.vmid)
 	if err != nil {
 		return err
 	}

@@ -180,6 +180,18 @@ func TestDeployRestoreFailure(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "storage 'local-lvm' does not exist") || !strings.Contains(r.stdout, "stays at") {
 		t.Errorf("exit %d, %q", r.code, r.stdout)
 	}
+	// qmrestore leaves the config of a VM it failed to restore.
+	if got := n.read(t, "qm.log"); got != "destroy 120 --purge 1 --destroy-unreferenced-disks 1" || !strings.Contains(r.stderr, "removed VM 120") {
+		t.Errorf("qm calls %q, stderr %q", got, r.stderr)
+	}
+
+	// Refused up front: nothing was created, nothing is destroyed.
+	os.Remove(filepath.Join(n.rec, "qm.log"))
+	writeFile(t, filepath.Join(n.rec, "qmrestore.fail"), []byte("unable to restore VM 121 - VM 121 already exists on node 'pve2'\n"))
+	r = vmatool(t, nil, deployEnvVars, n.args("--vmid", "121", img)...)
+	if r.code != 1 || n.read(t, "qm.log") != "" || strings.Contains(r.stderr, "removed VM") {
+		t.Errorf("exit %d, qm calls %q, stderr %q", r.code, n.read(t, "qm.log"), r.stderr)
+	}
 }
 
 func TestDeployHostKeys(t *testing.T) {
@@ -252,8 +264,10 @@ func TestDeployThroughAPI(t *testing.T) {
 	if len(sim.CallsTo("POST", "/nodes/"+sim.Node+"/qemu/130/status/start")) != 1 {
 		t.Errorf("no start call; calls: %+v", sim.Calls())
 	}
-	if vols := sim.Volumes("local"); len(vols) != 0 {
-		t.Errorf("archive not deleted: %v", vols)
+	for _, v := range sim.Volumes("local") {
+		if strings.Contains(v, ":backup/") {
+			t.Errorf("archive not deleted: %v", v)
+		}
 	}
 	if strings.Contains(r.stdout+r.stderr, secretOf(sim.Token)) {
 		t.Error("the token secret was printed")
@@ -274,11 +288,29 @@ func TestDeployThroughAPI(t *testing.T) {
 			t.Errorf("exit %d, %q", r.code, r.stdout)
 		}
 	})
+	// A failed restore leaves the VM's config behind (the simulator does
+	// as qemu-server does), so deploy removes the VM it created.
 	t.Run("restore task fails", func(t *testing.T) {
-		sim.FailRestore(132, "unable to restore VM 132 - lvcreate failed", "restore vma archive: ...", "lvcreate 'pve/vm-132-disk-0' error: Insufficient free space")
+		sim.FailRestore(132, "lvcreate 'pve/vm-132-disk-0' error: Insufficient free space", "restore vma archive: ...")
 		r := vmatool(t, nil, deployEnvVars, n.args(append(api[2:], "--vmid", "132", "--token-file", token, img)...)...)
 		if r.code != 1 || !strings.Contains(r.stdout, "Insufficient free space") {
 			t.Errorf("exit %d, %q", r.code, r.stdout)
+		}
+		if !strings.Contains(r.stderr, "removed VM 132, which this deploy had created") {
+			t.Errorf("stderr %q", r.stderr)
+		}
+		if vm, ok := sim.VM(132); ok {
+			t.Errorf("VM left behind: %+v", vm)
+		}
+	})
+	t.Run("template fails", func(t *testing.T) {
+		sim.FailTemplate(136, "unable to create template: lvrename failed")
+		r := vmatool(t, nil, deployEnvVars, n.args(append(api[2:], "--vmid", "136", "--template", "--token-file", token, img)...)...)
+		if r.code != 1 || !strings.Contains(r.stdout, "lvrename failed") || !strings.Contains(r.stderr, "removed VM 136") {
+			t.Errorf("exit %d, %q %q", r.code, r.stdout, r.stderr)
+		}
+		if _, ok := sim.VM(136); ok {
+			t.Error("VM left behind")
 		}
 	})
 	t.Run("VM exists", func(t *testing.T) {
@@ -286,6 +318,30 @@ func TestDeployThroughAPI(t *testing.T) {
 		r := vmatool(t, nil, deployEnvVars, n.args(append(api[2:], "--vmid", "133", "--token-file", token, img)...)...)
 		if r.code != 1 || !strings.Contains(r.stdout, "already exists") {
 			t.Errorf("exit %d, %q", r.code, r.stdout)
+		}
+		if vm, ok := sim.VM(133); !ok || vm.Name != "old" {
+			t.Errorf("the existing VM was touched: %+v", vm)
+		}
+	})
+	t.Run("container holds the ID", func(t *testing.T) {
+		sim.AddVM(pvesim.VM{VMID: 134, Type: "lxc"})
+		r := vmatool(t, nil, deployEnvVars, n.args(append(api[2:], "--vmid", "134", "--force", "--token-file", token, img)...)...)
+		if r.code != 1 || !strings.Contains(r.stdout, "container CT 134") {
+			t.Errorf("exit %d, %q", r.code, r.stdout)
+		}
+	})
+	t.Run("forced restore fails", func(t *testing.T) {
+		sim.AddVM(pvesim.VM{VMID: 135, Name: "old"})
+		sim.FailRestore(135, "lvcreate failed")
+		r := vmatool(t, nil, deployEnvVars, n.args(append(api[2:], "--vmid", "135", "--force", "--token-file", token, img)...)...)
+		if r.code != 1 || !strings.Contains(r.stdout, "replaced with --force") || !strings.Contains(r.stdout, "lost") {
+			t.Errorf("exit %d, %q", r.code, r.stdout)
+		}
+		if strings.Contains(r.stderr, "removed VM") {
+			t.Errorf("deploy removed a VM it had not created: %q", r.stderr)
+		}
+		if vm, ok := sim.VM(135); !ok || vm.Config["memory"] != "128" || vm.Name != "" {
+			t.Errorf("VM 135 after the failed forced restore: %+v", vm)
 		}
 	})
 }

@@ -3,35 +3,35 @@ package pve
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	proxmox "github.com/luthermonson/go-proxmox"
 )
 
 // DefaultPort is the port of the Proxmox VE API, used when the base URL
 // is a bare host name.
 const DefaultPort = 8006
 
-// DefaultTimeout bounds each API request when no HTTP client is given.
-// Long operations run as tasks, so no single request takes long.
+// DefaultTimeout bounds each API request except uploads. Long operations
+// run as tasks, so no single request takes long.
 const DefaultTimeout = 60 * time.Second
-
-// maxResponse bounds how much of a response body is read.
-const maxResponse = 32 << 20
 
 // Client calls the API of one Proxmox VE cluster. Build it with New; it is
 // safe for concurrent use.
 type Client struct {
-	BaseURL    *url.URL // ends in /api2/json
-	Token      Token
-	HTTPClient *http.Client
+	base    string // https://host:port/api2/json
+	token   Token
+	hc      *http.Client
+	api     *proxmox.Client // shows the token under %+v: never print it
+	timeout time.Duration
 }
 
 // Option configures New.
@@ -65,8 +65,9 @@ func WithRootCAs(pool *x509.CertPool) Option {
 	}
 }
 
-// WithHTTPClient uses hc for every request, as it is. It cannot be
-// combined with the TLS options, which configure the client New builds.
+// WithHTTPClient sends every request through hc, as it is. It cannot be
+// combined with WithTLSFingerprint or WithRootCAs, which configure the
+// client New builds.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(o *options) error {
 		o.httpClient = hc
@@ -74,8 +75,8 @@ func WithHTTPClient(hc *http.Client) Option {
 	}
 }
 
-// WithTimeout sets the per-request timeout of the client New builds;
-// 0 means DefaultTimeout.
+// WithTimeout sets the per-request timeout; 0 means DefaultTimeout.
+// Uploads have none: they end with their context.
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) error {
 		o.timeout = d
@@ -85,19 +86,16 @@ func WithTimeout(d time.Duration) Option {
 
 // New returns a client for the API at baseURL, which may be a full URL
 // ("https://pve.example.org:8006") or a bare host ("pve.example.org",
-// meaning https and port 8006). token is USER@REALM!TOKENID=SECRET.
-//
-// TLS is verified against the system roots unless an option says
-// otherwise. Errors never contain the token's secret.
-func New(baseURL, token string, opts ...Option) (*Client, error) {
+// meaning https and port 8006). TLS is verified against the system roots
+// unless an option says otherwise. No request is made.
+func New(baseURL string, token Token, opts ...Option) (*Client, error) {
 	var o options
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
-	tok, err := ParseToken(token)
-	if err != nil {
+	if err := token.validate(); err != nil {
 		return nil, err
 	}
 	u, err := parseBaseURL(baseURL)
@@ -105,29 +103,47 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	hc := o.httpClient
-	if hc != nil && (o.pin != nil || o.roots != nil || o.timeout != 0) {
-		return nil, errors.New("pve: WithHTTPClient cannot be combined with TLS or timeout options")
+	if hc != nil && (o.pin != nil || o.roots != nil) {
+		return nil, errors.New("pve: WithHTTPClient cannot be combined with TLS options")
 	}
 	if hc == nil {
-		timeout := o.timeout
-		if timeout <= 0 {
-			timeout = DefaultTimeout
-		}
-		hc = &http.Client{
-			Timeout: timeout,
-			Transport: &http.Transport{
-				// No Proxy: a library does not read HTTPS_PROXY.
-				DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-				TLSClientConfig:     tlsConfig(o.pin, o.roots),
-				TLSHandshakeTimeout: 15 * time.Second,
-				IdleConnTimeout:     90 * time.Second,
-				MaxIdleConnsPerHost: 4,
-				ForceAttemptHTTP2:   true,
-			},
-		}
+		hc = &http.Client{Transport: &http.Transport{
+			// No Proxy: a library does not read HTTPS_PROXY.
+			DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:     tlsConfig(o.pin, o.roots),
+			TLSHandshakeTimeout: 15 * time.Second,
+			IdleConnTimeout:     90 * time.Second,
+			MaxIdleConnsPerHost: 4,
+			ForceAttemptHTTP2:   true,
+		}}
 	}
-	return &Client{BaseURL: u, Token: tok, HTTPClient: hc}, nil
+	c := &Client{base: u.String(), token: token, hc: hc, timeout: o.timeout}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	c.api = c.newAPI()
+	return c, nil
 }
+
+// newAPI builds a go-proxmox client on the shared HTTP client. Neither
+// retries (a POST that creates a VM must not be sent twice) nor its
+// logger (a library never prints) are wanted.
+func (c *Client) newAPI(extra ...proxmox.Option) *proxmox.Client {
+	opts := append([]proxmox.Option{
+		proxmox.WithHTTPClient(c.hc),
+		proxmox.WithAPIToken(c.token.ID(), c.token.Secret),
+		proxmox.WithLogger(silent{}),
+		proxmox.WithUserAgent("vmatool"),
+	}, extra...)
+	return proxmox.NewClient(c.base, opts...)
+}
+
+type silent struct{}
+
+func (silent) Debugf(string, ...any) {}
+func (silent) Errorf(string, ...any) {}
+func (silent) Infof(string, ...any)  {}
+func (silent) Warnf(string, ...any)  {}
 
 func parseBaseURL(s string) (*url.URL, error) {
 	s = strings.TrimSpace(s)
@@ -154,117 +170,92 @@ func parseBaseURL(s string) (*url.URL, error) {
 }
 
 // String describes the client without its secret.
-func (c *Client) String() string {
-	return fmt.Sprintf("pve.Client{%s, token %s}", c.BaseURL, c.Token.ID())
+func (c Client) String() string {
+	return fmt.Sprintf("pve.Client{%s, token %s}", c.base, c.token.ID())
 }
 
-// Format hides the token's secret from every verb.
-func (c *Client) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
+// Format hides the token's secret from every verb, for Client and
+// *Client alike.
+func (c Client) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
 
-// apiPath joins escaped path segments below /api2/json.
-func apiPath(segments ...string) string {
-	var b strings.Builder
-	for _, s := range segments {
-		b.WriteByte('/')
-		b.WriteString(url.PathEscape(s))
-	}
-	return b.String()
+// call runs one API request under the per-request timeout and turns
+// go-proxmox's errors into this package's.
+func (c *Client) call(ctx context.Context, what string, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.wrap(what, fn(ctx))
 }
 
-// envelope is every API answer: the payload in "data", plus what errors
-// and paging add.
-type envelope struct {
-	Data    json.RawMessage            `json:"data"`
-	Message string                     `json:"message"`
-	Errors  map[string]json.RawMessage `json:"errors"`
-	Total   *int                       `json:"total"`
+// wrap classifies an error of go-proxmox or net/http.
+func (c *Client) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var perr *proxmox.APIError
+	if errors.As(err, &perr) {
+		return newAPIError(what, perr)
+	}
+	// A refused certificate concerns the server, not this request.
+	if certErr := certificateError(err); certErr != nil {
+		return certErr
+	}
+	return fmt.Errorf("pve: %s: %w", what, err)
 }
 
-// do calls the API. path is escaped and relative to /api2/json. For POST
-// and PUT, params go form-encoded in the body, as Proxmox expects;
-// otherwise in the query string. out receives "data" unless nil. It
-// returns the envelope's "total", or -1.
-func (c *Client) do(ctx context.Context, method, path string, params url.Values, out any) (int, error) {
-	if strings.Contains(path+"/", "//") {
-		return -1, fmt.Errorf("pve: %s %s: empty node, storage or ID", method, path)
+// nameRE is what node and storage names may hold: they go into URL paths
+// unescaped, so nothing else gets through.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+func checkName(kind, s string) error {
+	if !nameRE.MatchString(s) {
+		return fmt.Errorf("pve: bad %s name %q", kind, s)
 	}
-	u := *c.BaseURL
-	u.RawPath = c.BaseURL.EscapedPath() + path
-	p, err := url.PathUnescape(u.RawPath)
-	if err != nil {
-		return -1, fmt.Errorf("pve: bad path %q: %w", path, err)
-	}
-	u.Path = p
-	var body io.Reader
-	if method == http.MethodPost || method == http.MethodPut {
-		body = strings.NewReader(params.Encode())
-	} else if len(params) > 0 {
-		u.RawQuery = params.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return -1, fmt.Errorf("pve: %s %s: %w", method, path, err)
-	}
-	req.Header.Set("Authorization", c.Token.authorization())
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		// A refused certificate concerns the server, not this request.
-		if certErr := certificateError(err); certErr != nil {
-			return -1, certErr
-		}
-		return -1, fmt.Errorf("pve: %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return -1, fmt.Errorf("pve: %s %s: reading response: %w", method, path, err)
-	}
-	var env envelope
-	jsonErr := json.Unmarshal(raw, &env)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return -1, apiError(method, path, resp, env)
-	}
-	if jsonErr != nil {
-		return -1, fmt.Errorf("pve: %s %s: decoding response: %w", method, path, jsonErr)
-	}
-	if out != nil && len(env.Data) > 0 {
-		if err := json.Unmarshal(env.Data, out); err != nil {
-			return -1, fmt.Errorf("pve: %s %s: decoding data: %w", method, path, err)
-		}
-	}
-	total := -1
-	if env.Total != nil {
-		total = *env.Total
-	}
-	return total, nil
+	return nil
 }
 
-// apiError builds an *APIError. Proxmox puts its message in the reason
-// phrase of the status line and, in newer versions, also in the body.
-func apiError(method, path string, resp *http.Response, env envelope) error {
-	e := &APIError{Method: method, Path: path, StatusCode: resp.StatusCode}
-	e.Message = strings.TrimSpace(env.Message)
-	if e.Message == "" {
-		_, reason, _ := strings.Cut(resp.Status, " ")
-		e.Message = strings.TrimSpace(reason)
+// MinVMID and MaxVMID bound the VM IDs Proxmox accepts.
+const (
+	MinVMID = 100
+	MaxVMID = 999999999
+)
+
+func checkVMID(vmid int) error {
+	if vmid < MinVMID || vmid > MaxVMID {
+		return fmt.Errorf("pve: VM ID %d out of range %d..%d", vmid, MinVMID, MaxVMID)
 	}
-	if len(env.Errors) > 0 {
-		e.Errors = make(map[string]string, len(env.Errors))
-		for k, v := range env.Errors {
-			var s string
-			if json.Unmarshal(v, &s) != nil {
-				s = string(v)
-			}
-			e.Errors[k] = s
-		}
+	return nil
+}
+
+// checkNodeVM validates the parts of a VM's path.
+func checkNodeVM(node string, vmid int) error {
+	if err := checkName("node", node); err != nil {
+		return err
 	}
-	return e
+	return checkVMID(vmid)
+}
+
+// taskOf turns the *Task go-proxmox returns into a UPID; a nil task is
+// the zero UPID (work done at once).
+func taskOf(what string, t *proxmox.Task) (UPID, error) {
+	if t == nil || t.UPID == "" {
+		return UPID{}, nil
+	}
+	u, err := ParseUPID(string(t.UPID))
+	if err != nil {
+		return UPID{}, fmt.Errorf("pve: %s: %w", what, err)
+	}
+	return u, nil
+}
+
+// upidOf parses the UPID a generic call returned as a string.
+func upidOf(what, s string) (UPID, error) {
+	return taskOf(what, &proxmox.Task{UPID: proxmox.UPID(s)})
+}
+
+// boolForm encodes a boolean as the API's parameter checker wants it.
+func boolForm(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	proxmox "github.com/luthermonson/go-proxmox"
 )
 
 // Sentinel errors, for errors.Is.
@@ -17,10 +19,14 @@ var (
 	ErrForbidden = errors.New("pve: permission denied")
 	// ErrVMNotFound means the node has no VM with the given ID.
 	ErrVMNotFound = errors.New("pve: VM does not exist")
-	// ErrVMExists means a restore without force met an existing VM.
+	// ErrVMExists means a restore or create met an existing VM or
+	// container with the same ID, anywhere in the cluster.
 	ErrVMExists = errors.New("pve: VM already exists")
 	// ErrTaskFailed means a task stopped with an error exit status.
 	ErrTaskFailed = errors.New("pve: task failed")
+	// ErrNotTemplate means a template task ended without making the VM a
+	// template.
+	ErrNotTemplate = errors.New("pve: VM is not a template")
 	// ErrUntrustedCertificate means the node's TLS certificate did not
 	// verify against the trusted roots (a self-signed node certificate).
 	ErrUntrustedCertificate = errors.New("pve: TLS certificate not trusted")
@@ -33,10 +39,10 @@ var (
 // "Configuration file 'nodes/pve/qemu-server/100.conf' does not exist".
 var vmNotFoundRE = regexp.MustCompile(`Configuration file '[^']*/qemu-server/\d+\.conf' does not exist`)
 
-// A restore without force over an existing VM fails with HTTP 500 before
-// any task starts: "unable to restore VM 100 - VM 100 already exists on
-// node 'pve'" (the node may be another cluster member).
-var vmExistsRE = regexp.MustCompile(`VM \d+ already exists`)
+// A restore or create over an existing ID fails with HTTP 500 before any
+// task starts: "unable to restore VM 100 - VM 100 already exists on node
+// 'pve'", or "CT 100 already exists ..." when a container holds the ID.
+var vmExistsRE = regexp.MustCompile(`\b(VM|CT) \d+ already exists`)
 
 // APIError is an HTTP error answer from the API. Message is Proxmox's own
 // text: the JSON "message" field if present, else the HTTP reason phrase,
@@ -49,13 +55,23 @@ type APIError struct {
 	Errors     map[string]string // per-parameter messages, for HTTP 400
 }
 
+func newAPIError(what string, p *proxmox.APIError) *APIError {
+	e := &APIError{Method: p.Method, Path: p.Path, StatusCode: p.StatusCode, Message: strings.TrimSpace(p.Message), Errors: p.Errors}
+	if _, rest, ok := strings.Cut(p.Path, "/api2/json"); ok {
+		e.Path = rest
+	}
+	if e.Method == "" || e.Path == "" {
+		e.Method, e.Path, _ = strings.Cut(what, " ")
+	}
+	return e
+}
+
 // Error gives Proxmox's message, with a hint for 401 and 403.
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pve: %s %s: %d", e.Method, e.Path, e.StatusCode)
 	if e.Message != "" {
-		b.WriteString(" ")
-		b.WriteString(e.Message)
+		b.WriteString(" " + e.Message)
 	}
 	if len(e.Errors) > 0 {
 		keys := make([]string, 0, len(e.Errors))
@@ -117,8 +133,7 @@ func (e *TaskError) Error() string {
 	if len(e.Log) > 0 {
 		b.WriteString("\ntask log (last lines):")
 		for _, l := range e.Log {
-			b.WriteString("\n  ")
-			b.WriteString(l)
+			b.WriteString("\n  " + l)
 		}
 	}
 	return b.String()

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
-	"regexp"
-	"strconv"
+	"maps"
+	"slices"
+	"strings"
 	"time"
+
+	proxmox "github.com/luthermonson/go-proxmox"
 )
 
 // DefaultPollInterval is how often WaitTask asks when given no interval.
@@ -25,72 +26,79 @@ const pollRetries = 3
 // TaskStatus is the state of a task, from
 // GET /nodes/{node}/tasks/{upid}/status.
 type TaskStatus struct {
-	UPID       string `json:"upid"`
-	Node       string `json:"node"`
-	Type       string `json:"type"`
-	ID         string `json:"id"`
-	User       string `json:"user"`
-	Status     string `json:"status"`     // "running" or "stopped"
-	ExitStatus string `json:"exitstatus"` // set once stopped: "OK", "WARNINGS: n" or an error message
-	StartTime  Int    `json:"starttime"`
-	PID        Int    `json:"pid"`
+	UPID       UPID
+	Status     string // "running" or "stopped"
+	ExitStatus string // once stopped: "OK", "WARNINGS: n" or an error message
+	User       string // the bare user; a token's name is not included
+	PID        uint64
+	StartTime  time.Time
 }
 
-// warningsRE is the exit status of a task that succeeded with warnings.
-var warningsRE = regexp.MustCompile(`^WARNINGS: \d+$`)
-
 // Running reports whether the task has not stopped yet.
-func (s *TaskStatus) Running() bool { return s.Status != "stopped" }
+func (s *TaskStatus) Running() bool { return s.Status != proxmox.TaskStopped }
 
 // Succeeded reports whether the task stopped with "OK" or "WARNINGS: n",
 // the two exit statuses Proxmox itself counts as success.
 func (s *TaskStatus) Succeeded() bool {
-	return !s.Running() && (s.ExitStatus == "OK" || warningsRE.MatchString(s.ExitStatus))
+	return !s.Running() && (s.ExitStatus == proxmox.TaskExitOK || strings.HasPrefix(s.ExitStatus, "WARNINGS: "))
 }
 
-// TaskStatus returns the state of task upid. node may be empty: the UPID
-// names its node.
-func (c *Client) TaskStatus(ctx context.Context, node string, upid UPID) (*TaskStatus, error) {
-	var st TaskStatus
-	if _, err := c.do(ctx, http.MethodGet, taskPath(node, upid, "status"), nil, &st); err != nil {
+func (c *Client) task(upid UPID) (*proxmox.Task, error) {
+	if upid.IsZero() {
+		return nil, fmt.Errorf("%w: empty", ErrBadUPID)
+	}
+	if err := checkName("node", upid.Node); err != nil {
 		return nil, err
 	}
-	return &st, nil
+	return proxmox.NewTask(proxmox.UPID(upid.String()), c.api), nil
+}
+
+// TaskStatus returns the state of task upid, asking the node it runs on.
+func (c *Client) TaskStatus(ctx context.Context, upid UPID) (*TaskStatus, error) {
+	t, err := c.task(upid)
+	if err != nil {
+		return nil, err
+	}
+	what := "GET /nodes/" + upid.Node + "/tasks/" + upid.String() + "/status"
+	if err := c.call(ctx, what, func(ctx context.Context) error { return t.Ping(ctx) }); err != nil {
+		return nil, err
+	}
+	return &TaskStatus{UPID: upid, Status: t.Status, ExitStatus: t.ExitStatus, User: t.User, PID: t.PID, StartTime: t.StartTime}, nil
 }
 
 // LogLine is one line of a task log; N counts from 1.
 type LogLine struct {
-	N int    `json:"n"`
-	T string `json:"t"`
+	N int
+	T string
 }
 
-// TaskLog returns up to limit lines of the log of task upid starting at
-// line start (0-based), and the log's total line count (-1 if the server
-// did not say).
-func (c *Client) TaskLog(ctx context.Context, node string, upid UPID, start, limit int) ([]LogLine, int, error) {
-	q := url.Values{"start": {strconv.Itoa(start)}, "limit": {strconv.Itoa(limit)}}
-	var lines []LogLine
-	total, err := c.do(ctx, http.MethodGet, taskPath(node, upid, "log"), q, &lines)
-	if err != nil {
-		return nil, -1, err
-	}
-	return lines, total, nil
-}
-
-// taskTail returns the last n lines of a task log.
-func (c *Client) taskTail(ctx context.Context, node string, upid UPID, n int) ([]string, error) {
-	lines, total, err := c.TaskLog(ctx, node, upid, 0, n)
+// TaskLog returns up to limit lines (0: all) of the log of task upid from
+// line start (0-based). An empty log is one line "no content".
+func (c *Client) TaskLog(ctx context.Context, upid UPID, start, limit int) ([]LogLine, error) {
+	t, err := c.task(upid)
 	if err != nil {
 		return nil, err
 	}
-	if total > len(lines) {
-		if lines, _, err = c.TaskLog(ctx, node, upid, max(0, total-n), n); err != nil {
-			return nil, err
-		}
+	var log proxmox.Log
+	what := "GET /nodes/" + upid.Node + "/tasks/" + upid.String() + "/log"
+	if err := c.call(ctx, what, func(ctx context.Context) (err error) { log, err = t.Log(ctx, start, limit); return err }); err != nil {
+		return nil, err
 	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	lines := make([]LogLine, 0, len(log))
+	for _, n := range slices.Sorted(maps.Keys(log)) {
+		lines = append(lines, LogLine{N: n + 1, T: log[n]})
 	}
+	return lines, nil
+}
+
+// taskTail returns the last n lines of a task log. go-proxmox drops the
+// log's total, so the whole log is read: task logs are short.
+func (c *Client) taskTail(ctx context.Context, upid UPID, n int) ([]string, error) {
+	lines, err := c.TaskLog(ctx, upid, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	lines = lines[max(0, len(lines)-n):]
 	out := make([]string, len(lines))
 	for i, l := range lines {
 		out[i] = l.T
@@ -98,19 +106,18 @@ func (c *Client) taskTail(ctx context.Context, node string, upid UPID, n int) ([
 	return out, nil
 }
 
-// WaitTask polls task upid every pollInterval (0 means
-// DefaultPollInterval) until it stops, and returns its final status. A
-// task that stopped with an error yields a *TaskError holding the last
-// lines of its log; a cancelled ctx returns the last status seen with the
-// context's error. A few failed polls in a row are tolerated unless the
-// API refused the request outright (HTTP 4xx). node may be empty: the
-// UPID names its node.
-func (c *Client) WaitTask(ctx context.Context, node string, upid UPID, pollInterval time.Duration) (*TaskStatus, error) {
-	if upid.IsZero() {
-		return nil, fmt.Errorf("pve: WaitTask: %w: empty", ErrBadUPID)
+// WaitTask polls task upid every poll (0 means DefaultPollInterval) until
+// it stops, and returns its final status. A task that stopped with an
+// error yields a *TaskError holding the last lines of its log; a
+// cancelled ctx returns the last status seen with the context's error. A
+// few failed polls in a row are tolerated unless the API refused the
+// request outright (HTTP 4xx, such as an unknown task).
+func (c *Client) WaitTask(ctx context.Context, upid UPID, poll time.Duration) (*TaskStatus, error) {
+	if _, err := c.task(upid); err != nil {
+		return nil, fmt.Errorf("pve: WaitTask: %w", err)
 	}
-	if pollInterval <= 0 {
-		pollInterval = DefaultPollInterval
+	if poll <= 0 {
+		poll = DefaultPollInterval
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -122,7 +129,7 @@ func (c *Client) WaitTask(ctx context.Context, node string, upid UPID, pollInter
 			return last, fmt.Errorf("pve: waiting for task %s: %w", upid, context.Cause(ctx))
 		case <-timer.C:
 		}
-		st, err := c.TaskStatus(ctx, node, upid)
+		st, err := c.TaskStatus(ctx, upid)
 		if err != nil {
 			failures++
 			var apiErr *APIError
@@ -130,7 +137,7 @@ func (c *Client) WaitTask(ctx context.Context, node string, upid UPID, pollInter
 			if refused || failures > pollRetries || ctx.Err() != nil {
 				return last, err
 			}
-			timer.Reset(pollInterval)
+			timer.Reset(poll)
 			continue
 		}
 		failures = 0
@@ -139,16 +146,9 @@ func (c *Client) WaitTask(ctx context.Context, node string, upid UPID, pollInter
 			if st.Succeeded() {
 				return st, nil
 			}
-			tail, logErr := c.taskTail(ctx, node, upid, logTailLines)
+			tail, logErr := c.taskTail(ctx, upid, logTailLines)
 			return st, &TaskError{UPID: upid, ExitStatus: st.ExitStatus, Log: tail, LogErr: logErr}
 		}
-		timer.Reset(pollInterval)
+		timer.Reset(poll)
 	}
-}
-
-func taskPath(node string, upid UPID, leaf string) string {
-	if node == "" {
-		node = upid.Node
-	}
-	return apiPath("nodes", node, "tasks", upid.String(), leaf)
 }

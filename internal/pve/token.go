@@ -3,6 +3,7 @@ package pve
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -77,7 +78,27 @@ func (t Token) Format(f fmt.State, verb rune) {
 	}
 }
 
-// authorization returns the value of the Authorization header.
-func (t Token) authorization() string {
-	return "PVEAPIToken=" + t.ID() + "=" + t.Secret
+// ErrNoToken means neither a token file nor PVE_TOKEN was given.
+var ErrNoToken = errors.New("pve: no API token: give a token file or PVE_TOKEN (USER@REALM!TOKENID=SECRET)")
+
+// LoadToken reads the token from file if it is not empty, else parses
+// fromEnv, the value of PVE_TOKEN that the caller looked up. A token is
+// never taken from a command-line flag, where process listings show it.
+// Errors name the file but never quote its content.
+func LoadToken(file, fromEnv string) (Token, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return Token{}, fmt.Errorf("pve: reading the API token: %w", err)
+		}
+		t, err := ParseToken(string(b))
+		if err != nil {
+			return Token{}, fmt.Errorf("%w (in %s)", err, file)
+		}
+		return t, nil
+	}
+	if strings.TrimSpace(fromEnv) == "" {
+		return Token{}, ErrNoToken
+	}
+	return ParseToken(fromEnv)
 }

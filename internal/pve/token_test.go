@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -43,7 +45,7 @@ func TestParseToken(t *testing.T) {
 // can, and looks for the secret.
 func TestTokenHidesSecret(t *testing.T) {
 	tok := Token{"root", "pam", "vmatool", testSecret}
-	c, err := New("https://pve.example:8006", tok.ID()+"="+testSecret)
+	c, err := New("https://pve.example:8006", tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +64,40 @@ func TestTokenHidesSecret(t *testing.T) {
 	}
 	if got := fmt.Sprint(tok); got != "root@pam!vmatool" {
 		t.Errorf("Sprint(token) = %q", got)
+	}
+}
+
+func TestLoadToken(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "token")
+	os.WriteFile(good, []byte("root@pam!vmatool="+testSecret+"\n"), 0o600)
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte("just-a-secret-"+testSecret), 0o600)
+	want := Token{"root", "pam", "vmatool", testSecret}
+	tests := []struct {
+		name, file, env string
+		ok              bool
+	}{
+		{"file", good, "", true},
+		{"file wins over the environment", good, "other@pve!x=y", true},
+		{"environment", "", " root@pam!vmatool=" + testSecret + " ", true},
+		{"neither", "", "", false},
+		{"missing file", filepath.Join(dir, "nope"), "", false},
+		{"malformed file", bad, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := LoadToken(tt.file, tt.env)
+			if (err == nil) != tt.ok || (tt.ok && got != want) {
+				t.Fatalf("LoadToken = %#v, %v", got, err)
+			}
+			if err != nil && strings.Contains(err.Error(), testSecret) {
+				t.Errorf("error quotes the secret: %v", err)
+			}
+			if tt.name == "neither" && !errors.Is(err, ErrNoToken) {
+				t.Errorf("err = %v, want ErrNoToken", err)
+			}
+		})
 	}
 }
 
