@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/anchore/go-lzo v0.1.1
 	github.com/diskfs/go-diskfs v1.9.4
+	github.com/google/btree v1.1.3
 	github.com/google/uuid v1.6.0
 	github.com/klauspost/compress v1.20.3
 	github.com/klauspost/pgzip v1.3.0

@@ -3,6 +3,7 @@ package vma
 import (
 	"bufio"
 	"compress/bzip2"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"runtime"
@@ -50,15 +51,46 @@ var magics = []struct {
 	{Bzip2, "BZh"},
 }
 
-// decoderMaxMemory caps what one zstd frame may make the decoder allocate;
-// vzdump's zstd uses windows of at most a few MiB.
-const decoderMaxMemory = 256 << 20
+// DefaultMaxWindow is the largest zstd window Decompress accepts unless
+// WithMaxWindow says otherwise. A zstd decoder holds a window of history,
+// so this is what decoding costs: vzdump's zstd (level 3) uses 2 MiB,
+// zstd -19 8 MiB, and the default keeps a whole vmatool run within 64 MiB.
+// Archives compressed with --long or --ultra need more, and say how much.
+const DefaultMaxWindow = 8 << 20
+
+// DecompressOption configures Decompress.
+type DecompressOption func(*decompressOptions) error
+
+type decompressOptions struct {
+	maxWindow int64
+}
+
+// WithMaxWindow sets the largest zstd window Decompress accepts, in bytes
+// (at least 1 KiB, zstd's smallest). A frame that needs more fails with a
+// *WindowError; one that fits costs about its window in memory.
+func WithMaxWindow(n int64) DecompressOption {
+	return func(o *decompressOptions) error {
+		if n < zstdMinWindow {
+			return fmt.Errorf("vma: max window %d is below zstd's smallest window, %d", n, zstdMinWindow)
+		}
+		o.maxWindow = n
+		return nil
+	}
+}
 
 // Decompress looks at the first bytes of r and, if they are the magic of a
 // known compression, returns a reader of the decompressed stream; otherwise
-// the bytes pass through. The file name plays no part. Close releases
-// decoder goroutines; it does not close r.
-func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
+// the bytes pass through. The file name plays no part. A zstd stream may
+// start with a skippable frame, as pzstd's do; the first frame's window is
+// checked before Decompress returns. Close releases decoder goroutines; it
+// does not close r.
+func Decompress(r io.Reader, opts ...DecompressOption) (io.ReadCloser, Compression, error) {
+	o := decompressOptions{maxWindow: DefaultMaxWindow}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, None, err
+		}
+	}
 	br := bufio.NewReaderSize(r, 1<<16)
 	head, err := br.Peek(9)
 	if err != nil && err != io.EOF {
@@ -71,12 +103,21 @@ func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
 			break
 		}
 	}
+	if len(head) >= 4 && binary.LittleEndian.Uint32(head)&^0xf == zstdSkippableMagic {
+		c = Zstd
+	}
 	switch c {
 	case Zstd:
+		frames := newZstdFrames(br, o.maxWindow)
+		if err := frames.start(); err != nil {
+			return nil, c, err
+		}
 		// One synchronous decoder: vzdump's archives are a single frame,
 		// whose blocks depend on each other, and the decoder's own
 		// goroutine pipeline measured slower than decoding inline (bench/).
-		d, err := zstd.NewReader(br, zstd.WithDecoderMaxMemory(decoderMaxMemory), zstd.WithDecoderConcurrency(1))
+		// The frames were checked against the same limit already.
+		d, err := zstd.NewReader(frames, zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxWindow(uint64(o.maxWindow)), zstd.WithDecoderMaxMemory(uint64(o.maxWindow)))
 		if err != nil {
 			return nil, c, fmt.Errorf("vma: zstd: %w", err)
 		}

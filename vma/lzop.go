@@ -8,7 +8,6 @@ import (
 	"hash/adler32"
 	"hash/crc32"
 	"io"
-	"slices"
 
 	"github.com/anchore/go-lzo"
 )
@@ -54,9 +53,17 @@ const (
 	// needs more is a format this reader has never seen.
 	lzopVersionMax = 0x1040
 
-	// lzopMaxBlockSize is lzop's MAX_BLOCK_SIZE. lzop writes 256 KiB
-	// blocks; the limit keeps hostile sizes from becoming allocations.
-	lzopMaxBlockSize = 64 << 20
+	// lzopMaxBlockSize is the largest block lzop writes, and the largest
+	// it reads. lzop 1.04 compresses its input in pieces of BLOCK_SIZE,
+	// 256 KiB (128 KiB in 16-bit DOS builds), a constant with no option
+	// to change it (p_lzo.c: "static const lzo_uint32 block_size =
+	// BLOCK_SIZE; maybe make this an option ?"). Its reader refuses a
+	// larger block, "block size too small -- recompile lzop", after
+	// checking the sanity bound MAX_BLOCK_SIZE (64 MiB) that this limit
+	// once copied; the kernel's unlzo refuses one too. So every stream
+	// lzop can read reads here, and a hostile one claiming 64 MiB blocks
+	// costs two 256 KiB buffers instead of 128 MiB.
+	lzopMaxBlockSize = 256 << 10
 
 	// lzopMaxExpansion bounds how far LZO1X can expand. The densest
 	// instruction is a long match: 4+z input bytes (opcode, z zero bytes
@@ -67,11 +74,6 @@ const (
 	// exceeds 256 times the input actually read. (lzop's own worst, 256
 	// KiB of zeros at -1, is 222 times.)
 	lzopMaxExpansion = 256
-
-	// lzopReadChunk is the most compressed data buffered ahead of proof
-	// that the stream really holds it: a truncated stream that claims a
-	// 64 MiB block costs about twice what it contains, plus 1 MiB.
-	lzopReadChunk = 1 << 20
 )
 
 // Errors of the lzop reader, for errors.Is. They arrive wrapped with the
@@ -369,7 +371,7 @@ func (z *lzopReader) nextBlock() error {
 	}
 	if dstLen > lzopMaxBlockSize {
 		// 0xffffffff would be a split file, which lzop never finished.
-		return berr(ErrLzopFormat, "uncompressed size %d exceeds lzop's limit of %d", dstLen, lzopMaxBlockSize)
+		return berr(ErrLzopFormat, "uncompressed size %d exceeds lzop's block size of %d", dstLen, lzopMaxBlockSize)
 	}
 	n := 4 // compressed size
 	for _, s := range lzopDataSums {
@@ -435,23 +437,14 @@ func (z *lzopReader) nextBlock() error {
 	return nil
 }
 
-// readData reads n bytes into buf, reusing it when it is large enough and
-// otherwise growing it no faster than data actually arrives.
+// readData reads n bytes (at most lzopMaxBlockSize) into buf, reusing it
+// when it is large enough.
 func (z *lzopReader) readData(buf []byte, n int) ([]byte, error) {
-	if cap(buf) >= n {
-		buf = buf[:n]
-		return buf, z.readFull(buf)
+	if cap(buf) < n {
+		buf = make([]byte, n)
 	}
-	buf = buf[:0]
-	for len(buf) < n {
-		chunk := min(n-len(buf), max(len(buf), lzopReadChunk))
-		buf = slices.Grow(buf, chunk)
-		if err := z.readFull(buf[len(buf) : len(buf)+chunk]); err != nil {
-			return buf, err
-		}
-		buf = buf[:len(buf)+chunk]
-	}
-	return buf, nil
+	buf = buf[:n]
+	return buf, z.readFull(buf)
 }
 
 // verifyLzopSums checks the checksums in stored, in the order of defs,

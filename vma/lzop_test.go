@@ -494,10 +494,12 @@ func TestLzopErrors(t *testing.T) {
 		{"bad version needed", lzopSpec{needed: 0x0100}.build(), ErrLzopFormat, "version needed"},
 		{"huge block", withBlock(u32(0x7fffffff), u32(100)), ErrLzopFormat, "uncompressed size 2147483647 exceeds"},
 		{"split file", withBlock(u32(0xffffffff)), ErrLzopFormat, "exceeds"},
-		{"just over 64 MiB", withBlock(u32(64<<20+1), u32(64<<20+1)), ErrLzopFormat, "exceeds"},
+		{"just over 256 KiB", withBlock(u32(256<<10+1), u32(256<<10+1)), ErrLzopFormat,
+			fmt.Sprintf("block at offset 0x%x: malformed stream: uncompressed size 262145 exceeds lzop's block size of 262144", hdrLen)},
+		{"64 MiB, lzop's sanity bound", withBlock(u32(64<<20), u32(256<<10)), ErrLzopFormat, "uncompressed size 67108864 exceeds"},
 		{"compressed > uncompressed", withBlock(u32(10), u32(11), u32(0), u32(0)), ErrLzopFormat, "compressed size 11"},
 		{"compressed size 0", withBlock(u32(10), u32(0), u32(0), u32(0)), ErrLzopFormat, "compressed size 0"},
-		{"impossible ratio", withBlock(u32(64<<20), u32(100), u32(0), u32(0)), ErrLzopFormat, "cannot expand"},
+		{"impossible ratio", withBlock(u32(256<<10), u32(1000), u32(0), u32(0)), ErrLzopFormat, "cannot expand 1000 bytes to 262144"},
 		{"no end marker", lzopSpec{flags: good.flags, blocks: good.blocks, noEnd: true}.build(), io.ErrUnexpectedEOF,
 			fmt.Sprintf("block at offset 0x%x", len(goodBytes)-4)},
 		{"compressed data flipped", flip(goodBytes, len(goodBytes)-4-2), ErrLzopChecksum,
@@ -610,24 +612,33 @@ func TestLzopFixtureFlips(t *testing.T) {
 	}
 }
 
-// TestLzopAllocation checks that a tiny stream claiming a 64 MiB block
-// with most of its data missing does not make the reader allocate 64 MiB.
+// TestLzopAllocation checks what blocks cost: a tiny stream that claims
+// a block of lzop's full size with most of its data missing, and one that
+// claims 64 MiB (refused before anything is allocated for it).
 func TestLzopAllocation(t *testing.T) {
-	s := lzopSpec{flags: lzopAdler32D}.build()
-	s = s[:len(s)-4]
-	s = binary.BigEndian.AppendUint32(s, 64<<20) // stored block: sizes equal
-	s = binary.BigEndian.AppendUint32(s, 64<<20)
-	s = binary.BigEndian.AppendUint32(s, 0)
-	s = append(s, make([]byte, 1000)...)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_, err := lzopDecode(s)
-	runtime.ReadMemStats(&after)
-	if !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("error = %v, want unexpected EOF", err)
-	}
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
-		t.Errorf("a 1 KB truncated stream made the reader allocate %d bytes", grew)
+	head := lzopSpec{flags: lzopAdler32D}.build()
+	head = head[:len(head)-4]
+	for _, tt := range []struct {
+		size uint32
+		kind error
+	}{
+		{lzopMaxBlockSize, io.ErrUnexpectedEOF},
+		{64 << 20, ErrLzopFormat},
+	} {
+		s := binary.BigEndian.AppendUint32(bytes.Clone(head), tt.size) // stored block: sizes equal
+		s = binary.BigEndian.AppendUint32(s, tt.size)
+		s = binary.BigEndian.AppendUint32(s, 0)
+		s = append(s, make([]byte, 1000)...)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := lzopDecode(s)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, tt.kind) {
+			t.Fatalf("block of %d: error = %v, want %v", tt.size, err, tt.kind)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > lzopMaxBlockSize+64<<10 {
+			t.Errorf("block of %d: a 1 KB stream made the reader allocate %d bytes", tt.size, grew)
+		}
 	}
 }
 

@@ -20,7 +20,7 @@ type archiveInput struct {
 
 // openArchive opens path ("-" reads stdin). The meter counts input bytes,
 // so for a compressed archive it measures progress through the file.
-func openArchive(s *streams, path string, quiet bool, label string) (*archiveInput, error) {
+func openArchive(s *streams, path string, quiet bool, label string, opts ...vma.DecompressOption) (*archiveInput, error) {
 	a := &archiveInput{name: path}
 	var in io.Reader = s.in
 	var total int64
@@ -38,7 +38,7 @@ func openArchive(s *streams, path string, quiet bool, label string) (*archiveInp
 		in = f
 	}
 	a.meter = newMeter(s, quiet, label, total)
-	dr, comp, err := vma.Decompress(progressReader{in, a.meter})
+	dr, comp, err := vma.Decompress(progressReader{in, a.meter}, opts...)
 	if err != nil {
 		a.Close()
 		return nil, a.wrap(err)
@@ -60,6 +60,7 @@ func (a *archiveInput) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
+	err = windowHint(err)
 	if a.comp != vma.None && a.comp != "" {
 		return fmt.Errorf("%s (%s-compressed, offsets are in the decompressed stream): %w", a.name, a.comp, err)
 	}

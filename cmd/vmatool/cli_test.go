@@ -21,6 +21,7 @@ import (
 var vmatoolBin string
 
 func TestMain(m *testing.M) {
+	runRSSHelper()
 	dir, err := os.MkdirTemp("", "vmatool-cli-test")
 	if err != nil {
 		panic(err)
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 type result struct {
 	stdout, stderr string
 	code           int
-	maxRSS         int64 // peak resident set size of the process in bytes, from rusage
+	maxRSS         int64 // peak resident set size of the process in bytes, from rusage (see measure)
 }
 
 // vmatool runs the binary with TZ=UTC (list prints local time).
@@ -50,7 +51,7 @@ func vmatool(t *testing.T, stdin io.Reader, env []string, args ...string) result
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	resetPeakRSS()
+	peak := measure(cmd)
 	err := cmd.Run()
 	code := 0
 	var ee *exec.ExitError
@@ -59,7 +60,7 @@ func vmatool(t *testing.T, stdin io.Reader, env []string, args ...string) result
 	} else if err != nil {
 		t.Fatalf("running vmatool %v: %v", args, err)
 	}
-	return result{out.String(), errb.String(), code, peakRSS(cmd.ProcessState)}
+	return result{out.String(), errb.String(), code, peak()}
 }
 
 // maxRSSBound is the memory promise: peak RSS at or under 64 MiB on any input.

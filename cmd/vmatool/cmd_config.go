@@ -29,6 +29,7 @@ EXIT STATUS:
 func runConfig(ctx context.Context, s *streams, args []string) error {
 	fs := newFlags("config")
 	name := fs.StringP("config", "c", pveconf.ConfigName, "name of the config to print")
+	window := addMaxWindowFlag(fs)
 	if err := parseFlags(s, fs, configHelp, args); err != nil {
 		return err
 	}
@@ -36,7 +37,7 @@ func runConfig(ctx context.Context, s *streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	a, err := openArchive(s, path, true, "")
+	a, err := openArchive(s, path, true, "", window.option())
 	if err != nil {
 		return err
 	}

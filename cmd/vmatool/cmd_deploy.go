@@ -67,6 +67,7 @@ type deployGlobal struct {
 	dryRun   bool
 	json     bool
 	quiet    bool
+	window   maxWindow
 }
 
 func bindDeployGlobal(fs *pflag.FlagSet, g *deployGlobal) {
@@ -77,6 +78,7 @@ func bindDeployGlobal(fs *pflag.FlagSet, g *deployGlobal) {
 	fs.BoolVar(&g.dryRun, "dry-run", false, "print the plan and touch nothing")
 	fs.BoolVar(&g.json, "json", false, "print the results as JSON")
 	fs.BoolVarP(&g.quiet, "quiet", "q", false, "no progress display")
+	fs.Var(&g.window, "max-window", "largest zstd window to decode of an archive SOURCE, e.g. 128M (decoding holds one window in memory)")
 }
 
 func runDeploy(ctx context.Context, s *streams, args []string) error {
@@ -119,7 +121,7 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 			return usagef("%s: %v", t.name, err)
 		}
 	}
-	src, err := inspectSource(source)
+	src, err := inspectSource(source, g.window.option())
 	if err != nil {
 		return err
 	}

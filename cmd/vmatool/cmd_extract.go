@@ -34,13 +34,14 @@ func runExtract(ctx context.Context, s *streams, args []string) error {
 	fs := newFlags("extract")
 	verbose := fs.BoolP("verbose", "v", false, "print DEVINFO lines and a summary, as Proxmox does")
 	driveList := fs.StringP("drives", "d", "", "comma-separated device names to extract (the last -d counts)")
+	window := addMaxWindowFlag(fs)
 	if err := parseFlags(s, fs, extractHelp, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
 		return usagef("want <file> and <targetdir>, got %d arguments", fs.NArg())
 	}
-	a, err := openArchive(s, fs.Arg(0), true, "")
+	a, err := openArchive(s, fs.Arg(0), true, "", window.option())
 	if err != nil {
 		return err
 	}

@@ -90,6 +90,7 @@ func runInfo(ctx context.Context, s *streams, args []string) error {
 	fs := newFlags("info")
 	asJSON := fs.Bool("json", false, "print JSON")
 	dataFile := fs.String("data-file", "", "external data file of a qcow2 image")
+	window := addMaxWindowFlag(fs)
 	if err := parseFlags(s, fs, infoHelp, args); err != nil {
 		return err
 	}
@@ -97,13 +98,13 @@ func runInfo(ctx context.Context, s *streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	src, err := inspectSource(path)
+	src, err := inspectSource(path, window.option())
 	if err != nil {
 		return err
 	}
 	var doc *infoDoc
 	if src.archive {
-		doc, err = archiveInfoOf(ctx, s, path)
+		doc, err = archiveInfoOf(ctx, s, path, window.option())
 	} else {
 		doc, err = imageInfoOf(path, *dataFile)
 	}
@@ -168,8 +169,8 @@ func imageInfoOf(path, dataFile string) (*infoDoc, error) {
 // sectors, and small enough to keep 254 devices in bounded memory.
 const edgeBytes = 64 << 10
 
-func archiveInfoOf(ctx context.Context, s *streams, path string) (*infoDoc, error) {
-	a, err := openArchive(s, path, true, "")
+func archiveInfoOf(ctx context.Context, s *streams, path string, opts ...vma.DecompressOption) (*infoDoc, error) {
+	a, err := openArchive(s, path, true, "", opts...)
 	if err != nil {
 		return nil, err
 	}

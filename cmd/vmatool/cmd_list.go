@@ -42,6 +42,7 @@ EXIT STATUS:
 func runList(ctx context.Context, s *streams, args []string) error {
 	fs := newFlags("list")
 	asJSON := fs.Bool("json", false, "print JSON, with uuid and stored bytes per device (reads the whole archive)")
+	window := addMaxWindowFlag(fs)
 	if err := parseFlags(s, fs, listHelp, args); err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func runList(ctx context.Context, s *streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	a, err := openArchive(s, path, true, "")
+	a, err := openArchive(s, path, true, "", window.option())
 	if err != nil {
 		return err
 	}

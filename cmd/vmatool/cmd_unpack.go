@@ -42,13 +42,14 @@ func runUnpack(ctx context.Context, s *streams, args []string) error {
 	devices := fs.StringSliceP("devices", "d", nil, "only these devices (comma-separated or repeated); configs are always written")
 	force := fs.BoolP("force", "f", false, "overwrite existing files")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display")
+	window := addMaxWindowFlag(fs)
 	if err := parseFlags(s, fs, unpackHelp, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
 		return usagef("want ARCHIVE and DIR, got %d arguments", fs.NArg())
 	}
-	a, err := openArchive(s, fs.Arg(0), *quiet, "unpack")
+	a, err := openArchive(s, fs.Arg(0), *quiet, "unpack", window.option())
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ func runVerify(ctx context.Context, s *streams, args []string) error {
 	fs := newFlags("verify")
 	asJSON := fs.Bool("json", false, "print the result as JSON (also on failure)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display")
+	window := addMaxWindowFlag(fs)
 	if err := parseFlags(s, fs, verifyHelp, args); err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func runVerify(ctx context.Context, s *streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := verifyArchive(ctx, s, path, *quiet || *asJSON)
+	st, err := verifyArchive(ctx, s, path, *quiet || *asJSON, window.option())
 	if *asJSON {
 		doc := verifyJSONDoc{Archive: path, OK: err == nil}
 		if err != nil {
@@ -80,8 +81,8 @@ type verified struct {
 	comp  vma.Compression
 }
 
-func verifyArchive(ctx context.Context, s *streams, path string, quiet bool) (*verified, error) {
-	a, err := openArchive(s, path, quiet, "verify")
+func verifyArchive(ctx context.Context, s *streams, path string, quiet bool, opts ...vma.DecompressOption) (*verified, error) {
+	a, err := openArchive(s, path, quiet, "verify", opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -19,11 +19,13 @@ type deploySource struct {
 	archive bool
 	comp    vma.Compression // of an archive
 	size    int64           // file size
+	// decompress are the options for reading a compressed archive.
+	decompress []vma.DecompressOption
 }
 
 // inspectSource tells an archive (compressed or not, by content) from an
 // image.
-func inspectSource(path string) (*deploySource, error) {
+func inspectSource(path string, opts ...vma.DecompressOption) (*deploySource, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -33,17 +35,19 @@ func inspectSource(path string) (*deploySource, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := &deploySource{path: path, size: st.Size()}
-	dr, comp, err := vma.Decompress(f)
+	src := &deploySource{path: path, size: st.Size(), decompress: opts}
+	dr, comp, err := vma.Decompress(f, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, windowHint(err))
 	}
 	defer dr.Close()
 	head := make([]byte, 4)
-	n, _ := io.ReadFull(dr, head)
+	n, err := io.ReadFull(dr, head)
 	switch {
 	case string(head[:n]) == "VMA\x00":
 		src.archive, src.comp = true, comp
+	case err != nil && err != io.EOF && err != io.ErrUnexpectedEOF:
+		return nil, fmt.Errorf("%s: %w", path, windowHint(err)) // the decompressor failed
 	case comp != vma.None:
 		return nil, fmt.Errorf("%s: a %s-compressed file that is not a VMA archive; give an image or an archive", path, comp)
 	}
@@ -131,7 +135,7 @@ func copyArchive(src *deploySource, w io.Writer, uncompressed bool, p vma.Progre
 	defer f.Close()
 	var r io.Reader = progressReader{f, p}
 	if uncompressed && src.comp != vma.None {
-		dr, _, err := vma.Decompress(r)
+		dr, _, err := vma.Decompress(r, src.decompress...)
 		if err != nil {
 			return err
 		}
