@@ -102,6 +102,7 @@ func pausedRun(t *testing.T, pause string, sig os.Signal, args ...string) result
 	cmd.Env = append(os.Environ(), "TZ=UTC", "VMATOOL_TEST_PAUSE="+pause)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
+	peak := measure(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +138,7 @@ func pausedRun(t *testing.T, pause string, sig os.Signal, args ...string) result
 			t.Fatalf("vmatool %v did not exit after %v; stderr: %s", args, sig, errText.String())
 		}
 		cmd.Wait()
-		return result{stdout.String(), errText.String(), cmd.ProcessState.ExitCode(), peakRSS(cmd.ProcessState)}
+		return result{stdout.String(), errText.String(), cmd.ProcessState.ExitCode(), peak()}
 	}
 	select {
 	case <-wasPaused:

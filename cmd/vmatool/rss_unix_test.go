@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -30,7 +31,18 @@ func runRSSHelper() {
 	os.Unsetenv(rssHelperEnv)
 	cmd := exec.Command(os.Args[1], os.Args[2:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := cmd.Run()
+	// Signals a test sends to the helper are meant for vmatool.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	err := cmd.Start()
+	if err == nil {
+		go func() {
+			for s := range sigs {
+				cmd.Process.Signal(s)
+			}
+		}()
+		err = cmd.Wait()
+	}
 	code := 127
 	if cmd.ProcessState != nil {
 		code = cmd.ProcessState.ExitCode()
