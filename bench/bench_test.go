@@ -84,7 +84,7 @@ func writeArchive(img, out string, c vma.Compression) error {
 		}
 		return f.Close()
 	}
-	zw, err := vma.Compress(f, c, 0)
+	zw, err := vma.Compress(f, c)
 	if err != nil {
 		return err
 	}

@@ -111,7 +111,7 @@ func (k *archiveSink) abort() error {
 }
 
 func newSink(w io.Writer, comp vma.Compression, level int) (*archiveSink, error) {
-	c, err := vma.Compress(w, comp, level)
+	c, err := vma.Compress(w, comp, vma.WithLevel(level))
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package vma
+package codec
 
 import (
 	"bytes"
@@ -24,14 +24,14 @@ import (
 // lzopFixture is v01-single.vma as Proxmox's vzdump compresses it with
 // "lzop" (LZO1X-1, adler32 of each block's uncompressed data).
 const (
-	lzopFixture       = "../testdata/vectors/v01-single.vma.lzo"
+	lzopFixture       = "../../testdata/vectors/v01-single.vma.lzo"
 	lzopFixtureSHA256 = "4e1a7710bb6f8ff9970ccada70b6e59fe3a91f7655a8b7f6553e9529b77bcd21"
 )
 
 // lzopDecode decompresses all of b through Read, in the odd-sized reads
 // that a bufio.Reader or io.ReadFull would make.
 func lzopDecode(b []byte) ([]byte, error) {
-	z, err := newLzopReader(bytes.NewReader(b))
+	z, err := newLzopReader(bytes.NewReader(b), 2)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ func lzopDecode(b []byte) ([]byte, error) {
 // lzopDecodeWriteTo decompresses all of b through io.Copy, which uses
 // WriteTo.
 func lzopDecodeWriteTo(b []byte) ([]byte, error) {
-	z, err := newLzopReader(bytes.NewReader(b))
+	z, err := newLzopReader(bytes.NewReader(b), 2)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func TestLzopFixture(t *testing.T) {
 		t.Fatalf("WriteTo: %d bytes, %v; Read gave %d bytes", len(out2), err, len(out))
 	}
 	// iotest.TestReader checks Read's contract with many buffer sizes.
-	z, err := newLzopReader(bytes.NewReader(in))
+	z, err := newLzopReader(bytes.NewReader(in), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestLzopTrailing(t *testing.T) {
 	in := readLzopFixture(t)
 	trailer := []byte("next member")
 	r := bytes.NewReader(append(in[:len(in):len(in)], trailer...))
-	z, err := newLzopReader(r)
+	z, err := newLzopReader(r, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func lzopInputs() map[string][]byte {
 // readVMAFixture returns the uncompressed v01 archive when it is there, so
 // the command-line tests also see real archive bytes.
 func readVMAFixture() []byte {
-	b, _ := os.ReadFile("../testdata/vectors/v01-single.vma")
+	b, _ := os.ReadFile("../../testdata/vectors/v01-single.vma")
 	return b
 }
 
@@ -253,7 +253,7 @@ func TestLzopCommandFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = newLzopReader(bytes.NewReader(compressed))
+	_, err = newLzopReader(bytes.NewReader(compressed), 2)
 	if !errors.Is(err, ErrLzopUnsupported) || !strings.Contains(err.Error(), "filter 1") {
 		t.Fatalf("error = %v, want ErrLzopUnsupported naming filter 1", err)
 	}
@@ -522,7 +522,7 @@ func TestLzopErrors(t *testing.T) {
 			if !errors.Is(err, tt.kind) {
 				t.Fatalf("error = %v, want %v", err, tt.kind)
 			}
-			if !strings.HasPrefix(err.Error(), "vma: lzop: ") || !strings.Contains(err.Error(), tt.msg) {
+			if !strings.HasPrefix(err.Error(), "lzop: ") || !strings.Contains(err.Error(), tt.msg) {
 				t.Fatalf("error = %q, want it to contain %q", err, tt.msg)
 			}
 		})
@@ -571,15 +571,18 @@ func TestLzopTruncated(t *testing.T) {
 // end marker last.
 func lzopBlockOffsets(t *testing.T, b []byte) []int {
 	t.Helper()
-	r, err := newLzopReader(bytes.NewReader(b))
-	if err != nil {
+	z := &lzopReader{r: bytes.NewReader(b)}
+	if err := z.readHeader(); err != nil {
 		t.Fatal(err)
 	}
-	z := r.(*lzopReader)
 	var offs []int
+	var blk lzopBlock
 	for {
 		offs = append(offs, int(z.off))
-		err := z.nextBlock()
+		err := z.readBlock(&blk)
+		if err == nil {
+			err = blk.decode()
+		}
 		if err == io.EOF {
 			return offs
 		}
@@ -646,11 +649,11 @@ func TestLzopAllocation(t *testing.T) {
 // repeated eight times under its header, so it needs no lzop command.
 func BenchmarkLzopReader(b *testing.B) {
 	fixture := readLzopFixture(b)
-	z, err := newLzopReader(bytes.NewReader(fixture))
-	if err != nil {
+	z := &lzopReader{r: bytes.NewReader(fixture)}
+	if err := z.readHeader(); err != nil {
 		b.Fatal(err)
 	}
-	hdrLen := z.(*lzopReader).off
+	hdrLen := z.off
 	body := fixture[hdrLen : len(fixture)-4]
 	in := slices.Concat(fixture[:hdrLen], bytes.Repeat(body, 8), fixture[len(fixture)-4:])
 	out, err := lzopDecode(in)
@@ -662,7 +665,7 @@ func BenchmarkLzopReader(b *testing.B) {
 	r := bytes.NewReader(in)
 	for b.Loop() {
 		r.Reset(in)
-		z, err := newLzopReader(r)
+		z, err := newLzopReader(r, 2)
 		if err != nil {
 			b.Fatal(err)
 		}

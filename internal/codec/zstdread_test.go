@@ -3,7 +3,6 @@ package codec
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -58,11 +57,6 @@ func decodeAll(t testing.TB, stream []byte) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
-func skippable(payload string) []byte {
-	b := binary.LittleEndian.AppendUint32(nil, skippableMagic|5)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
-	return append(b, payload...)
-}
 
 func TestZstdFramesDecode(t *testing.T) {
 	data := mixedData(9<<20+12345, 1)
@@ -82,7 +76,7 @@ func TestZstdFramesDecode(t *testing.T) {
 		"frames of 2 MiB":             multi,
 		"one frame, unknown size":     single.Bytes(),
 		"small frames then a big one": append(append([]byte(nil), head...), tail...),
-		"skippable frames around":     append(append(skippable("pzstd"), multi...), skippable("")...),
+		"skippable frames around":     append(append(skippable(5, []byte("pzstd")), multi...), skippable(0, nil)...),
 	}
 	for name, stream := range cases {
 		got, err := decodeAll(t, stream)
@@ -116,7 +110,7 @@ func TestZstdFramesCorruptFrame(t *testing.T) {
 	r, _ := newZstdReader(bufio.NewReader(bytes.NewReader(bad)), 2, 8<<20)
 	got, err := io.ReadAll(r)
 	r.Close()
-	want := fmt.Sprintf("compressed offset %d", offs[2])
+	want := fmt.Sprintf("frame at offset %d", offs[2])
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %v, want one naming %q", err, want)
 	}
@@ -131,7 +125,7 @@ func TestZstdFramesCorruptFrame(t *testing.T) {
 	}
 	// Garbage after the last frame.
 	_, err = decodeAll(t, append(append([]byte(nil), stream...), "junk"...))
-	if !errors.Is(err, errNotZstd) || !strings.Contains(err.Error(), fmt.Sprint(len(stream))) {
+	if !errors.Is(err, ErrZstdFormat) || !strings.Contains(err.Error(), fmt.Sprint(len(stream))) {
 		t.Fatalf("trailing junk: %v", err)
 	}
 }

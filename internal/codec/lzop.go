@@ -1,6 +1,7 @@
-package vma
+package codec
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"io"
 
 	"github.com/anchore/go-lzo"
+	"github.com/vmatool/vmatool/internal/pipeline"
 )
 
 // The lzop container, as lzop 1.04 writes and reads it (lzop.c write_header
@@ -100,7 +102,7 @@ type lzopError struct {
 }
 
 func (e *lzopError) Error() string {
-	s := fmt.Sprintf("vma: lzop: %s at offset 0x%x: %v", e.what, e.offset, e.err)
+	s := fmt.Sprintf("lzop: %s at offset 0x%x: %v", e.what, e.offset, e.err)
 	if e.detail != "" {
 		s += ": " + e.detail
 	}
@@ -110,27 +112,62 @@ func (e *lzopError) Error() string {
 func (e *lzopError) Unwrap() error { return e.err }
 
 // lzopReader decompresses an lzop stream. It reads exactly up to the end
-// marker, so whatever follows in r is left unread.
+// marker, so whatever follows in r is left unread. lzop's blocks are
+// independent, so they are checked and decoded on several cores while one
+// goroutine reads them in order.
 type lzopReader struct {
 	r     io.Reader
 	off   int64  // bytes consumed from r
 	flags uint32 // header flags: which checksums each block carries
-
-	src     []byte // compressed block, reused
-	dst     []byte // decompressed block, reused
-	pending []byte // decoded bytes not yet returned
-	err     error  // sticky: io.EOF after the end marker, or the failure
 }
+
+// lzopBlock is one block in flight: its header fields and buffers, which
+// the pipeline recycles.
+type lzopBlock struct {
+	start      int64 // offset of the block header, for errors
+	flags      uint32
+	dstLen     int
+	compressed bool
+	sums       [4 * 4]byte
+	nSums      int // of sums, the data checksums first
+	nDataSums  int
+	src, dst   []byte
+	out        []byte // the decoded block: src or dst
+}
+
+// lzopBudget bounds the blocks in flight; each holds up to two 256 KiB
+// buffers.
+const lzopBudget = 8 << 20
 
 // newLzopReader reads the lzop header from r and returns a reader of the
 // decompressed data. Every checksum the stream carries is verified; a
 // block's data is returned only after its checksums match.
-func newLzopReader(r io.Reader) (io.Reader, error) {
+func newLzopReader(r io.Reader, workers int) (io.ReadCloser, error) {
 	z := &lzopReader{r: r}
 	if err := z.readHeader(); err != nil {
 		return nil, err
 	}
-	return z, nil
+	return startPipe(func(ctx context.Context, w io.Writer) error {
+		pipe := pipeline.NewOrdered(ctx, pipeline.Budgeted(lzopBudget, 2*lzopMaxBlockSize, workers),
+			func(_ context.Context, b *lzopBlock) error { return b.decode() },
+			func(b *lzopBlock) error {
+				_, err := w.Write(b.out)
+				return err
+			})
+		for {
+			j, err := pipe.Next()
+			if err != nil {
+				return pipe.Close()
+			}
+			if err := z.readBlock(&j.V); err != nil {
+				if err != io.EOF {
+					pipe.Fail(err)
+				}
+				return pipe.Close()
+			}
+			pipe.Submit(j)
+		}
+	}), nil
 }
 
 // readFull fills b and counts the bytes. In lzop every read is inside a
@@ -292,45 +329,6 @@ func (z *lzopReader) skipExtraField() error {
 	return nil
 }
 
-// Read implements io.Reader.
-func (z *lzopReader) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for len(z.pending) == 0 {
-		if z.err != nil {
-			return 0, z.err
-		}
-		z.err = z.nextBlock()
-	}
-	n := copy(p, z.pending)
-	z.pending = z.pending[n:]
-	return n, nil
-}
-
-// WriteTo implements io.WriterTo, so io.Copy writes each block straight
-// from the decompression buffer.
-func (z *lzopReader) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	for {
-		if len(z.pending) > 0 {
-			n, err := w.Write(z.pending)
-			total += int64(n)
-			z.pending = z.pending[n:]
-			if err != nil {
-				return total, err
-			}
-		}
-		if z.err == io.EOF {
-			return total, nil
-		}
-		if z.err != nil {
-			return total, z.err
-		}
-		z.err = z.nextBlock()
-	}
-}
-
 // lzopBlockSum is one checksum of a block header.
 type lzopBlockSum struct {
 	flag uint32
@@ -352,18 +350,18 @@ var (
 	}
 )
 
-// nextBlock reads and decodes one block into z.pending, or returns io.EOF
-// at the end marker.
-func (z *lzopReader) nextBlock() error {
-	start := z.off
+// readBlock reads the next block's header and data into b, or returns
+// io.EOF at the end marker.
+func (z *lzopReader) readBlock(b *lzopBlock) error {
+	b.start, b.flags = z.off, z.flags
 	berr := func(err error, format string, args ...any) error {
-		return &lzopError{what: "block", offset: start, err: err, detail: fmt.Sprintf(format, args...)}
+		return &lzopError{what: "block", offset: b.start, err: err, detail: fmt.Sprintf(format, args...)}
 	}
 
 	// Sizes and up to four checksums.
-	var hdr [6 * 4]byte
+	var hdr [2 * 4]byte
 	if err := z.readFull(hdr[:4]); err != nil {
-		return &lzopError{what: "block", offset: start, err: err}
+		return &lzopError{what: "block", offset: b.start, err: err}
 	}
 	dstLen := binary.BigEndian.Uint32(hdr[:])
 	if dstLen == 0 {
@@ -373,78 +371,75 @@ func (z *lzopReader) nextBlock() error {
 		// 0xffffffff would be a split file, which lzop never finished.
 		return berr(ErrLzopFormat, "uncompressed size %d exceeds lzop's block size of %d", dstLen, lzopMaxBlockSize)
 	}
-	n := 4 // compressed size
-	for _, s := range lzopDataSums {
-		if z.flags&s.flag != 0 {
-			n += 4
-		}
+	if err := z.readFull(hdr[4:8]); err != nil {
+		return &lzopError{what: "block", offset: b.start, err: err}
 	}
-	rest := hdr[4 : 4+n]
-	if err := z.readFull(rest); err != nil {
-		return &lzopError{what: "block", offset: start, err: err}
+	srcLen := binary.BigEndian.Uint32(hdr[4:])
+	b.nDataSums = 4 * countSums(lzopDataSums, z.flags)
+	if err := z.readFull(b.sums[:b.nDataSums]); err != nil {
+		return &lzopError{what: "block", offset: b.start, err: err}
 	}
-	srcLen := binary.BigEndian.Uint32(rest)
-	sums := rest[4:]
 	switch {
 	case srcLen == 0 || srcLen > dstLen:
 		return berr(ErrLzopFormat, "compressed size %d for uncompressed size %d", srcLen, dstLen)
 	case uint64(dstLen) > lzopMaxExpansion*uint64(srcLen):
 		return berr(ErrLzopFormat, "LZO1X cannot expand %d bytes to %d", srcLen, dstLen)
 	}
-	compressed := srcLen < dstLen
-	var csums []byte
-	if compressed {
-		n := 0
-		for _, s := range lzopCompressedSums {
-			if z.flags&s.flag != 0 {
-				n += 4
-			}
-		}
-		csums = hdr[4+len(rest) : 4+len(rest)+n]
-		if err := z.readFull(csums); err != nil {
-			return &lzopError{what: "block", offset: start, err: err}
+	b.dstLen, b.compressed, b.nSums = int(dstLen), srcLen < dstLen, b.nDataSums
+	if b.compressed {
+		b.nSums += 4 * countSums(lzopCompressedSums, z.flags)
+		if err := z.readFull(b.sums[b.nDataSums:b.nSums]); err != nil {
+			return &lzopError{what: "block", offset: b.start, err: err}
 		}
 	}
-
-	var err error
-	z.src, err = z.readData(z.src, int(srcLen))
-	if err != nil {
-		return &lzopError{what: "block", offset: start, err: err}
+	if cap(b.src) < int(srcLen) {
+		b.src = make([]byte, srcLen, lzopMaxBlockSize)
 	}
-	out := z.src
-	if compressed {
-		// Checked before decoding: corrupt input never reaches the
-		// decompressor when the stream can prove it corrupt.
-		if err := verifyLzopSums(lzopCompressedSums, z.flags, csums, z.src); err != nil {
-			return berr(ErrLzopChecksum, "%v", err)
-		}
-		if cap(z.dst) < int(dstLen) {
-			z.dst = make([]byte, dstLen)
-		}
-		out = z.dst[:dstLen]
-		n, err := lzo.Decompress(z.src, out)
-		if err != nil {
-			return berr(ErrLzopFormat, "LZO1X data does not decode: %v", err)
-		}
-		if n != int(dstLen) {
-			return berr(ErrLzopFormat, "LZO1X data decodes to %d bytes, the block header says %d", n, dstLen)
-		}
+	b.src = b.src[:srcLen]
+	if err := z.readFull(b.src); err != nil {
+		return &lzopError{what: "block", offset: b.start, err: err}
 	}
-	if err := verifyLzopSums(lzopDataSums, z.flags, sums, out); err != nil {
-		return berr(ErrLzopChecksum, "%v", err)
-	}
-	z.pending = out
 	return nil
 }
 
-// readData reads n bytes (at most lzopMaxBlockSize) into buf, reusing it
-// when it is large enough.
-func (z *lzopReader) readData(buf []byte, n int) ([]byte, error) {
-	if cap(buf) < n {
-		buf = make([]byte, n)
+func countSums(defs []lzopBlockSum, flags uint32) int {
+	n := 0
+	for _, s := range defs {
+		if flags&s.flag != 0 {
+			n++
+		}
 	}
-	buf = buf[:n]
-	return buf, z.readFull(buf)
+	return n
+}
+
+// decode checks the block's checksums and decompresses it into b.out.
+func (b *lzopBlock) decode() error {
+	berr := func(err error, format string, args ...any) error {
+		return &lzopError{what: "block", offset: b.start, err: err, detail: fmt.Sprintf(format, args...)}
+	}
+	b.out = b.src
+	if b.compressed {
+		// Checked before decoding: corrupt input never reaches the
+		// decompressor when the stream can prove it corrupt.
+		if err := verifyLzopSums(lzopCompressedSums, b.flags, b.sums[b.nDataSums:b.nSums], b.src); err != nil {
+			return berr(ErrLzopChecksum, "%v", err)
+		}
+		if cap(b.dst) < b.dstLen {
+			b.dst = make([]byte, b.dstLen, lzopMaxBlockSize)
+		}
+		b.out = b.dst[:b.dstLen]
+		n, err := lzo.Decompress(b.src, b.out)
+		if err != nil {
+			return berr(ErrLzopFormat, "LZO1X data does not decode: %v", err)
+		}
+		if n != b.dstLen {
+			return berr(ErrLzopFormat, "LZO1X data decodes to %d bytes, the block header says %d", n, b.dstLen)
+		}
+	}
+	if err := verifyLzopSums(lzopDataSums, b.flags, b.sums[:b.nDataSums], b.out); err != nil {
+		return berr(ErrLzopChecksum, "%v", err)
+	}
+	return nil
 }
 
 // verifyLzopSums checks the checksums in stored, in the order of defs,

@@ -1,4 +1,4 @@
-package vma
+package codec
 
 import (
 	"bytes"
@@ -56,8 +56,12 @@ func skippable(nibble byte, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-func decompressAll(in []byte, opts ...DecompressOption) ([]byte, error) {
-	dr, c, err := Decompress(bytes.NewReader(in), opts...)
+func decompressAll(in []byte, opts ...ReadOptions) ([]byte, error) {
+	var o ReadOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	dr, c, err := NewReader(bytes.NewReader(in), o)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +78,7 @@ func TestDecompressWindow(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		in     []byte
-		opts   []DecompressOption
+		opts   []ReadOptions
 		window int64 // 0: accepted
 	}{
 		{"1 MiB, default", z, nil, 0},
@@ -83,8 +87,8 @@ func TestDecompressWindow(t *testing.T) {
 		{"128 MiB, default", withWindowLog(z, 27), nil, 128 << 20},
 		{"256 MiB, default", withWindowLog(z, 28), nil, 256 << 20},
 		{"2 TiB, default", withWindowLog(z, 41), nil, 2 << 40},
-		{"128 MiB, allowed", withWindowLog(z, 27), []DecompressOption{WithMaxWindow(128 << 20)}, 0},
-		{"1 MiB, limit 512 KiB", z, []DecompressOption{WithMaxWindow(512 << 10)}, 1 << 20},
+		{"128 MiB, allowed", withWindowLog(z, 27), []ReadOptions{ReadOptions{MaxWindow: 128 << 20}}, 0},
+		{"1 MiB, limit 512 KiB", z, []ReadOptions{ReadOptions{MaxWindow: 512 << 10}}, 1 << 20},
 		{"after skippable frames", append(skippable(3, []byte("meta")), withWindowLog(z, 25)...), nil, 32 << 20},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,11 +167,11 @@ func TestDecompressLaterFrameWindow(t *testing.T) {
 	}
 }
 
-func TestWithMaxWindow(t *testing.T) {
-	if _, _, err := Decompress(bytes.NewReader(nil), WithMaxWindow(1023)); err == nil {
+func TestMaxWindowOption(t *testing.T) {
+	if _, _, err := NewReader(bytes.NewReader(nil), ReadOptions{MaxWindow: 1023}); err == nil {
 		t.Fatal("a 1023-byte window limit was accepted")
 	}
-	if _, _, err := Decompress(bytes.NewReader(nil), WithMaxWindow(1024)); err != nil {
+	if _, _, err := NewReader(bytes.NewReader(nil), ReadOptions{MaxWindow: 1024}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -235,7 +239,7 @@ func TestDecompressZstdBroken(t *testing.T) {
 func BenchmarkDecompressZstd(b *testing.B) {
 	data := zstdTestData(32 << 20)
 	var z bytes.Buffer
-	w, err := Compress(&z, Zstd, 0)
+	w, err := NewWriter(&z, Zstd, WriteOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -246,7 +250,7 @@ func BenchmarkDecompressZstd(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		dr, _, err := Decompress(bytes.NewReader(z.Bytes()))
+		dr, _, err := NewReader(bytes.NewReader(z.Bytes()), ReadOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}

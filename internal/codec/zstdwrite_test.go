@@ -1,4 +1,4 @@
-package vma
+package codec
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ func TestFrameWriterIsDeterministic(t *testing.T) {
 		var first [32]byte
 		for run := range 50 {
 			var out bytes.Buffer
-			w, err := Compress(&out, Zstd, 0)
+			w, err := NewWriter(&out, Zstd, WriteOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package vma
+package codec
 
 import (
 	"context"

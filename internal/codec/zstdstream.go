@@ -1,4 +1,4 @@
-package vma
+package codec
 
 import (
 	"bufio"
@@ -36,7 +36,7 @@ type WindowError struct {
 }
 
 func (e *WindowError) Error() string {
-	return fmt.Sprintf("vma: zstd: the frame at offset %d needs a window of %s, above the limit of %s",
+	return fmt.Sprintf("zstd: the frame at offset %d needs a window of %s, above the limit of %s",
 		e.Offset, sizeText(e.Window), sizeText(e.Limit))
 }
 
@@ -66,6 +66,9 @@ type zstdFrames struct {
 	left      int64 // bytes of the current frame part still to pass on
 	next      zstdPart
 	checksum  bool  // the current frame ends with a content checksum
+	known     bool  // the current frame declares its content size
+	content   uint64
+	window    uint64 // of the current frame
 	err       error // sticky; io.EOF after the last frame
 }
 
@@ -132,7 +135,7 @@ func (z *zstdFrames) advance() error {
 		case 1: // RLE: one byte stands for size bytes
 			size = 1
 		case 3:
-			return fmt.Errorf("vma: zstd: block at offset %d has the reserved type 3: %w", z.off, ErrZstdFormat)
+			return fmt.Errorf("zstd: block at offset %d has the reserved type 3: %w", z.off, ErrZstdFormat)
 		}
 		z.left = 3 + size
 		if bh&1 != 0 { // the frame's last block
@@ -162,7 +165,7 @@ func (z *zstdFrames) advance() error {
 		case magic == zstdMagic:
 			return z.frameHeader()
 		default:
-			return fmt.Errorf("vma: zstd: no frame at offset %d, which starts with % x: %w", z.off, h, ErrZstdFormat)
+			return fmt.Errorf("zstd: no frame at offset %d, which starts with % x: %w", z.off, h, ErrZstdFormat)
 		}
 	}
 }
@@ -186,7 +189,7 @@ func (z *zstdFrames) skip() error {
 		done += int64(n)
 	}
 	if err != nil {
-		return fmt.Errorf("vma: zstd: skippable frame at offset %d holds %d bytes, more than the stream: %w",
+		return fmt.Errorf("zstd: skippable frame at offset %d holds %d bytes, more than the stream: %w",
 			start, size, shortRead(err))
 	}
 	return nil
@@ -213,22 +216,24 @@ func (z *zstdFrames) frameHeader() error {
 	if h, err = z.peek(n); err != nil {
 		return err
 	}
+	var size uint64
+	fcs := h[n-fcsSize : n]
+	for i := len(fcs) - 1; i >= 0; i-- {
+		size = size<<8 | uint64(fcs[i])
+	}
+	if fcsSize == 2 {
+		size += 256
+	}
+	z.known, z.content = fcsSize > 0, size
 	var window uint64
 	if single {
-		fcs := h[n-fcsSize : n]
-		var size uint64
-		for i := len(fcs) - 1; i >= 0; i-- {
-			size = size<<8 | uint64(fcs[i])
-		}
-		if fcsSize == 2 {
-			size += 256
-		}
 		window = max(size, zstdMinWindow)
 	} else {
 		wd := h[5]
 		base := uint64(1) << (10 + wd>>3)
 		window = base + base/8*uint64(wd&7)
 	}
+	z.window = window
 	if window > uint64(z.maxWindow) {
 		return &WindowError{Offset: z.off, Window: int64(min(window, 1<<62)), Limit: z.maxWindow}
 	}
