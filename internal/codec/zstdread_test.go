@@ -57,7 +57,6 @@ func decodeAll(t testing.TB, stream []byte) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
-
 func TestZstdFramesDecode(t *testing.T) {
 	data := mixedData(9<<20+12345, 1)
 	multi, _ := frames(t, data, 2<<20)

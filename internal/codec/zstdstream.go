@@ -65,11 +65,11 @@ type zstdFrames struct {
 	off       int64 // compressed bytes consumed from r
 	left      int64 // bytes of the current frame part still to pass on
 	next      zstdPart
-	checksum  bool  // the current frame ends with a content checksum
-	known     bool  // the current frame declares its content size
+	checksum  bool // the current frame ends with a content checksum
+	known     bool // the current frame declares its content size
 	content   uint64
 	window    uint64 // of the current frame
-	err       error // sticky; io.EOF after the last frame
+	err       error  // sticky; io.EOF after the last frame
 }
 
 // zstdPart is what follows in the stream when left reaches 0.
