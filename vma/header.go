@@ -26,6 +26,8 @@ type Header struct {
 type Config struct {
 	Name string
 	Data []byte
+
+	nameOff int64 // archive offset of Name, for errors
 }
 
 // Device is a disk (or the vmstate stream) stored in the archive.
@@ -33,6 +35,8 @@ type Device struct {
 	ID   int    // dev_id, 1..254
 	Name string // e.g. "drive-scsi0"
 	Size int64  // bytes
+
+	nameOff int64 // archive offset of Name, for errors
 }
 
 // Clusters is the number of 64 KiB clusters the archive records for d.
@@ -234,6 +238,8 @@ func parseHeader(b []byte) (*Header, error) {
 		return nil, formatErr(hdrBlobSize, ErrHeaderSize, "blob buffer %d+%d runs past header size %d", blobOff, blobSize, len(b))
 	}
 	blobs := walkBlobs(b[blobOff : blobOff+blobSize])
+	// Where a name's bytes are in the archive: after its 2-byte length.
+	nameOff := func(ptr uint32) int64 { return blobOff + int64(ptr) + 2 }
 
 	h := &Header{Size: int64(len(b))}
 	copy(h.UUID[:], b[hdrUUID:hdrUUID+16])
@@ -244,7 +250,8 @@ func parseHeader(b []byte) (*Header, error) {
 	for id := 1; id <= MaxDevices; id++ {
 		slot := b[deviceInfoOffset+deviceInfoSize*id:]
 		size := be.Uint64(slot[8:])
-		name, ok := blobs.str(be.Uint32(slot[0:]))
+		ptr := be.Uint32(slot[0:])
+		name, ok := blobs.str(ptr)
 		if size == 0 || !ok {
 			continue
 		}
@@ -252,7 +259,7 @@ func parseHeader(b []byte) (*Header, error) {
 			return nil, formatErr(int64(deviceInfoOffset+deviceInfoSize*id+8), ErrInvalidDevice,
 				"device %q size %d exceeds 2^32 clusters", name, size)
 		}
-		h.Devices = append(h.Devices, Device{ID: id, Name: name, Size: int64(size)})
+		h.Devices = append(h.Devices, Device{ID: id, Name: name, Size: int64(size), nameOff: nameOff(ptr)})
 	}
 	for i := 0; i < MaxConfigs; i++ {
 		np := be.Uint32(b[configNamesOffset+4*i:])
@@ -265,7 +272,7 @@ func parseHeader(b []byte) (*Header, error) {
 		if !ok1 || !ok2 {
 			return nil, formatErr(int64(configNamesOffset+4*i), ErrBlobPointer, "config slot %d points outside the blob table", i)
 		}
-		h.Configs = append(h.Configs, Config{Name: name, Data: append([]byte(nil), data...)})
+		h.Configs = append(h.Configs, Config{Name: name, Data: append([]byte(nil), data...), nameOff: nameOff(np)})
 	}
 	return h, nil
 }
