@@ -53,7 +53,7 @@ func createOutput(final, tmpName string, force bool) (*outFile, error) {
 	if tmpName == "" {
 		var r [6]byte
 		_, _ = rand.Read(r[:])
-		tmpName = "." + filepath.Base(final) + ".tmp-" + hex.EncodeToString(r[:])
+		tmpName = "." + tempStem(filepath.Base(final)) + ".tmp-" + hex.EncodeToString(r[:])
 	}
 	tmp := filepath.Join(dir, tmpName)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
