@@ -34,6 +34,9 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts E
 		r.err = err
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	for id := range targets {
 		if id < 1 || id > 255 || r.devs[id] == nil {
 			return fmt.Errorf("vma: extract target for dev_id %d, which the archive does not have: %w", id, ErrUnknownDevice)
@@ -92,7 +95,10 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts E
 			return ctx.Err()
 		}
 		if it.err == io.EOF {
-			return nil
+			// A cancellation that raced the last extent still counts: the
+			// caller may have given up on the targets.
+			r.err = ctx.Err()
+			return r.err
 		}
 		if it.err != nil {
 			r.err = it.err
