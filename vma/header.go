@@ -79,6 +79,12 @@ type blobTable struct {
 
 func newBlobTable() *blobTable { return &blobTable{buf: []byte{0}} }
 
+// blockSize is the space the table takes in the header. With no blob at all
+// C allocates none, giving a header_size of 12288 that every reader refuses
+// (format doc §2.6); one block keeps an archive with no configs and no
+// devices readable. Any other table is sized as C sizes it.
+func (t *blobTable) blockSize() int { return max(t.size, 512) }
+
 func (t *blobTable) add(data []byte) (uint32, bool) {
 	n := len(data)
 	if n > MaxBlobSize {
@@ -127,7 +133,7 @@ func marshalHeader(h *Header) ([]byte, error) {
 		}
 		devPtrs[i] = p
 	}
-	headerSize := headerFixedSize + t.size
+	headerSize := headerFixedSize + t.blockSize()
 	if headerSize > maxHeaderSize {
 		return nil, &FormatError{Err: ErrHeaderSize, What: "configs and names need more than 512000 bytes"}
 	}
@@ -171,7 +177,7 @@ func headerSizeOf(configs []Config, devices []Device) (int, bool) {
 			return 0, false
 		}
 	}
-	return headerFixedSize + t.size, true
+	return headerFixedSize + t.blockSize(), true
 }
 
 // blobIndex is the set of blobs reachable by Proxmox's walk: only these
