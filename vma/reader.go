@@ -45,7 +45,10 @@ func WithLenientEnd() ReaderOption {
 //
 // Beyond Proxmox's own checks it requires every cluster of every device to
 // appear exactly once: a stream that ends cleanly on an extent boundary but
-// lacks clusters gives ErrMissingCluster instead of io.EOF.
+// lacks clusters gives ErrMissingCluster instead of io.EOF. It also refuses
+// an unused (dev_id 0) slot with a mask (ErrUnusedSlot) and VM-state
+// clusters or blocks past the state's size (ErrBeyondEnd), both of which
+// Proxmox lets through.
 type Reader struct {
 	r       io.Reader
 	opts    readerOptions
@@ -224,8 +227,8 @@ func (r *Reader) next(bufp *[]byte, ext *Extent, keep bool) error {
 		return err
 	}
 	// Proxmox skips dev_id 0 slots whatever else they hold, and block_count
-	// leaves their masks out. A mask there claims blocks no reader stores:
-	// no writer makes one, so it is damage or a trick, not data.
+	// leaves their masks out, so a mask there stands for blocks the extent
+	// does not carry. No writer makes one: it is damage or a trick.
 	for i, bi := range h.info {
 		if bi.devID() == 0 && bi.mask() != 0 {
 			return formatErr(off+extBlockInfo+8*int64(i), ErrUnusedSlot, "slot %d has dev_id 0 but mask 0x%04x (cluster %d)", i, bi.mask(), bi.cluster())
