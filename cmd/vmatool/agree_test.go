@@ -182,6 +182,9 @@ func TestVerifyAgreesWithUnpack(t *testing.T) {
 			parent := t.TempDir()
 			unpack := vmatool(t, nil, nil, "unpack", "-q", archive, filepath.Join(parent, "u"))
 			extract := vmatool(t, nil, nil, "extract", archive, filepath.Join(parent, "x"))
+			for _, r := range []result{verify, unpack, extract} {
+				r.assertRSS(t)
+			}
 			if (verify.code == 0) != (unpack.code == 0) || (verify.code == 0) != (extract.code == 0) {
 				t.Fatalf("verify exit %d (%s), unpack exit %d (%s), extract exit %d (%s): they must agree",
 					verify.code, verify.stderr, unpack.code, unpack.stderr, extract.code, extract.stderr)
