@@ -3,6 +3,8 @@ package fuzz
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -11,23 +13,26 @@ import (
 )
 
 func addVMASeeds(f *testing.F) {
-	addFileSeeds(f, "vectors/*.vma", 1)
-	// Complete small archives from the Writer: two devices, one not
-	// aligned to a cluster, data and zero blocks.
+	addFileSeeds(f, "vectors/*.vma", 1, archiveSeedLimit)
+	// A complete small archive from the Writer: two devices, one not
+	// aligned to a cluster, data and zero blocks, and few data blocks, so
+	// that it stays small.
 	var out bytes.Buffer
-	w, err := vma.NewWriter(&out)
+	w, err := vma.NewWriter(&out, vma.WithWorkers(1))
 	if err != nil {
 		f.Fatal(err)
 	}
 	w.AddConfig("qemu-server.conf", []byte("memory: 1\n"))
 	a, _ := w.AddDevice("drive-scsi0", 3*vma.ClusterSize+4096)
 	b, _ := w.AddDevice("drive-efidisk0", 8192)
-	disk := bytes.Repeat([]byte("vmatool!"), (3*vma.ClusterSize+4096)/8)
-	clear(disk[vma.ClusterSize : 2*vma.ClusterSize])
+	disk := make([]byte, 3*vma.ClusterSize+4096)
+	for _, off := range []int{0, 2*vma.ClusterSize + 5*vma.BlockSize, 3 * vma.ClusterSize} {
+		copy(disk[off:off+vma.BlockSize], bytes.Repeat([]byte("vmatool!"), vma.BlockSize/8))
+	}
 	if err := w.WriteDisk(context.Background(), a, memDisk(disk), nil); err != nil {
 		f.Fatal(err)
 	}
-	if err := w.WriteDisk(context.Background(), b, memDisk(disk[:8192]), nil); err != nil {
+	if err := w.WriteDisk(context.Background(), b, memDisk(disk[2*vma.ClusterSize+4*vma.BlockSize:2*vma.ClusterSize+6*vma.BlockSize]), nil); err != nil {
 		f.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
@@ -36,106 +41,186 @@ func addVMASeeds(f *testing.F) {
 	f.Add(out.Bytes())
 }
 
-// maxFuzzDevice keeps one input from asking Extract for gigabytes.
-const maxFuzzDevice = 2 << 20
+// Bounds on what one input may make a target do. The engine runs every new
+// input hundreds of times while it minimises it, so an input that claims a
+// big header or big devices must cost little; these keep every execution
+// of the archive targets well under a millisecond.
+const (
+	// fuzzMaxHeader is the smallest header limit the reader takes (the
+	// most Proxmox writes), instead of the 4 MiB default.
+	fuzzMaxHeader = 512 << 10
+	// fuzzMaxDisks bounds the device bytes, all devices together, that a
+	// target materialises (Extract targets, the rewrite). Past it, only
+	// Verify runs, whose memory follows the input, not the sizes claimed.
+	fuzzMaxDisks = 1 << 20
+)
+
+func openFuzzArchive(data []byte) (*vma.Reader, error) {
+	return vma.NewReader(bytes.NewReader(data), vma.WithMaxHeaderSize(fuzzMaxHeader))
+}
+
+// diskBytes sums what the header claims, saturating past fuzzMaxDisks.
+func diskBytes(h *vma.Header) int64 {
+	var n int64
+	for _, d := range h.Devices {
+		n += min(d.Size, fuzzMaxDisks+1)
+	}
+	return n
+}
 
 // FuzzVMAReader feeds arbitrary bytes to the streaming reader. It must
-// never panic; an archive it accepts must extract the same bytes whether
-// read extent by extent or through Extract, and must survive a rewrite by
-// the Writer with identical contents.
+// never panic; Verify and Extract must refuse exactly the same archives,
+// with the same error; an archive they accept must read the same through
+// Next as through Extract, and survive a rewrite by the Writer.
 func FuzzVMAReader(f *testing.F) {
 	addVMASeeds(f)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := vma.NewReader(bytes.NewReader(data))
+	f.Fuzz(checkArchive)
+}
+
+// FuzzVMAChecksummed is FuzzVMAReader with the header and extent checksums
+// recomputed first, so that mutations of names, sizes, pointers and slots
+// get past them instead of all ending as checksum errors.
+func FuzzVMAChecksummed(f *testing.F) {
+	addVMASeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) { checkArchive(t, fixChecksums(data)) })
+}
+
+// fixChecksums returns a copy of data with the MD5 of the header and of
+// every extent header it can find recomputed, as the format computes them
+// (over the bytes with the checksum field zeroed).
+func fixChecksums(data []byte) []byte {
+	b := bytes.Clone(data)
+	be := binary.BigEndian
+	if len(b) < 12288 || string(b[:4]) != "VMA\x00" {
+		return b
+	}
+	size := int(be.Uint32(b[56:]))
+	if size < 12288 || size > len(b) {
+		return b
+	}
+	clear(b[32:48])
+	sum := md5.Sum(b[:size])
+	copy(b[32:], sum[:])
+	for off := size; off+512 <= len(b) && string(b[off:off+4]) == "VMAE"; {
+		e := b[off : off+512]
+		clear(e[24:40])
+		sum := md5.Sum(e)
+		copy(e[24:], sum[:])
+		off += 512 + 4096*int(be.Uint16(e[6:]))
+	}
+	return b
+}
+
+// checkArchive is the body of the archive targets.
+func checkArchive(t *testing.T, data []byte) {
+	ctx := context.Background()
+	r, err := openFuzzArchive(data)
+	if err != nil {
+		var fe *vma.FormatError
+		if !errors.As(err, &fe) {
+			t.Fatalf("header error %v is not a FormatError", err)
+		}
+		return
+	}
+	h := r.Header()
+	_, verr := vma.Verify(ctx, r)
+	if diskBytes(h) > fuzzMaxDisks {
+		return
+	}
+
+	// Extract's view of the same bytes.
+	r2, err := openFuzzArchive(data)
+	if err != nil {
+		t.Fatalf("second read of an accepted header failed: %v", err)
+	}
+	got := map[int]*target{}
+	targets := map[int]io.WriterAt{}
+	for _, d := range h.Devices {
+		got[d.ID] = &target{b: make([]byte, d.Size)}
+		targets[d.ID] = got[d.ID]
+	}
+	eerr := vma.Extract(ctx, r2, targets, vma.ExtractOptions{})
+	if (verr == nil) != (eerr == nil) || (verr != nil && verr.Error() != eerr.Error()) {
+		t.Fatalf("Verify and Extract disagree: %v / %v", verr, eerr)
+	}
+	if verr != nil {
+		return
+	}
+
+	// The streaming view: apply clusters by hand.
+	r3, _ := openFuzzArchive(data)
+	manual := map[int][]byte{}
+	for _, d := range h.Devices {
+		manual[d.ID] = make([]byte, d.Size)
+	}
+	for {
+		ext, err := r3.Next()
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
-			var fe *vma.FormatError
-			if !errors.As(err, &fe) {
-				t.Fatalf("header error %v is not a FormatError", err)
-			}
-			return
+			t.Fatalf("Verify accepted the archive, Next refused it: %v", err)
 		}
-		h := r.Header()
-		for _, d := range h.Devices {
-			if d.Size > maxFuzzDevice || d.Size%512 != 0 || d.IsVMState() {
-				return
-			}
-		}
-		// Streaming view: apply clusters by hand.
-		manual := map[int][]byte{}
-		for _, d := range h.Devices {
-			manual[d.ID] = make([]byte, d.Size)
-		}
-		for {
-			ext, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return
-			}
-			for _, c := range ext.Clusters {
-				for b := 0; b < vma.BlocksPerCluster; b++ {
-					if blk := c.Block(b); blk != nil {
-						off := int64(c.Index)*vma.ClusterSize + int64(b)*vma.BlockSize
-						copy(manual[c.Device][off:], blk)
-					}
+		for _, c := range ext.Clusters {
+			for b := 0; b < vma.BlocksPerCluster; b++ {
+				if blk := c.Block(b); blk != nil {
+					off := int64(c.Index)*vma.ClusterSize + int64(b)*vma.BlockSize
+					copy(manual[c.Device][off:], blk)
 				}
 			}
 		}
-		// Extract view of the same bytes.
-		r2, err := vma.NewReader(bytes.NewReader(data))
+	}
+	for id, b := range manual {
+		if !bytes.Equal(b, got[id].b) {
+			t.Fatalf("device %d: Next and Extract disagree", id)
+		}
+	}
+
+	// Rewrite and compare.
+	var out bytes.Buffer
+	w, err := vma.NewWriter(&out, vma.WithUUID(h.UUID), vma.WithCtime(h.Ctime), vma.WithWorkers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range h.Configs {
+		// The names passed Verify, so the Writer, under the same
+		// rules, must take them; only the header may outgrow the
+		// limit, where configs shared one blob.
+		if err := w.AddConfig(c.Name, c.Data); errors.Is(err, vma.ErrHeaderSize) {
+			return
+		} else if err != nil {
+			t.Fatalf("the Writer refuses a config of a verified archive: %v", err)
+		}
+	}
+	ids := map[int]int{}
+	for _, d := range h.Devices {
+		id, err := w.AddDevice(d.Name, d.Size)
 		if err != nil {
-			t.Fatalf("second read of an accepted header failed: %v", err)
+			return // the VM state, sizes not a multiple of 512, names qmrestore cannot parse
 		}
-		targets := map[int]io.WriterAt{}
-		got := map[int]*target{}
-		for _, d := range h.Devices {
-			got[d.ID] = &target{b: make([]byte, d.Size)}
-			targets[d.ID] = got[d.ID]
-		}
-		if err := vma.Extract(context.Background(), r2, targets, vma.ExtractOptions{}); err != nil {
-			t.Fatalf("Next accepted the archive, Extract refused it: %v", err)
-		}
-		for id, b := range manual {
-			if !bytes.Equal(b, got[id].b) {
-				t.Fatalf("device %d: Next and Extract disagree", id)
-			}
-		}
-		// Rewrite and compare.
-		var out bytes.Buffer
-		w, err := vma.NewWriter(&out, vma.WithUUID(h.UUID), vma.WithCtime(h.Ctime))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range h.Configs {
-			if w.AddConfig(c.Name, c.Data) != nil {
-				return // names the writer will not store (e.g. with '/')
-			}
-		}
-		ids := map[int]int{}
-		for _, d := range h.Devices {
-			id, err := w.AddDevice(d.Name, d.Size)
-			if err != nil {
-				return
-			}
-			ids[d.ID] = id
-		}
-		for _, d := range h.Devices {
-			if err := w.WriteDisk(context.Background(), ids[d.ID], memDisk(manual[d.ID]), nil); err != nil {
+		ids[d.ID] = id
+	}
+	// Cluster by cluster: WriteDisk would set up its pipeline and
+	// extent buffers for each device, several times the cost of the
+	// rest of an execution.
+	for _, d := range h.Devices {
+		b := manual[d.ID]
+		for c := int64(0); c < d.Clusters(); c++ {
+			if err := w.WriteCluster(ids[d.ID], uint32(c), b[c*vma.ClusterSize:min(int64(len(b)), (c+1)*vma.ClusterSize)]); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		r3, err := vma.NewReader(&out)
-		if err != nil {
-			t.Fatalf("rewritten archive unreadable: %v", err)
-		}
-		if _, err := vma.Verify(context.Background(), r3); err != nil {
-			t.Fatalf("rewritten archive does not verify: %v", err)
-		}
-	})
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r4, err := vma.NewReader(&out)
+	if err != nil {
+		t.Fatalf("rewritten archive unreadable: %v", err)
+	}
+	if _, err := vma.Verify(ctx, r4); err != nil {
+		t.Fatalf("rewritten archive does not verify: %v", err)
+	}
 }
 
 type target struct{ b []byte }

@@ -29,6 +29,9 @@ var (
 	ErrOrder             = errors.New("called out of order")
 	ErrWriteAfterClose   = errors.New("write after close")
 	ErrClusterOutOfRange = errors.New("cluster number out of range")
+	ErrUnusedSlot        = errors.New("unused extent slot (dev_id 0) carries data")
+	ErrUnsafeName        = errors.New("unsafe name")
+	ErrDuplicateName     = errors.New("duplicate name")
 )
 
 // FormatError reports a malformed archive: where, and what was wrong.

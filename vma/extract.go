@@ -24,10 +24,18 @@ const extractBuffers = 3
 // blocks are not written (unless opts.WriteZeros), so a fresh file truncated
 // to the device size ends up sparse. Devices without a target are skipped:
 // their data is read past and they are not checked for completeness. It
-// returns nil only when the archive was complete and valid.
+// returns nil only when the archive was complete and valid, its names
+// included (Header.CheckNames), as Verify would find it.
 func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts ExtractOptions) error {
 	if r.started {
 		return fmt.Errorf("vma: Extract after Next: %w", ErrOrder)
+	}
+	if err := r.hdr.CheckNames(); err != nil {
+		r.err = err
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	for id := range targets {
 		if id < 1 || id > 255 || r.devs[id] == nil {
@@ -87,7 +95,10 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts E
 			return ctx.Err()
 		}
 		if it.err == io.EOF {
-			return nil
+			// A cancellation that raced the last extent still counts: the
+			// caller may have given up on the targets.
+			r.err = ctx.Err()
+			return r.err
 		}
 		if it.err != nil {
 			r.err = it.err

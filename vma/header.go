@@ -26,6 +26,8 @@ type Header struct {
 type Config struct {
 	Name string
 	Data []byte
+
+	nameOff int64 // archive offset of Name, for errors
 }
 
 // Device is a disk (or the vmstate stream) stored in the archive.
@@ -33,6 +35,8 @@ type Device struct {
 	ID   int    // dev_id, 1..254
 	Name string // e.g. "drive-scsi0"
 	Size int64  // bytes
+
+	nameOff int64 // archive offset of Name, for errors
 }
 
 // Clusters is the number of 64 KiB clusters the archive records for d.
@@ -74,6 +78,12 @@ type blobTable struct {
 }
 
 func newBlobTable() *blobTable { return &blobTable{buf: []byte{0}} }
+
+// blockSize is the space the table takes in the header. With no blob at all
+// C allocates none, giving a header_size of 12288 that every reader refuses
+// (format doc §2.6); one block keeps an archive with no configs and no
+// devices readable. Any other table is sized as C sizes it.
+func (t *blobTable) blockSize() int { return max(t.size, 512) }
 
 func (t *blobTable) add(data []byte) (uint32, bool) {
 	n := len(data)
@@ -123,7 +133,7 @@ func marshalHeader(h *Header) ([]byte, error) {
 		}
 		devPtrs[i] = p
 	}
-	headerSize := headerFixedSize + t.size
+	headerSize := headerFixedSize + t.blockSize()
 	if headerSize > maxHeaderSize {
 		return nil, &FormatError{Err: ErrHeaderSize, What: "configs and names need more than 512000 bytes"}
 	}
@@ -167,7 +177,7 @@ func headerSizeOf(configs []Config, devices []Device) (int, bool) {
 			return 0, false
 		}
 	}
-	return headerFixedSize + t.size, true
+	return headerFixedSize + t.blockSize(), true
 }
 
 // blobIndex is the set of blobs reachable by Proxmox's walk: only these
@@ -234,6 +244,8 @@ func parseHeader(b []byte) (*Header, error) {
 		return nil, formatErr(hdrBlobSize, ErrHeaderSize, "blob buffer %d+%d runs past header size %d", blobOff, blobSize, len(b))
 	}
 	blobs := walkBlobs(b[blobOff : blobOff+blobSize])
+	// Where a name's bytes are in the archive: after its 2-byte length.
+	nameOff := func(ptr uint32) int64 { return blobOff + int64(ptr) + 2 }
 
 	h := &Header{Size: int64(len(b))}
 	copy(h.UUID[:], b[hdrUUID:hdrUUID+16])
@@ -244,7 +256,8 @@ func parseHeader(b []byte) (*Header, error) {
 	for id := 1; id <= MaxDevices; id++ {
 		slot := b[deviceInfoOffset+deviceInfoSize*id:]
 		size := be.Uint64(slot[8:])
-		name, ok := blobs.str(be.Uint32(slot[0:]))
+		ptr := be.Uint32(slot[0:])
+		name, ok := blobs.str(ptr)
 		if size == 0 || !ok {
 			continue
 		}
@@ -252,7 +265,7 @@ func parseHeader(b []byte) (*Header, error) {
 			return nil, formatErr(int64(deviceInfoOffset+deviceInfoSize*id+8), ErrInvalidDevice,
 				"device %q size %d exceeds 2^32 clusters", name, size)
 		}
-		h.Devices = append(h.Devices, Device{ID: id, Name: name, Size: int64(size)})
+		h.Devices = append(h.Devices, Device{ID: id, Name: name, Size: int64(size), nameOff: nameOff(ptr)})
 	}
 	for i := 0; i < MaxConfigs; i++ {
 		np := be.Uint32(b[configNamesOffset+4*i:])
@@ -265,7 +278,7 @@ func parseHeader(b []byte) (*Header, error) {
 		if !ok1 || !ok2 {
 			return nil, formatErr(int64(configNamesOffset+4*i), ErrBlobPointer, "config slot %d points outside the blob table", i)
 		}
-		h.Configs = append(h.Configs, Config{Name: name, Data: append([]byte(nil), data...)})
+		h.Configs = append(h.Configs, Config{Name: name, Data: append([]byte(nil), data...), nameOff: nameOff(np)})
 	}
 	return h, nil
 }

@@ -29,6 +29,13 @@ func craftArchive(t *testing.T, sizes []int64, mutateHeader func([]byte), exts .
 	for i, s := range sizes {
 		h.Devices = append(h.Devices, Device{ID: i + 1, Name: "drive-scsi" + string(rune('0'+i)), Size: s})
 	}
+	return craftFromHeader(t, h, mutateHeader, exts...)
+}
+
+// craftFromHeader is craftArchive for a header given in full, names and all;
+// h.UUID must be testUUID.
+func craftFromHeader(t *testing.T, h *Header, mutateHeader func([]byte), exts ...craftedExtent) []byte {
+	t.Helper()
 	hdr, err := marshalHeader(h)
 	if err != nil {
 		t.Fatal(err)

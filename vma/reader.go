@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"slices"
 )
 
 // DefaultMaxHeaderSize bounds the header a Reader accepts. Proxmox's writer
@@ -44,7 +45,10 @@ func WithLenientEnd() ReaderOption {
 //
 // Beyond Proxmox's own checks it requires every cluster of every device to
 // appear exactly once: a stream that ends cleanly on an extent boundary but
-// lacks clusters gives ErrMissingCluster instead of io.EOF.
+// lacks clusters gives ErrMissingCluster instead of io.EOF. It also refuses
+// an unused (dev_id 0) slot with a mask (ErrUnusedSlot) and VM-state
+// clusters or blocks past the state's size (ErrBeyondEnd), both of which
+// Proxmox lets through.
 type Reader struct {
 	r       io.Reader
 	opts    readerOptions
@@ -128,10 +132,18 @@ func readHeader(r io.Reader, limit int64) (*Header, error) {
 	if size > limit {
 		return nil, formatErr(hdrSize, ErrHeaderSize, "header size %d exceeds the limit of %d", size, limit)
 	}
-	b := make([]byte, size)
-	copy(b, fixed)
-	if n, err := io.ReadFull(r, b[headerFixedSize:]); err != nil {
-		return nil, readErr(headerFixedSize+int64(n), err, ErrShortHeader, "header ends after %d of %d bytes", headerFixedSize+n, size)
+	// The buffer grows as bytes arrive, so a stream that claims a large
+	// header but ends early costs what it holds, not what it claims.
+	b := fixed
+	for int64(len(b)) < size {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, int(min(size, 2*int64(len(b))))-len(b))
+		}
+		n, err := io.ReadFull(r, b[len(b):min(int64(cap(b)), size)])
+		b = b[:len(b)+n]
+		if err != nil {
+			return nil, readErr(int64(len(b)), err, ErrShortHeader, "header ends after %d of %d bytes", len(b), size)
+		}
 	}
 	return parseHeader(b)
 }
@@ -214,6 +226,14 @@ func (r *Reader) next(bufp *[]byte, ext *Extent, keep bool) error {
 	if err != nil {
 		return err
 	}
+	// Proxmox skips dev_id 0 slots whatever else they hold, and block_count
+	// leaves their masks out, so a mask there stands for blocks the extent
+	// does not carry. No writer makes one: it is damage or a trick.
+	for i, bi := range h.info {
+		if bi.devID() == 0 && bi.mask() != 0 {
+			return formatErr(off+extBlockInfo+8*int64(i), ErrUnusedSlot, "slot %d has dev_id 0 but mask 0x%04x (cluster %d)", i, bi.mask(), bi.cluster())
+		}
+	}
 	if got := h.maskBlocks(); got != h.blockCount {
 		return formatErr(off+extBlockCount, ErrBlockCount, "block count %d, masks hold %d blocks", h.blockCount, got)
 	}
@@ -281,19 +301,22 @@ func (r *Reader) next(bufp *[]byte, ext *Extent, keep bool) error {
 }
 
 // account applies the per-cluster rules of restore_extent, plus an end
-// check for mask-0 clusters that C only catches by accident.
+// check for mask-0 clusters that C only catches by accident. The VM state
+// gets the end checks too, which C leaves out (its max_sector is
+// unlimited): its size is the size of vmstate.bin, and data past it would
+// be dropped without a word.
 func (r *Reader) account(d *deviceState, c uint32, mask uint16, slotOff int64) error {
-	if d.dev.IsVMState() {
+	vmstate := d.dev.IsVMState()
+	if vmstate {
 		if c != d.vmNext {
 			return formatErr(slotOff, ErrVMStateOrder, "vmstate cluster %d, expected %d", c, d.vmNext)
 		}
 		d.vmNext++
-		return nil
 	}
 	if int64(c) >= d.clusters {
 		return formatErr(slotOff, ErrBeyondEnd, "cluster %d of %s, which has %d clusters", c, d.dev.Name, d.clusters)
 	}
-	if !d.seen.add(c) {
+	if !vmstate && !d.seen.add(c) {
 		return formatErr(slotOff, ErrDuplicateCluster, "cluster %d of %s appears twice", c, d.dev.Name)
 	}
 	if !r.opts.lenientEnd {

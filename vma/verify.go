@@ -25,11 +25,18 @@ type Stats struct {
 // Verify reads the rest of the archive and checks everything Proxmox's
 // "vma verify" checks, plus that every cluster of every device is present
 // exactly once (Proxmox's verify passes an archive truncated at an extent
-// boundary). Only headers carry checksums: data blocks cannot be verified
-// beyond their presence and placement.
+// boundary) and that the header's names can be extracted (Header.CheckNames).
+// It refuses exactly what Extract with a target for every device refuses
+// (the targets' own write errors aside).
+// Only headers carry checksums: data blocks cannot be verified beyond their
+// presence and placement.
 func Verify(ctx context.Context, r *Reader) (*Stats, error) {
 	if r.err != nil {
 		return nil, r.err
+	}
+	if err := r.hdr.CheckNames(); err != nil {
+		r.err = err
+		return nil, err
 	}
 	st := &Stats{Header: r.Header()}
 	for {

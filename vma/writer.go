@@ -123,41 +123,37 @@ func (w *Writer) AddConfig(name string, data []byte) error {
 		base = strings.TrimRight(base, "/")[i+1:]
 	}
 	switch {
-	case base == "" || base == "." || base == ".." || strings.ContainsRune(base, 0):
-		return fmt.Errorf("vma: config name %q is not a usable file name: %w", name, ErrInvalidConfig)
-	case len(base) > MaxBlobSize-1:
-		return fmt.Errorf("vma: config name %.40q... is longer than %d bytes: %w", base, MaxBlobSize-1, ErrInvalidConfig)
 	case len(data) > MaxBlobSize:
-		return fmt.Errorf("vma: config %s is %d bytes, the limit is %d: %w", base, len(data), MaxBlobSize, ErrInvalidConfig)
+		return fmt.Errorf("vma: config %s is %d bytes, the limit is %d: %w", quoteName(base), len(data), MaxBlobSize, ErrInvalidConfig)
 	case len(w.configs) >= MaxConfigs:
 		return fmt.Errorf("vma: more than %d configs: %w", MaxConfigs, ErrInvalidConfig)
 	}
-	for _, c := range w.configs {
-		if c.Name == base {
-			return fmt.Errorf("vma: config %s added twice: %w", base, ErrInvalidConfig)
-		}
-	}
 	c := Config{Name: base, Data: append([]byte(nil), data...)}
-	if err := w.checkHeaderFits(append(w.configs[:len(w.configs):len(w.configs)], c), w.devices()); err != nil {
+	configs := append(w.configs[:len(w.configs):len(w.configs)], c)
+	// The archive must pass Verify: the names must be ones extraction can write.
+	if is := checkNames(configs, w.devices()); is != nil {
+		return fmt.Errorf("vma: %s: %w (%w)", is.what, ErrInvalidConfig, is.kind)
+	}
+	if err := w.checkHeaderFits(configs, w.devices()); err != nil {
 		return err
 	}
-	w.configs = append(w.configs, c)
+	w.configs = configs
 	return nil
 }
 
 // ValidDeviceName reports why name cannot be a device name, or nil. Names
 // end up in "vma list" lines and #qmdump#map lines that qmrestore parses
-// with \S+ and ':' separators.
+// with \S+ and ':' separators, and in the file names extraction writes
+// (Device.FileName), which must be plain names of at most 255 bytes.
 func ValidDeviceName(name string) error {
 	switch {
-	case name == "":
-		return fmt.Errorf("vma: empty device name: %w", ErrInvalidDevice)
 	case name == vmstateName:
 		return fmt.Errorf("vma: device name %q is reserved for VM state: %w", name, ErrInvalidDevice)
-	case len(name) > 255:
-		return fmt.Errorf("vma: device name %.40q... is longer than 255 bytes: %w", name, ErrInvalidDevice)
-	case strings.ContainsAny(name, " \t\n\r\v\f/,=:\x00"):
-		return fmt.Errorf("vma: device name %q contains whitespace, '/', ',', '=' or ':': %w", name, ErrInvalidDevice)
+	case strings.ContainsAny(name, " \t\n\r\v\f,=:"):
+		return fmt.Errorf("vma: device name %s contains whitespace, ',', '=' or ':': %w", quoteName(name), ErrInvalidDevice)
+	}
+	if is := checkNames(nil, []Device{{Name: name}}); is != nil {
+		return fmt.Errorf("vma: %s: %w (%w)", is.what, ErrInvalidDevice, is.kind)
 	}
 	return nil
 }
@@ -185,7 +181,11 @@ func (w *Writer) AddDevice(name string, size int64) (int, error) {
 		}
 	}
 	d := Device{ID: len(w.devs) + 1, Name: name, Size: size}
-	if err := w.checkHeaderFits(w.configs, append(w.devices(), d)); err != nil {
+	devs := append(w.devices(), d)
+	if is := checkNames(w.configs, devs); is != nil {
+		return 0, fmt.Errorf("vma: %s: %w (%w)", is.what, ErrInvalidDevice, is.kind)
+	}
+	if err := w.checkHeaderFits(w.configs, devs); err != nil {
 		return 0, err
 	}
 	w.devs = append(w.devs, &writerDevice{dev: d, clusters: d.Clusters()})

@@ -67,6 +67,12 @@ func (a *archiveInput) wrap(err error) error {
 	return fmt.Errorf("%s: %w", a.name, err)
 }
 
+// outputErr reports an output that could not be made for an entry of the
+// archive, naming the entry and where the header names it.
+func (a *archiveInput) outputErr(entry string, nameOff int64, err error) error {
+	return a.wrap(fmt.Errorf("%s, named at offset %d: %w", entry, nameOff, err))
+}
+
 func (a *archiveInput) Close() {
 	a.meter.Finish()
 	for _, c := range a.closers {

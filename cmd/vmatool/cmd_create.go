@@ -153,7 +153,7 @@ func splitDevice(spec string, i int) (name, path string) {
 // target does (vzdump uses it to compress on the fly).
 func execSink(ctx context.Context, s *streams, cmdline string) (*archiveSink, error) {
 	cmd := exec.CommandContext(ctx, "sh", "-c", cmdline)
-	cmd.Stdout, cmd.Stderr = s.out, s.err
+	cmd.Stdout, cmd.Stderr = s.childStdout(), s.err
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

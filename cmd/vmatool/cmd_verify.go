@@ -17,8 +17,12 @@ Reads the whole archive and checks everything Proxmox's "vma verify" checks
 (header and extent checksums, uuids, block counts, duplicated clusters,
 blocks past a device's end), plus that every cluster of every device is
 present: Proxmox's verify passes an archive cut off at an extent boundary,
-this one does not. VMA has no checksum over disk data, so data blocks are
-checked for presence and placement only.
+this one does not. It also refuses what unpack would refuse: config and
+device names that are not plain file names of at most 255 bytes or that
+would give two outputs one name, VM state past its size, and unused extent
+slots that claim data. An archive verifies exactly when unpack can write
+it. VMA has no checksum over disk data, so data blocks are checked for
+presence and placement only.
 
 ARCHIVE may be compressed (detected by content) or "-" for standard input.
 On failure it prints one line naming the archive, the byte offset and the

@@ -28,8 +28,10 @@ func newFlags(name string) *pflag.FlagSet {
 func parseFlags(s *streams, fs *pflag.FlagSet, help string, args []string) error {
 	err := fs.Parse(args)
 	if h, _ := fs.GetBool("help"); h || errors.Is(err, pflag.ErrHelp) {
+		// Every help ends with its EXIT STATUS section, which the statuses
+		// any command may end with complete.
 		text := strings.Replace(help, "OPTIONS:\n", "OPTIONS:\n"+fs.FlagUsages(), 1)
-		fmt.Fprint(s.out, text)
+		fmt.Fprint(s.out, text+exitStatusHelp)
 		return errHelp
 	}
 	if err != nil {

@@ -12,19 +12,31 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/term"
 )
 
-// Exit codes, in one place (see the EXIT STATUS section of each command's help).
+// Exit codes, in one place (see the EXIT STATUS section of each command's
+// help, exitStatusHelp and the README's Commands section).
 const (
 	exitOK          = 0
 	exitError       = 1 // bad input, failed verification, I/O errors
 	exitUsage       = 2
-	exitInterrupted = 130
+	exitInterrupted = 130 // SIGINT or SIGTERM; partial outputs removed
+	exitBrokenPipe  = 141 // standard output closed early; silent, as cat (128+SIGPIPE)
 )
+
+// exitStatusHelp ends every command's EXIT STATUS section: what any
+// command may also end with.
+const exitStatusHelp = `  Every command also exits 130 when interrupted (SIGINT, SIGTERM), after
+  removing its partial outputs, and 141 when standard output is closed
+  before it has written everything (e.g. piped into head): it stops,
+  removes its partial outputs and, as cat does, prints nothing.
+`
 
 // command is one subcommand: its help text and the function that runs it.
 type command struct {
@@ -43,17 +55,64 @@ type streams struct {
 	errisTTY bool // draw progress on err
 	now      func() time.Time
 	getenv   func(string) string
+	stdout   *stdoutWriter // out, when it is the process's standard output
+}
+
+// stdoutWriter is standard output. When its reader goes away (EPIPE) it
+// cancels the command, which then stops and removes its partial outputs,
+// and vmatool exits with exitBrokenPipe without a word: the reader is gone,
+// and the writer of the pipeline should end as quietly as cat does.
+type stdoutWriter struct {
+	f      *os.File
+	cancel context.CancelFunc
+	closed atomic.Bool
+}
+
+func (w *stdoutWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil && errors.Is(err, syscall.EPIPE) {
+		w.closed.Store(true)
+		w.cancel()
+	}
+	return n, err
+}
+
+// stdoutClosed reports whether a write to standard output found no reader.
+func (s *streams) stdoutClosed() bool { return s.stdout != nil && s.stdout.closed.Load() }
+
+// childStdout is what a child process should get as its standard output:
+// the file itself, so that it writes there directly.
+func (s *streams) childStdout() io.Writer {
+	if s.stdout != nil {
+		return s.stdout.f
+	}
+	return s.out
+}
+
+// finish decides between the two ways out of an interrupted run: the
+// command returning (its own message and cleanup), or the watchdog giving
+// up on it. Whichever comes first holds it until the process exits.
+var finish struct {
+	sync.Mutex
+	done bool // the command returned; the watchdog stands down
 }
 
 func main() {
+	interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// With SIGPIPE caught, a write to a closed standard output returns
+	// EPIPE instead of killing the process, so the command can clean up.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	ctx, cancel := context.WithCancel(interrupted)
+	defer cancel()
 	s := &streams{
-		in: os.Stdin, out: os.Stdout, err: os.Stderr,
+		in: os.Stdin, err: os.Stderr,
 		errisTTY: term.IsTerminal(int(os.Stderr.Fd())),
 		now:      time.Now, getenv: os.Getenv,
+		stdout: &stdoutWriter{f: os.Stdout, cancel: cancel},
 	}
+	s.out = s.stdout
 	limitMemory(s.getenv)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if spec := s.getenv("VMATOOL_TEST_PAUSE"); spec != "" {
 		testPause = newTestPause(ctx, spec, s.err)
 	}
@@ -62,12 +121,26 @@ func main() {
 		// sync, cannot see the cancellation; give it a moment to clean up
 		// on its own, then undo its uncommitted outputs (waiting for a
 		// step of a commit under way) and leave.
-		<-ctx.Done()
+		<-interrupted.Done()
 		time.Sleep(3 * time.Second)
+		finish.Lock()
+		if finish.done {
+			finish.Unlock()
+			return
+		}
 		abortOutputs()
+		clearLine := ""
+		if s.errisTTY {
+			clearLine = "\r\033[K" // over a progress line
+		}
+		fmt.Fprintf(os.Stderr, "%svmatool: interrupted; removed partial outputs\n", clearLine)
 		os.Exit(exitInterrupted)
 	}()
-	os.Exit(run(ctx, s, os.Args[1:]))
+	code := run(ctx, s, os.Args[1:])
+	if s.stdoutClosed() {
+		code = exitBrokenPipe
+	}
+	os.Exit(code)
 }
 
 func run(ctx context.Context, s *streams, args []string) int {
@@ -88,6 +161,9 @@ func run(ctx context.Context, s *streams, args []string) int {
 	for _, c := range commands {
 		if c.name == args[0] {
 			err := c.run(ctx, s, args[1:])
+			finish.Lock()
+			finish.done = true
+			finish.Unlock()
 			if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 				// A signal broke a pipe or a read; report it as the interrupt it was.
 				err = fmt.Errorf("%w (%v)", context.Canceled, err)
@@ -107,6 +183,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, "\nRun 'vmatool COMMAND --help' for a command's options and examples.\n")
+	fmt.Fprint(w, "\nEXIT STATUS:\n  0 ok, 1 error (bad input, failed check, I/O error), 2 usage error.\n"+exitStatusHelp)
 }
 
 // limitMemory keeps the heap close to what is live. vmatool's pipelines
@@ -146,6 +223,8 @@ var errSilent = errors.New("failure already reported")
 func exitCode(s *streams, name string, err error) int {
 	var ue usageError
 	switch {
+	case s.stdoutClosed():
+		return exitBrokenPipe
 	case err == nil:
 		return exitOK
 	case errors.Is(err, errHelp):

@@ -468,12 +468,23 @@ func (s *outputSet) existing(name string) (bool, error) {
 	case err != nil:
 		return false, err
 	case !s.force:
-		return false, fmt.Errorf("%s: %w", p, errExists)
+		return false, &outputConflict{name, fmt.Errorf("%s: %w", p, errExists)}
 	case st.IsDir():
-		return false, fmt.Errorf("%s: %w", p, errIsDir)
+		return false, &outputConflict{name, fmt.Errorf("%s: %w", p, errIsDir)}
 	}
 	return true, nil
 }
+
+// outputConflict is an output of a set that cannot be written because of
+// what is already there; name lets the caller say which entry of its
+// input the output comes from.
+type outputConflict struct {
+	name string
+	err  error
+}
+
+func (e *outputConflict) Error() string { return e.err.Error() }
+func (e *outputConflict) Unwrap() error { return e.err }
 
 // path is where the output name is being written.
 func (s *outputSet) path(name string) string { return filepath.Join(s.newDir, name) }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -34,20 +33,33 @@ func unpackArchive(ctx context.Context, a *archiveInput, job unpackJob) (err err
 	if err != nil {
 		return fmt.Errorf("%s: %w", a.name, err)
 	}
-	if err := checkOutputNames(h); err != nil {
+	if err := h.CheckNames(); err != nil {
 		return a.wrap(err)
 	}
+	// Each output, and the archive entry it comes from for errors.
 	var names []string
+	type entry struct {
+		what string
+		off  int64
+	}
+	entries := map[string]entry{}
 	for _, c := range h.Configs {
 		names = append(names, c.Name)
+		entries[c.Name] = entry{fmt.Sprintf("config %q", c.Name), c.NameOffset()}
 	}
 	for _, d := range h.Devices {
 		if selected[d.ID] {
-			names = append(names, diskFileName(d))
+			names = append(names, d.FileName())
+			entries[d.FileName()] = entry{fmt.Sprintf("device %q", d.Name), d.NameOffset()}
 		}
 	}
 	set, err := newOutputSet(job.dir, names, job.mustBeNew, job.force, job.warn)
 	if err != nil {
+		var oc *outputConflict
+		if errors.As(err, &oc) {
+			e := entries[oc.name]
+			return a.outputErr(e.what, e.off, oc.err)
+		}
 		return err
 	}
 	defer func() {
@@ -58,7 +70,7 @@ func unpackArchive(ctx context.Context, a *archiveInput, job unpackJob) (err err
 	for _, c := range h.Configs {
 		f, err := set.create(c.Name)
 		if err != nil {
-			return err
+			return a.outputErr(fmt.Sprintf("config %q", c.Name), c.NameOffset(), err)
 		}
 		if _, err := f.Write(c.Data); err != nil {
 			return err
@@ -69,14 +81,14 @@ func unpackArchive(ctx context.Context, a *archiveInput, job unpackJob) (err err
 		if !selected[d.ID] {
 			continue
 		}
-		name := diskFileName(d)
+		name := d.FileName()
 		f, err := set.create(name)
 		if err != nil {
-			return err
+			return a.outputErr(fmt.Sprintf("device %q", d.Name), d.NameOffset(), err)
 		}
 		// Sized first, so the blocks Extract skips are holes.
 		if err := f.Truncate(d.Size); err != nil {
-			return err
+			return a.outputErr(fmt.Sprintf("device %q", d.Name), d.NameOffset(), err)
 		}
 		if job.verbose != nil && !d.IsVMState() {
 			// Proxmox names the file being written; here it is in the
@@ -114,13 +126,6 @@ func printRestoreSummary(w io.Writer, r *vma.Reader, h *vma.Header, selected map
 	fmt.Fprintf(w, "space reduction due to 4K zero blocks %.3g%%\n", float64(sparse)*100/float64(total))
 }
 
-func diskFileName(d vma.Device) string {
-	if d.IsVMState() {
-		return "vmstate.bin"
-	}
-	return "disk-" + d.Name + ".raw"
-}
-
 // selectDevices resolves names to dev_ids; the VM state, if any, is always
 // included, as in Proxmox's extract.
 func selectDevices(h *vma.Header, names []string) (map[int]bool, error) {
@@ -140,41 +145,4 @@ func selectDevices(h *vma.Header, names []string) (map[int]bool, error) {
 		}
 	}
 	return sel, nil
-}
-
-// errUnsafeName is returned for archive names that would leave the target
-// directory or clash; Proxmox's own extract writes a config named ../x
-// outside its folder.
-var errUnsafeName = errors.New("unsafe name in archive")
-
-func checkOutputNames(h *vma.Header) error {
-	seen := map[string]bool{}
-	check := func(kind, name, file string) error {
-		if !safeFileName(file) {
-			return fmt.Errorf("%w: %s %q cannot be a file name inside the target directory", errUnsafeName, kind, name)
-		}
-		if seen[file] {
-			return fmt.Errorf("%w: two outputs would both be named %q", errUnsafeName, file)
-		}
-		seen[file] = true
-		return nil
-	}
-	for _, c := range h.Configs {
-		if err := check("config", c.Name, c.Name); err != nil {
-			return err
-		}
-	}
-	for _, d := range h.Devices {
-		if err := check("device", d.Name, diskFileName(d)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// safeFileName accepts a single path element that names a new entry in
-// the directory itself.
-func safeFileName(name string) bool {
-	return name != "" && name != "." && name != ".." && len(name) <= 255 &&
-		!strings.ContainsAny(name, "/\\\x00") && filepath.Base(name) == name
 }
