@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -45,21 +46,61 @@ type BackingInfo struct {
 // name read-only from the file system, relative to the directory of parent
 // unless it is absolute, and keys it by its real path so that loops through
 // symbolic links are found.
+//
+// The name comes from an untrusted header, so only a regular file is
+// followed: a FIFO, device, socket or directory is refused with
+// ErrNotRegular, before it is opened. The open itself never waits (a FIFO
+// put in place meanwhile opens at once, see openFlags), and the type is
+// checked again on the opened descriptor. Like qemu, it follows names
+// that lead out of parent's directory; a caller that must not read other
+// files sets Options.Backing, or lists the chain with Image.Backing.
 func OpenBackingFile(parent, name string) (*BackingFile, error) {
 	path := name
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(parent), name)
 	}
-	f, err := os.Open(path)
+	// Look before opening: opening a device can act (a tape rewinds, a
+	// watchdog starts), and opening a FIFO waits for a writer.
+	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	size, err := fileSize(f)
+	if !fi.Mode().IsRegular() {
+		return nil, notRegular(path, fi.Mode())
+	}
+	f, err := os.OpenFile(path, openFlags, 0)
+	if err != nil {
+		return nil, err
+	}
+	// The name may lead elsewhere by now: check what was opened.
+	if fi, err = f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(path, fi.Mode())
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &BackingFile{ReaderAt: f, Size: size, Name: path, Key: realPath(path), Closer: f}, nil
+	return &BackingFile{ReaderAt: f, Size: fi.Size(), Name: path, Key: realPath(path), Closer: f}, nil
+}
+
+// notRegular is ErrNotRegular for path, with what it is instead.
+func notRegular(path string, mode fs.FileMode) error {
+	var what string
+	switch {
+	case mode.IsDir():
+		what = "a directory"
+	case mode&fs.ModeNamedPipe != 0:
+		what = "a named pipe (FIFO)"
+	case mode&fs.ModeSocket != 0:
+		what = "a socket"
+	case mode&fs.ModeCharDevice != 0:
+		what = "a character device"
+	case mode&fs.ModeDevice != 0:
+		what = "a block device"
+	default:
+		what = "of type " + mode.Type().String()
+	}
+	return fmt.Errorf("%s is %s, %w", path, what, ErrNotRegular)
 }
 
 // fileSize is the size of a regular file or block device; Stat reports 0
@@ -114,7 +155,7 @@ func (l *layer) readAt(p []byte, off int64) error {
 			if err == nil || err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return fmt.Errorf("qcow2: backing file %q at offset %d: %w: %w", l.info.Path, off, ErrBackingFile, err)
+			return fmt.Errorf("reading %d bytes at offset %d: %w", want, off, err)
 		}
 		n = int(want)
 	}
@@ -161,21 +202,36 @@ type chain struct {
 	seen  map[string]bool
 }
 
+// wrapBackingErr names img's backing file in an error met reading it,
+// unless the error already names an image further down.
+func (img *Image) wrapBackingErr(err error) error {
+	var be *BackingError
+	if errors.As(err, &be) {
+		return err
+	}
+	return img.backingErr(img.backing.info.Path, err)
+}
+
+// backingErr is a *BackingError about img's backing file.
+func (img *Image) backingErr(path string, err error) error {
+	return &BackingError{Image: img.name, Offset: int64(img.h.backingOffset), Name: img.h.backingName, Path: path, Err: err}
+}
+
 // openBacking opens the backing file of img as a layer.
 func (img *Image) openBacking(h *header, opts *Options, ch chain) error {
 	name := h.backingName
 	if ch.depth >= opts.maxDepth() {
-		return fmt.Errorf("qcow2: backing file %q: %w (limit %d)", name, ErrBackingDepth, opts.maxDepth())
+		return img.backingErr("", fmt.Errorf("%w (limit %d)", ErrBackingDepth, opts.maxDepth()))
 	}
 	if opts.OpenBacking == nil {
-		return fmt.Errorf("qcow2: backing file %q: %w: no BackingOpener in Options", name, ErrBackingFile)
+		return img.backingErr("", fmt.Errorf("%w: no BackingOpener in Options", ErrBackingFile))
 	}
 	bf, err := opts.OpenBacking(opts.Name, name)
 	if err != nil {
-		return fmt.Errorf("qcow2: backing file %q: %w: %w", name, ErrBackingFile, err)
+		return img.backingErr("", fmt.Errorf("%w: %w", ErrBackingFile, err))
 	}
 	if bf == nil || bf.ReaderAt == nil {
-		return fmt.Errorf("qcow2: backing file %q: %w: opener returned no file", name, ErrBackingFile)
+		return img.backingErr("", fmt.Errorf("%w: opener returned no file", ErrBackingFile))
 	}
 	if bf.Closer != nil {
 		img.closers = append(img.closers, bf.Closer)
@@ -185,7 +241,7 @@ func (img *Image) openBacking(h *header, opts *Options, ch chain) error {
 		key = bf.Name
 	}
 	if ch.seen[key] {
-		return fmt.Errorf("qcow2: backing file %q (%s): %w", name, key, ErrBackingLoop)
+		return img.backingErr(bf.Name, fmt.Errorf("%w (%s)", ErrBackingLoop, key))
 	}
 	format := h.backingFormat
 	if format == "" {
@@ -214,17 +270,19 @@ func (img *Image) openBacking(h *header, opts *Options, ch chain) error {
 		seen[key] = true
 		bimg, err := open(bf.ReaderAt, bf.Size, &sub, img.sh, chain{depth: ch.depth + 1, seen: seen})
 		if err != nil {
-			var fe *FormatError
-			if errors.As(err, &fe) {
-				return fmt.Errorf("qcow2: backing file %q: %w", name, err)
+			// An error further down already names the image it is
+			// about; one about this backing file is named here.
+			var be *BackingError
+			if errors.As(err, &be) {
+				return err
 			}
-			return err
+			return img.backingErr(bf.Name, err)
 		}
 		img.closers = append(img.closers, bimg)
 		l.img, l.r = bimg, bimg
 		l.info.Size = bimg.Size()
 	default:
-		return formatErr(offBackingOffset, ErrUnsupported, "backing file %q has format %q (want qcow2 or raw)", name, format)
+		return img.backingErr(bf.Name, fmt.Errorf("%w: format %q (want qcow2 or raw)", ErrUnsupported, format))
 	}
 	img.backing = l
 	return nil

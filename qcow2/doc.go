@@ -16,8 +16,17 @@
 // Images are refused with a *FormatError whose Err is one of the Err*
 // values when they are encrypted, use unknown incompatible features, are
 // marked corrupt, or hold tables that do not fit the file. Every size the
-// file claims is checked before memory is allocated for it, and the cache of
-// L2 tables is bounded, so hostile images cost bounded memory.
+// file claims is checked before memory is allocated for it, the L1 table
+// is read in pages when lookups need them (each image keeps two), and one
+// bounded cache holds the L2 tables of a whole backing chain, so hostile
+// images and chains cost bounded memory.
+//
+// A backing file's name comes from the image, which may be untrusted.
+// Options.Backing can skip or refuse backing files; Image.Backing lists
+// the chain that was opened, so that a caller can show it; and the
+// default opener, OpenBackingFile, follows only regular files and never
+// waits in open(2). Problems with a backing file come as a *BackingError
+// naming the image whose header names it.
 //
 // An Image is immutable after Open apart from its caches, which have their
 // own locks: all methods are safe for concurrent use.

@@ -3,6 +3,7 @@ package qcow2
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors a caller can test with errors.Is. Problems found in an image are
@@ -29,14 +30,25 @@ var (
 	// and Options names none. The name in the header is never opened on
 	// its own: it comes from an untrusted file.
 	ErrNoDataFile = errors.New("qcow2 image needs an external data file (set Options.DataFile)")
-	// ErrBackingFile means the backing file could not be opened or read,
-	// or there is no Options.OpenBacking to open it.
+	// ErrBackingFile means the backing file could not be opened, or there
+	// is no Options.OpenBacking to open it. (A failure to read an open
+	// backing file comes as a *BackingError wrapping its cause.)
 	ErrBackingFile = errors.New("cannot open backing file")
 	// ErrBackingLoop means the backing chain names a file twice.
 	ErrBackingLoop = errors.New("backing chain has a loop")
 	// ErrBackingDepth means the backing chain is longer than
 	// Options.MaxBackingDepth.
 	ErrBackingDepth = errors.New("backing chain too deep")
+	// ErrBackingRefused means the image names a backing file and
+	// Options.Backing is RefuseBacking.
+	ErrBackingRefused = errors.New("image has a backing file, and backing files are refused")
+	// ErrBackingSkipped means a read needed the backing file of an image
+	// opened with SkipBacking.
+	ErrBackingSkipped = errors.New("backing file not opened")
+	// ErrNotRegular means a backing file is not a regular file: a FIFO,
+	// device, socket or directory, which OpenBackingFile never follows.
+	// It comes wrapped with ErrBackingFile.
+	ErrNotRegular = errors.New("not a regular file")
 	// ErrClosed is returned by reads after Close.
 	ErrClosed = errors.New("qcow2: image closed")
 )
@@ -49,11 +61,13 @@ type FormatError struct {
 }
 
 // Error returns one line: "qcow2: at offset N (0xN): kind: detail".
-func (e *FormatError) Error() string {
+func (e *FormatError) Error() string { return "qcow2: " + e.text() }
+
+func (e *FormatError) text() string {
 	if e.What == "" {
-		return fmt.Sprintf("qcow2: at offset %d (0x%x): %v", e.Offset, e.Offset, e.Err)
+		return fmt.Sprintf("at offset %d (0x%x): %v", e.Offset, e.Offset, e.Err)
 	}
-	return fmt.Sprintf("qcow2: at offset %d (0x%x): %v: %s", e.Offset, e.Offset, e.Err, e.What)
+	return fmt.Sprintf("at offset %d (0x%x): %v: %s", e.Offset, e.Offset, e.Err, e.What)
 }
 
 // Unwrap returns the kind of error, for errors.Is.
@@ -62,3 +76,38 @@ func (e *FormatError) Unwrap() error { return e.Err }
 func formatErr(off int64, kind error, format string, args ...any) error {
 	return &FormatError{Offset: off, What: fmt.Sprintf(format, args...), Err: kind}
 }
+
+// BackingError reports a backing file that was not followed, or that
+// failed: which image names it, where that image's header stores the
+// name, and why. An image of the chain that cannot be opened or read as
+// its format says is reported here too, its own error in Err.
+type BackingError struct {
+	Image  string // the image whose header names the backing file (its Options.Name or resolved path); may be ""
+	Offset int64  // backing_file_offset: where Image stores the name
+	Name   string // the name as stored
+	Path   string // what the BackingOpener resolved the name to, when it got that far
+	Err    error  // ErrBackingFile, ErrBackingLoop, ErrBackingDepth, ErrBackingRefused, ErrBackingSkipped, or the backing image's error
+}
+
+// Error returns one line: `qcow2: IMAGE: backing file "NAME" (name at
+// backing_file_offset 0xN, opened as PATH): reason`.
+func (e *BackingError) Error() string {
+	var b strings.Builder
+	b.WriteString("qcow2: ")
+	if e.Image != "" {
+		b.WriteString(e.Image)
+		b.WriteString(": ")
+	}
+	fmt.Fprintf(&b, "backing file %q (name at backing_file_offset %#x", e.Name, e.Offset)
+	if e.Path != "" && e.Path != e.Name {
+		fmt.Fprintf(&b, ", opened as %s", e.Path)
+	}
+	b.WriteString("): ")
+	// The reason may be the backing image's own *FormatError, whose
+	// offset is in Path; one "qcow2: " prefix is enough.
+	b.WriteString(strings.TrimPrefix(e.Err.Error(), "qcow2: "))
+	return b.String()
+}
+
+// Unwrap returns the reason, for errors.Is and errors.As.
+func (e *BackingError) Unwrap() error { return e.Err }

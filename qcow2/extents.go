@@ -80,33 +80,53 @@ func stateOf(k kind) State {
 // Extents returns the allocation map of [off, off+length), clipped to the
 // virtual size, as extents in order, adjacent extents of one State merged.
 // It reads L2 tables only, never data. The slice grows with the number of
-// state changes in the range; walk a very large, fragmented image in
-// windows.
+// state changes in the range; WalkExtents does not.
 func (img *Image) Extents(off, length int64) ([]Extent, error) {
-	if img.closed.Load() {
-		return nil, ErrClosed
-	}
-	if off < 0 || length < 0 {
-		return nil, errNegativeOffset
-	}
-	end := img.size
-	if off < end && length < end-off {
-		end = off + length
-	}
 	var out []Extent
-	err := img.walk(off, end, 0, func(r run) error {
-		s := stateOf(r.kind)
-		if n := len(out); n > 0 && out[n-1].State == s && out[n-1].Start+out[n-1].Length == r.off {
-			out[n-1].Length += r.n
-			return nil
-		}
-		out = append(out, Extent{Start: r.off, Length: r.n, State: s})
+	err := img.WalkExtents(off, length, func(e Extent) error {
+		out = append(out, e)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// WalkExtents calls fn with the extents Extents would return, in order, one
+// at a time, so that its memory does not grow with the map: a hostile image
+// can map an exabyte in alternating states. It stops at the first error fn
+// returns, and returns it.
+func (img *Image) WalkExtents(off, length int64, fn func(Extent) error) error {
+	if img.closed.Load() {
+		return ErrClosed
+	}
+	if off < 0 || length < 0 {
+		return errNegativeOffset
+	}
+	end := img.size
+	if off < end && length < end-off {
+		end = off + length
+	}
+	var pend Extent
+	err := img.walk(off, end, 0, func(r run) error {
+		s := stateOf(r.kind)
+		if pend.Length > 0 && pend.State == s && pend.Start+pend.Length == r.off {
+			pend.Length += r.n
+			return nil
+		}
+		if pend.Length > 0 {
+			if err := fn(pend); err != nil {
+				return err
+			}
+		}
+		pend = Extent{Start: r.off, Length: r.n, State: s}
+		return nil
+	})
+	if err == nil && pend.Length > 0 {
+		err = fn(pend)
+	}
+	return err
 }
 
 // maxDataRun bounds the range NextData returns, and so the L2 tables one
@@ -127,8 +147,9 @@ const maxSearchEntries = 1 << 20
 // conservative (holding zeros), never optimistic.
 //
 // Data and compressed clusters are data; zero clusters are not; unallocated
-// clusters are data only where the backing file may have data. It reads
-// L2 tables only (and those of the backing chain), never guest data.
+// clusters are data only where the backing file may have data (all of
+// them when Options.Backing skipped the backing file). It reads L2 tables
+// only (and those of the backing chain), never guest data.
 func (img *Image) NextData(off int64) (start, end int64, err error) {
 	if img.closed.Load() {
 		return 0, 0, ErrClosed
@@ -176,10 +197,16 @@ func (img *Image) nextData(off, limit int64) (start, end int64, cut bool, err er
 				return err
 			}
 		case kindUnallocated:
+			if img.skipped {
+				// The backing file is not open: it may hold data.
+				if err := add(r.off, rEnd); err != nil {
+					return err
+				}
+			}
 			for pos := r.off; pos < rEnd && img.backing != nil; {
 				s, e, bcut, err := img.backing.nextData(pos, rEnd)
 				if err != nil {
-					return err
+					return img.wrapBackingErr(err)
 				}
 				if s >= rEnd {
 					break

@@ -29,9 +29,12 @@ type Image struct {
 	clusterSize int64
 	l2Bits      uint // log2 of entries per L2 table
 	extL2       bool
-	subBits     uint     // log2 of the subcluster size (extended L2)
-	l1          []uint64 // the entries that cover the virtual size
-	backing     *layer   // nil without a backing file
+	subBits     uint  // log2 of the subcluster size (extended L2)
+	l1Entries   int64 // the L1 entries that cover the virtual size
+	l1          l1Window
+	name        string // Options.Name, for errors about the backing file
+	backing     *layer // nil without a backing file, or when it is skipped
+	skipped     bool   // the header names a backing file that SkipBacking left closed
 
 	closers   []io.Closer
 	closeOnce sync.Once
@@ -70,11 +73,12 @@ func Open(r io.ReaderAt, opts Options) (*Image, error) {
 	return open(r, size, &opts, newShared(&opts), ch)
 }
 
-// OpenFile opens the qcow2 image at path. Backing files are found relative
-// to the directory of the image that names them, with OpenBackingFile
-// unless opts.OpenBacking is set. Close closes the file.
+// OpenFile opens the qcow2 image at path, a regular file or block device.
+// Backing files are found relative to the directory of the image that
+// names them, with OpenBackingFile unless opts.OpenBacking is set. Close
+// closes the file.
 func OpenFile(path string, opts Options) (*Image, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, openFlags, 0)
 	if err != nil {
 		return nil, fmt.Errorf("qcow2: %w", err)
 	}
@@ -99,7 +103,7 @@ func OpenFile(path string, opts Options) (*Image, error) {
 
 // open opens one image of a chain; the caches and workers come from sh.
 func open(r io.ReaderAt, fileSize int64, opts *Options, sh *shared, ch chain) (_ *Image, err error) {
-	img := &Image{id: sh.nextID.Add(1), sh: sh, r: r, fileSize: fileSize, data: r, dataSize: fileSize}
+	img := &Image{id: sh.nextID.Add(1), sh: sh, r: r, fileSize: fileSize, data: r, dataSize: fileSize, name: opts.Name}
 	defer func() {
 		if err != nil {
 			img.Close() // the files it opened so far
@@ -119,7 +123,7 @@ func open(r io.ReaderAt, fileSize int64, opts *Options, sh *shared, ch chain) (_
 	img.l2Bits = uint(h.l2Bits())
 	img.extL2 = h.incompatible&incompatExtendedL2 != 0
 	img.subBits = img.clusterBits - 5
-	if err := img.readL1(); err != nil {
+	if err := img.checkL1(); err != nil {
 		return nil, err
 	}
 	if h.incompatible&incompatDataFile != 0 {
@@ -128,8 +132,15 @@ func open(r io.ReaderAt, fileSize int64, opts *Options, sh *shared, ch chain) (_
 		}
 	}
 	if h.backingName != "" {
-		if err := img.openBacking(h, opts, ch); err != nil {
-			return nil, err
+		switch opts.Backing {
+		case FollowBacking:
+			if err := img.openBacking(h, opts, ch); err != nil {
+				return nil, err
+			}
+		case SkipBacking:
+			img.skipped = true
+		default:
+			return nil, img.backingErr("", ErrBackingRefused)
 		}
 	}
 	return img, nil
@@ -155,26 +166,16 @@ func readHeader(r io.ReaderAt, fileSize int64) (*header, error) {
 	return parseHeader(buf)
 }
 
-// readL1 loads the L1 entries that cover the virtual size; qemu ignores
-// the rest of a larger table.
-func (img *Image) readL1() error {
-	n := img.h.l1Needed() // at most 4 Mi entries: checked in parseHeader
-	if n == 0 {
-		return nil
-	}
+// checkL1 checks that the L1 entries that cover the virtual size lie
+// within the file; qemu ignores the rest of a larger table. The entries
+// are read when a lookup needs them (l1.go).
+func (img *Image) checkL1() error {
+	n := int64(img.h.l1Needed()) // at most 4 Mi entries: checked in parseHeader
 	off := int64(img.h.l1Offset)
-	bytes := int64(n) * entryBytes
-	if off+bytes > img.fileSize {
+	if bytes := n * entryBytes; n > 0 && off+bytes > img.fileSize {
 		return formatErr(offL1Offset, ErrTruncated, "L1 table at %#x (%d bytes) ends past the end of the file (%d bytes)", off, bytes, img.fileSize)
 	}
-	buf := make([]byte, bytes)
-	if err := readFull(img.r, buf, off); err != nil {
-		return err
-	}
-	img.l1 = make([]uint64, n)
-	for i := range img.l1 {
-		img.l1[i] = binary.BigEndian.Uint64(buf[i*entryBytes:])
-	}
+	img.l1Entries = n
 	return nil
 }
 
@@ -233,8 +234,17 @@ func (img *Image) Corrupt() bool { return img.h.incompatible&incompatCorrupt != 
 // or "" when the image keeps its data in itself.
 func (img *Image) DataFileName() string { return img.h.dataFileName }
 
+// BackingFileName returns the backing file name stored in the header, or
+// "" when the image has none. It is reported whatever Options.Backing
+// said; nothing is opened for it.
+func (img *Image) BackingFileName() string { return img.h.backingName }
+
+// BackingFormat returns the backing file format stored in the header
+// ("qcow2", "raw", ...), or "" when the header names none.
+func (img *Image) BackingFormat() string { return img.h.backingFormat }
+
 // Backing returns the backing chain below the image, nearest first, or
-// nil if it has no backing file.
+// nil if it has no backing file or Options.Backing skipped it.
 func (img *Image) Backing() []BackingInfo {
 	var out []BackingInfo
 	for l := img.backing; l != nil; {

@@ -58,6 +58,7 @@ func (img *Image) walk(off, end, maxEntries int64, fn func(run) error) error {
 		return nil
 	}
 	tableShift := img.clusterBits + img.l2Bits
+	var l1 l1Cursor // the page of the L1 table this walk is in
 	visited := int64(0)
 	spent := func() bool {
 		visited++
@@ -69,7 +70,16 @@ func (img *Image) walk(off, end, maxEntries int64, fn func(run) error) error {
 		}
 		l1i := off >> tableShift
 		tableEnd := min(end, (l1i+1)<<tableShift)
-		table, tableOff, err := img.l2Table(l1i)
+		var entry uint64
+		if l1i < img.l1Entries {
+			if !l1.has(l1i) {
+				if err := img.loadL1(&l1, l1i); err != nil {
+					return err
+				}
+			}
+			entry = l1.entry(l1i)
+		}
+		table, tableOff, err := img.l2Table(l1i, entry)
 		if err != nil {
 			return err
 		}
@@ -109,13 +119,10 @@ func (img *Image) walk(off, end, maxEntries int64, fn func(run) error) error {
 	return nil
 }
 
-// l2Table returns the L2 table of L1 entry l1i and its file offset, or nil
-// when the entry maps nothing.
-func (img *Image) l2Table(l1i int64) ([]byte, int64, error) {
-	if l1i >= int64(len(img.l1)) {
-		return nil, 0, nil
-	}
-	off := int64(img.l1[l1i] & l1OffsetMask)
+// l2Table returns the L2 table that L1 entry l1i, whose value is entry,
+// points at and its file offset, or nil when the entry maps nothing.
+func (img *Image) l2Table(l1i int64, entry uint64) ([]byte, int64, error) {
+	off := int64(entry & l1OffsetMask)
 	if off == 0 {
 		return nil, 0, nil
 	}

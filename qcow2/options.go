@@ -34,6 +34,13 @@ type Options struct {
 	// (ErrBackingFile) and OpenFile uses OpenBackingFile.
 	OpenBacking BackingOpener
 
+	// Backing says whether to follow the image's backing file at all:
+	// FollowBacking (the zero value), SkipBacking or RefuseBacking. A
+	// backing file's name comes from an untrusted header; a caller that
+	// only describes an image, or that must not read other files, says
+	// so here.
+	Backing BackingMode
+
 	// DataFile holds the guest data of an image that keeps it in an
 	// external data file (incompatible feature bit 2). The name stored in
 	// such an image is never opened: it comes from an untrusted header,
@@ -65,6 +72,25 @@ type Options struct {
 	// MaxCacheSize, and a few tables are always cached.
 	CacheSize int64
 }
+
+// BackingMode is what Open does with the backing file an image names.
+type BackingMode uint8
+
+const (
+	// FollowBacking opens the backing chain with OpenBacking, down to
+	// MaxBackingDepth files. Image.Backing lists it.
+	FollowBacking BackingMode = iota
+	// SkipBacking opens the image alone: no backing file is opened.
+	// BackingFileName and BackingFormat still report what the header
+	// names, and Extents and NextData work (NextData counts the
+	// unallocated ranges as data, since the backing file may hold some),
+	// but reading a range that the backing file would supply fails with
+	// ErrBackingSkipped.
+	SkipBacking
+	// RefuseBacking refuses an image that names a backing file, with
+	// ErrBackingRefused. Unknown modes do the same.
+	RefuseBacking
+)
 
 func (o *Options) maxDepth() int {
 	switch {

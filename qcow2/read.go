@@ -65,11 +65,16 @@ func (img *Image) read(p []byte, off int64) error {
 		case kindZero:
 			clear(dst)
 		case kindUnallocated:
-			if img.backing == nil {
+			switch {
+			case img.backing != nil:
+				if err := img.backing.readAt(dst, r.off); err != nil {
+					return img.wrapBackingErr(err)
+				}
+			case img.skipped:
+				return img.backingErr("", fmt.Errorf("%w (SkipBacking): guest offset %#x reads from it", ErrBackingSkipped, r.off))
+			default:
 				clear(dst)
-				return nil
 			}
-			return img.backing.readAt(dst, r.off)
 		case kindData:
 			return img.readData(dst, r.host, r.where)
 		case kindCompressed:

@@ -32,6 +32,10 @@ VM, or a template, on a Proxmox VE node, in one command:
 With --stream nothing is stored on the node: the archive is piped straight
 into "qmrestore -".
 
+A qcow2 SOURCE's backing chain is followed through regular files only and
+shown on standard error unless --quiet; --no-backing refuses a SOURCE that
+has a backing file.
+
 The node's SSH host key must be in --known-hosts (default ~/.ssh/known_hosts);
 keys come from --identity, ssh-agent, or ~/.ssh/id_*. The API's certificate is
 verified, or pinned with --tls-fingerprint.
@@ -130,9 +134,17 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	}
 
 	env := &deployEnv{s: s, src: src, display: newDisplay(s, g.quiet || g.json || g.dryRun), now: s.now()}
+	// Each target opens the image: show its backing chain once.
+	shown := map[string]bool{}
+	chain := func(line string) {
+		if !g.quiet && !shown[line] {
+			shown[line] = true
+			fmt.Fprintln(s.err, line)
+		}
+	}
 	deps := make([]*deployment, len(targets))
 	for i, t := range targets {
-		out, err := prepareOutgoing(src, t.opts, env.now, t.opts.stream)
+		out, err := prepareOutgoing(src, t.opts, env.now, t.opts.stream, chain)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,21 +19,28 @@ func init() {
 	commands = append(commands, command{name: "info", summary: "describe an image or archive: format, sizes, backing chain, partitions", run: runInfo})
 }
 
-const infoHelp = `Usage: vmatool info [--json] [--data-file PATH] IMAGE|ARCHIVE
+const infoHelp = `Usage: vmatool info [--json] [--backing-chain] [--data-file PATH] IMAGE|ARCHIVE
 
 Describes a disk image (raw or qcow2) or a VMA archive, detected by content.
 
 For an image: format, virtual size, allocated bytes, and for qcow2 the
-version, cluster size, compression, backing chain and feature flags. For an
+version, cluster size, compression, backing file and feature flags. For an
 archive: uuid, creation time, configs, and each device's size and stored
 bytes (the archive is read, and so verified, to the end). For every disk,
 of an image or inside an archive, its partition table (GPT or MBR) with each
 partition's start, size, type and name, read in place.
 
+Only the file named is read, as with qemu-img info: a qcow2 image's backing
+file is shown by the name its header gives, and not opened, so a partition
+table that lies in it is not shown. --backing-chain opens the chain (regular
+files only; it is shown on standard error unless --quiet) and reads through
+it; --no-backing refuses an image that has a backing file.
+
 OPTIONS:
 
 EXAMPLES:
   vmatool info result/nixos.qcow2
+  vmatool info --backing-chain overlay.qcow2
   vmatool info --json vzdump-qemu-100-2024_01_01-00_00_00.vma.zst
 
 EXIT STATUS:
@@ -49,11 +57,15 @@ type infoDoc struct {
 }
 
 type imageInfo struct {
-	VirtualSize int64               `json:"virtual_size"`
-	FileSize    int64               `json:"file_size"`
-	Allocated   int64               `json:"allocated"`
-	Qcow2       *qcow2Info          `json:"qcow2,omitempty"`
-	Backing     []qcow2.BackingInfo `json:"backing,omitempty"`
+	VirtualSize int64      `json:"virtual_size"`
+	FileSize    int64      `json:"file_size"`
+	Allocated   int64      `json:"allocated"`
+	Qcow2       *qcow2Info `json:"qcow2,omitempty"`
+	// The backing file as the header names it, opened or not.
+	BackingFile   string `json:"backing_file,omitempty"`
+	BackingFormat string `json:"backing_format,omitempty"`
+	// The chain, with --backing-chain.
+	Backing []qcow2.BackingInfo `json:"backing,omitempty"`
 }
 
 type qcow2Info struct {
@@ -84,13 +96,23 @@ type diskInfoDoc struct {
 	Size        int64         `json:"size"`
 	StoredBytes *int64        `json:"stored_bytes,omitempty"` // inside an archive
 	Partitions  *ptable.Table `json:"partition_table"`
+	// PartitionsNote says why Partitions is null, when it is not for
+	// want of a table.
+	PartitionsNote string `json:"partition_table_note,omitempty"`
 }
+
+// partitionsNeedBacking is the note for a partition table that reads from
+// a backing file info did not open.
+const partitionsNeedBacking = "not read: it needs the backing file (--backing-chain reads it)"
 
 func runInfo(ctx context.Context, s *streams, args []string) error {
 	fs := newFlags("info")
 	asJSON := fs.Bool("json", false, "print JSON")
 	dataFile := fs.String("data-file", "", "external data file of a qcow2 image")
 	window := addMaxWindowFlag(fs)
+	followChain := fs.Bool("backing-chain", false, "open a qcow2 image's backing chain and read through it")
+	noBacking := fs.Bool("no-backing", false, "refuse a qcow2 image that has a backing file")
+	quiet := fs.BoolP("quiet", "q", false, "do not show the backing chain on standard error")
 	if err := parseFlags(s, fs, infoHelp, args); err != nil {
 		return err
 	}
@@ -106,7 +128,11 @@ func runInfo(ctx context.Context, s *streams, args []string) error {
 	if src.archive {
 		doc, err = archiveInfoOf(ctx, s, path, window.option())
 	} else {
-		doc, err = imageInfoOf(path, *dataFile)
+		o := diskOptions{dataFile: *dataFile, backing: backingMode(*noBacking, *followChain)}
+		if !*quiet {
+			o.chain = func(line string) { fmt.Fprintln(s.err, line) }
+		}
+		doc, err = imageInfoOf(path, o)
 	}
 	if err != nil {
 		return err
@@ -118,8 +144,8 @@ func runInfo(ctx context.Context, s *streams, args []string) error {
 	return nil
 }
 
-func imageInfoOf(path, dataFile string) (*infoDoc, error) {
-	d, err := openDisk(path, "", dataFile)
+func imageInfoOf(path string, o diskOptions) (*infoDoc, error) {
+	d, err := openDiskWith(path, o)
 	if err != nil {
 		return nil, err
 	}
@@ -137,11 +163,8 @@ func imageInfoOf(path, dataFile string) (*infoDoc, error) {
 	case *qcow2.Image:
 		q := &qcow2Info{Version: img.Version(), ClusterSize: img.ClusterSize(), Compression: img.Compression().String(),
 			ExtendedL2: img.ExtendedL2(), Dirty: img.Dirty(), Corrupt: img.Corrupt(), DataFile: img.DataFileName()}
-		exts, err := img.Extents(0, img.Size())
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		for _, e := range exts {
+		// One extent at a time: a hostile image can claim billions.
+		err := img.WalkExtents(0, img.Size(), func(e qcow2.Extent) error {
 			switch e.State {
 			case qcow2.Data:
 				q.Data += e.Length
@@ -152,15 +175,24 @@ func imageInfoOf(path, dataFile string) (*infoDoc, error) {
 			default:
 				q.Unallocated += e.Length
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		doc.Image.Qcow2, doc.Image.Backing = q, img.Backing()
+		doc.Image.BackingFile, doc.Image.BackingFormat = img.BackingFileName(), img.BackingFormat()
 		doc.Image.Allocated = q.Data + q.Compressed
 	}
-	t, err := ptable.Read(d.disk, d.disk.Size())
-	if err != nil {
+	disk := diskInfoDoc{Name: path, Size: d.disk.Size()}
+	disk.Partitions, err = ptable.Read(d.disk, d.disk.Size())
+	switch {
+	case errors.Is(err, qcow2.ErrBackingSkipped):
+		disk.PartitionsNote = partitionsNeedBacking
+	case err != nil:
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	doc.Disks = []diskInfoDoc{{Name: path, Size: d.disk.Size(), Partitions: t}}
+	doc.Disks = []diskInfoDoc{disk}
 	return doc, nil
 }
 
@@ -298,16 +330,8 @@ func writeInfo(w io.Writer, doc *infoDoc) {
 				fmt.Fprintf(tw, "data file:\t%s\n", q.DataFile)
 			}
 		}
-		backing := "none"
-		if len(im.Backing) > 0 {
-			var chain []string
-			for _, b := range im.Backing {
-				chain = append(chain, fmt.Sprintf("%s (%s)", b.Path, b.Format))
-			}
-			backing = strings.Join(chain, " -> ")
-		}
 		if doc.Format == "qcow2" {
-			fmt.Fprintf(tw, "backing:\t%s\n", backing)
+			writeBacking(tw, im)
 		}
 	}
 	if a := doc.VMA; a != nil {
@@ -330,8 +354,34 @@ func writeInfo(w io.Writer, doc *infoDoc) {
 			fmt.Fprintf(w, ", %s stored", humanBytes(*d.StoredBytes))
 		}
 		fmt.Fprintln(w)
+		if d.PartitionsNote != "" {
+			fmt.Fprintf(w, "  partitions: %s\n", d.PartitionsNote)
+		}
 		writePartitions(w, d.Partitions)
 	}
+}
+
+// writeBacking shows a qcow2 image's backing file as its header names it,
+// and the chain when it was opened.
+func writeBacking(w io.Writer, im *imageInfo) {
+	if im.BackingFile == "" {
+		fmt.Fprintf(w, "backing file:\tnone\n")
+		return
+	}
+	name := fmt.Sprintf("%q", im.BackingFile)
+	if im.BackingFormat != "" {
+		name += " (" + im.BackingFormat + ")"
+	}
+	fmt.Fprintf(w, "backing file:\t%s\n", name)
+	if len(im.Backing) == 0 {
+		fmt.Fprintf(w, "backing chain:\tnot opened (--backing-chain opens it)\n")
+		return
+	}
+	var chain []string
+	for _, b := range im.Backing {
+		chain = append(chain, fmt.Sprintf("%s (%s)", b.Path, b.Format))
+	}
+	fmt.Fprintf(w, "backing chain:\t%s\n", strings.Join(chain, " -> "))
 }
 
 func writePartitions(w io.Writer, t *ptable.Table) {

@@ -33,6 +33,14 @@ Configs are stored under their base names. Without a qemu-server.conf a
 minimal one is generated; either way it gets a #qmdump#map line for every
 disk, which qmrestore needs to place it.
 
+A qcow2 image's backing chain is followed as qemu follows it (a relative
+name is relative to the directory of the image that names it, and may lead
+out of it), but only through regular files: never a FIFO, device, socket or
+directory. The chain is shown on standard error before anything is read,
+unless --quiet. --no-backing refuses an image that has a backing file: use
+it for images from untrusted sources, whose header can name any file you
+may read.
+
 OUT ending in .vma.zst or .vma.gz selects compression (--compress
 overrides); "-" writes to standard output (uncompressed unless --compress
 says otherwise); an existing directory gets a vzdump-style name,
@@ -65,8 +73,9 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	uuidFlag := fs.String("uuid", "", "archive uuid (default: random, or derived under SOURCE_DATE_EPOCH)")
 	ctimeFlag := fs.Int64("ctime", -1, "archive creation time in seconds since the epoch (default: now, or SOURCE_DATE_EPOCH)")
 	dataFileFlags := fs.StringArray("data-file", nil, "external data file of a qcow2 image, IMAGE=PATH (or PATH with one disk)")
+	noBacking := fs.Bool("no-backing", false, "refuse a qcow2 image that has a backing file")
 	force := fs.BoolP("force", "f", false, "overwrite an existing output")
-	quiet := fs.BoolP("quiet", "q", false, "no progress display, and no output path on standard output")
+	quiet := fs.BoolP("quiet", "q", false, "no progress display, no backing chain on standard error, and no output path on standard output")
 	if err := parseFlags(s, fs, packHelp, args); err != nil {
 		return err
 	}
@@ -94,7 +103,11 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	defer closeDisks(disks)
 	drives := make([]pveconf.Drive, len(paths))
 	for i, p := range paths {
-		if disks[i], err = openDisk(p, "", extData[p]); err != nil {
+		o := diskOptions{dataFile: extData[p], backing: backingMode(*noBacking, true)}
+		if !*quiet {
+			o.chain = func(line string) { fmt.Fprintln(s.err, line) }
+		}
+		if disks[i], err = openDiskWith(p, o); err != nil {
 			return err
 		}
 		key, dev, _ := pveconf.ParseDriveName(names[i])

@@ -37,9 +37,10 @@ type deployOptions struct {
 	keepArchive bool
 	level       int
 
-	config   string
-	dataFile string
-	vm       pveconf.VMOptions
+	config    string
+	dataFile  string
+	noBacking bool
+	vm        pveconf.VMOptions
 }
 
 // bindDeployFlags declares the per-target flags. The targets file accepts
@@ -66,6 +67,7 @@ func bindDeployFlags(fs *pflag.FlagSet, o *deployOptions) {
 	fs.BoolVar(&o.keepArchive, "keep-archive", false, "keep the uploaded archive on the node after a successful restore")
 	fs.IntVar(&o.level, "level", 0, "zstd level for the upload (default: the fastest)")
 	fs.StringVar(&o.dataFile, "data-file", "", "external data file of a qcow2 SOURCE")
+	fs.BoolVar(&o.noBacking, "no-backing", false, "refuse a qcow2 SOURCE that has a backing file")
 	fs.StringVar(&o.config, "config", "", "qemu-server.conf to use instead of one generated from the flags below")
 	fs.StringVar(&o.vm.Name, "name", "", "VM name (default vm<vmid>)")
 	fs.IntVar(&o.vm.Memory, "memory", 1024, "memory in MiB")

@@ -65,8 +65,9 @@ type outgoing struct {
 
 // prepareOutgoing validates everything about the archive before any
 // connection is made: the disk opens, its size fits, the config is sane.
-// uncompressed is for --stream, where qmrestore reads a plain VMA.
-func prepareOutgoing(src *deploySource, o *deployOptions, now time.Time, uncompressed bool) (*outgoing, error) {
+// uncompressed is for --stream, where qmrestore reads a plain VMA. chain,
+// if set, is given the line that shows an image's backing chain.
+func prepareOutgoing(src *deploySource, o *deployOptions, now time.Time, uncompressed bool, chain func(string)) (*outgoing, error) {
 	if src.archive {
 		comp := src.comp
 		if uncompressed {
@@ -82,7 +83,7 @@ func prepareOutgoing(src *deploySource, o *deployOptions, now time.Time, uncompr
 		}, nil
 	}
 
-	disk, err := openDisk(src.path, "", o.dataFile)
+	disk, err := openDiskWith(src.path, diskOptions{dataFile: o.dataFile, backing: backingMode(o.noBacking, true), chain: chain})
 	if err != nil {
 		return nil, err
 	}

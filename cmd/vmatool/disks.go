@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vmatool/vmatool/qcow2"
 	"github.com/vmatool/vmatool/raw"
 	"github.com/vmatool/vmatool/vma"
 )
@@ -21,10 +22,28 @@ type openedDisk struct {
 
 const qcow2Magic = "QFI\xfb"
 
-// openDisk opens a raw or qcow2 image. With format "" the format comes from
-// the file's first bytes, never from its name. dataFile is a qcow2 image's
-// external data file, when the user named one.
+// openDisk opens a raw or qcow2 image and the backing chain of a qcow2
+// image. With format "" the format comes from the file's first bytes,
+// never from its name. dataFile is a qcow2 image's external data file,
+// when the user named one.
 func openDisk(path, format, dataFile string) (*openedDisk, error) {
+	return openDiskWith(path, diskOptions{format: format, dataFile: dataFile})
+}
+
+// diskOptions say how openDiskWith opens an image.
+type diskOptions struct {
+	format   string // "raw", "qcow2", or "" to detect
+	dataFile string // a qcow2 image's external data file, named by the user
+	// backing is what to do with a qcow2 image's backing file: follow it
+	// (only to regular files), leave it closed, or refuse the image.
+	backing qcow2.BackingMode
+	// chain, if set, is given one line that shows the backing chain
+	// reads will follow, when there is one.
+	chain func(line string)
+}
+
+func openDiskWith(path string, o diskOptions) (*openedDisk, error) {
+	format := o.format
 	if format == "" {
 		var err error
 		if format, err = detectImageFormat(path); err != nil {
@@ -33,7 +52,7 @@ func openDisk(path, format, dataFile string) (*openedDisk, error) {
 	}
 	switch format {
 	case "raw":
-		if dataFile != "" {
+		if o.dataFile != "" {
 			return nil, fmt.Errorf("%s: --data-file is for qcow2 images", path)
 		}
 		d, err := raw.Open(path)
@@ -42,9 +61,21 @@ func openDisk(path, format, dataFile string) (*openedDisk, error) {
 		}
 		return &openedDisk{path: path, format: "raw", disk: d, close: d.Close}, nil
 	case "qcow2":
-		return openQcow2Disk(path, dataFile)
+		return openQcow2Disk(path, o)
 	}
 	return nil, fmt.Errorf("%s: unsupported image format %q (want raw or qcow2)", path, format)
+}
+
+// backingMode maps --no-backing, and for info --backing-chain, to what
+// the qcow2 reader does with a backing file.
+func backingMode(noBacking, follow bool) qcow2.BackingMode {
+	switch {
+	case noBacking:
+		return qcow2.RefuseBacking
+	case follow:
+		return qcow2.FollowBacking
+	}
+	return qcow2.SkipBacking
 }
 
 func detectImageFormat(path string) (string, error) {
