@@ -237,7 +237,7 @@ func NewWriter(f WriterFile, size int64, opts WriterOptions) (*Writer, error) {
 	w.tables.init(l1n, max(int(cache/cs), minWriterTables))
 	w.space.init(f, cbits)
 	// Cluster 0 is the header's, written by Close.
-	if _, err := w.space.reserve(cs, true); err != nil {
+	if _, err := w.space.reserve(cs); err != nil {
 		return nil, err
 	}
 	if err := w.space.count(0, cs); err != nil {

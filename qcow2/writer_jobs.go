@@ -174,7 +174,7 @@ func (w *Writer) deliver(j *clusterJob) error {
 			for e < j.n && j.outs[e].how == storeData {
 				e++
 			}
-			off, err := w.space.add(j.buf[i*cs:e*cs], true)
+			off, err := w.space.add(j.buf[i*cs : e*cs])
 			if err != nil {
 				return err
 			}

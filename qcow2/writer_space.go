@@ -15,19 +15,31 @@ const stageSize = 1 << 20
 // host cluster.
 const maxRefcount = 1<<16 - 1
 
-// fileSpace hands out the bytes of the image file. The file only grows at
-// its end, so every host cluster below the end is in use and the refcount
-// of a host cluster is final once the end has moved past it. That is what
-// keeps refcounts out of memory: they are counted one refcount block (a
-// window of cs/2 host clusters) at a time, and the block is written, at
-// the end of the file, as soon as the end leaves its window. Only the
-// offsets of the blocks written stay in memory, for the refcount table
-// (8 bytes per cs²/2 bytes of file; qemu limits the table to 8 MiB).
+// fileSpace hands out the clusters of the image file. The file only grows
+// at its end, a whole cluster at a time, so every host cluster below the
+// end is in use, and its refcount is final once it can get no more
+// compressed clusters. That is what keeps refcounts out of memory: they
+// are counted one refcount block (a window of cs/2 host clusters) at a
+// time, and the block is written, at the end of the file, as soon as the
+// end leaves its window. Only the offsets of the blocks written stay in
+// memory, for the refcount table (8 bytes per cs²/2 bytes of file; qemu
+// limits the table to 8 MiB).
+//
+// Compressed clusters are packed, byte after byte, into the rest of the
+// host cluster the previous one ended in, even when other clusters were
+// handed out since (as qemu keeps its free_byte_offset), so that L2 tables
+// and uncompressed clusters between compressed ones waste no space. The
+// rest of that cluster is given up when its refcount window is written.
 type fileSpace struct {
 	f     WriterFile
 	cs    int64
 	cbits uint
-	end   int64 // the first byte not handed out
+	end   int64 // the first cluster not handed out, in bytes
+
+	// packOff is where the next compressed cluster can go, and packEnd
+	// the end of the host clusters it may use; packOff == packEnd when
+	// there is no room.
+	packOff, packEnd int64
 
 	// stage holds the bytes of [stageOff, stageOff+len(stage)), which
 	// end at end, until they are written.
@@ -55,25 +67,21 @@ func (s *fileSpace) release() {
 // hold the host offset of a cluster.
 const maxFileOffset = 1 << 56
 
-// reserve hands out n bytes at the end of the file, starting at a cluster
-// boundary if aligned. The caller writes them with put and then counts
-// them, so that a refcount block the count writes lands after them.
-func (s *fileSpace) reserve(n int64, aligned bool) (int64, error) {
+// reserve hands out the clusters of n bytes at the end of the file. The
+// caller writes them with put and then counts them, so that a refcount
+// block the count writes lands after them.
+func (s *fileSpace) reserve(n int64) (int64, error) {
 	off := s.end
-	if aligned {
-		off = (off + s.cs - 1) &^ (s.cs - 1)
-	}
 	if off+n > maxFileOffset {
 		return 0, fmt.Errorf("qcow2: image file would grow past %d bytes, the most an L2 entry can address", int64(maxFileOffset))
 	}
-	s.end = off + n
+	s.end = off + (n+s.cs-1)&^(s.cs-1)
 	return off, nil
 }
 
-// add appends b to the file, from a cluster boundary if aligned, and
-// counts it.
-func (s *fileSpace) add(b []byte, aligned bool) (int64, error) {
-	off, err := s.reserve(int64(len(b)), aligned)
+// add appends b to the file, from a cluster boundary, and counts it.
+func (s *fileSpace) add(b []byte) (int64, error) {
+	off, err := s.reserve(int64(len(b)))
 	if err != nil {
 		return 0, err
 	}
@@ -83,40 +91,64 @@ func (s *fileSpace) add(b []byte, aligned bool) (int64, error) {
 	return off, s.count(off, int64(len(b)))
 }
 
-// addPacked appends b, which may cross host clusters, right after the
-// previous bytes, as compressed clusters are stored, unless the host
-// cluster there is counted maxRefcount times already.
+// addPacked stores a compressed cluster, which may cross host clusters,
+// right after the previous one if it fits in the clusters that one used,
+// or if those are the last of the file and can grow; otherwise from a new
+// cluster.
 func (s *fileSpace) addPacked(b []byte) (int64, error) {
-	c := s.end >> s.cbits
-	aligned := s.end&(s.cs-1) != 0 && c-s.base < int64(len(s.counts)) && s.counts[c-s.base] == maxRefcount
-	return s.add(b, aligned)
+	n := int64(len(b))
+	room := s.packOff < s.packEnd && s.counts[s.packOff>>s.cbits-s.base] < maxRefcount
+	off := s.packOff
+	switch {
+	case room && off+n <= s.packEnd:
+	case room && s.packEnd == s.end:
+		if _, err := s.reserve(off + n - s.end); err != nil {
+			return 0, err
+		}
+		s.packEnd = s.end
+	default:
+		var err error
+		if off, err = s.reserve(n); err != nil {
+			return 0, err
+		}
+		s.packEnd = s.end
+	}
+	s.packOff = off + n
+	if err := s.put(b, off); err != nil {
+		return 0, err
+	}
+	return off, s.count(off, n)
 }
 
-// put writes b at off, which is at or past the end of what was put
-// before (apart from writeAt's rewrites): bytes that continue the stage
-// are gathered in it, others go to the file.
+// put writes b at off: into the stage if it lies in it or continues it
+// (after zeros for the unused rest of a packed cluster), directly
+// otherwise.
 func (s *fileSpace) put(b []byte, off int64) error {
-	stageEnd := s.stageOff + int64(len(s.stage))
-	if len(s.stage) > 0 && (off < stageEnd || off-stageEnd >= s.cs || len(s.stage)+int(off-stageEnd)+len(b) > cap(s.stage)) {
-		if err := s.flush(); err != nil {
-			return err
+	end := off + int64(len(b))
+	if len(s.stage) > 0 {
+		stageEnd := s.stageOff + int64(len(s.stage))
+		switch {
+		case off >= s.stageOff && end <= stageEnd:
+			copy(s.stage[off-s.stageOff:], b)
+			return nil
+		case end <= s.stageOff:
+			return s.writeFile(b, off)
+		case off >= stageEnd && off-stageEnd < s.cs && end-s.stageOff <= int64(cap(s.stage)) && len(b) < cap(s.stage)/2:
+		default:
+			if err := s.flush(); err != nil {
+				return err
+			}
 		}
 	}
 	if len(b) >= cap(s.stage)/2 {
-		if err := s.flush(); err != nil {
-			return err
-		}
 		return s.writeFile(b, off)
 	}
 	if len(s.stage) == 0 {
 		s.stageOff = off
-	} else {
-		// Padding to a cluster boundary: the rest of a host cluster
-		// that compressed data began.
-		n := len(s.stage)
-		s.stage = s.stage[:n+int(off-stageEnd)]
-		clear(s.stage[n:])
 	}
+	n := len(s.stage)
+	s.stage = s.stage[:int(off-s.stageOff)]
+	clear(s.stage[n:])
 	s.stage = append(s.stage, b...)
 	return nil
 }
@@ -162,13 +194,16 @@ func (s *fileSpace) readAt(b []byte, off int64) error {
 }
 
 // count adds one reference to every host cluster of [off, off+n), which
-// were handed out last. Windows the count leaves are complete, and their
-// refcount blocks are written.
+// are in the current refcount window or past it. Windows the count leaves
+// are complete, and their refcount blocks are written.
 func (s *fileSpace) count(off, n int64) error {
 	if n <= 0 {
 		return nil
 	}
 	for c := off >> s.cbits; c <= (off+n-1)>>s.cbits; c++ {
+		if c < s.base {
+			return fmt.Errorf("qcow2: internal error: counting host cluster %d after its refcount block was written", c)
+		}
 		for c >= s.base+int64(len(s.counts)) {
 			if err := s.closeWindow(); err != nil {
 				return err
@@ -181,9 +216,10 @@ func (s *fileSpace) count(off, n int64) error {
 
 // closeWindow writes the refcount block of the current window at the end
 // of the file and moves to the next window, which the block itself is
-// counted in: it lies past every cluster the window counts.
+// counted in: it lies past every cluster the window counts. Compressed
+// clusters can no longer go into the window's clusters.
 func (s *fileSpace) closeWindow() error {
-	off, err := s.reserve(s.cs, true)
+	off, err := s.reserve(s.cs)
 	if err != nil {
 		return err
 	}
@@ -192,6 +228,9 @@ func (s *fileSpace) closeWindow() error {
 	}
 	s.base += int64(len(s.counts))
 	clear(s.counts)
+	if s.packOff>>s.cbits < s.base {
+		s.packOff, s.packEnd = 0, 0
+	}
 	return s.count(off, s.cs)
 }
 
@@ -213,7 +252,7 @@ func (s *fileSpace) finish() (tableOff int64, tableClusters int64, err error) {
 	// fits: done blocks are written, the rest cover the end of the file.
 	perBlock := int64(len(s.counts))
 	done := int64(len(s.blocks))
-	used := (s.end + s.cs - 1) >> s.cbits
+	used := s.end >> s.cbits
 	for tableClusters = 1; ; tableClusters++ {
 		more := int64(1)
 		for {
@@ -228,7 +267,7 @@ func (s *fileSpace) finish() (tableOff int64, tableClusters int64, err error) {
 			break
 		}
 	}
-	if tableOff, err = s.reserve(tableClusters*s.cs, true); err != nil {
+	if tableOff, err = s.reserve(tableClusters * s.cs); err != nil {
 		return 0, 0, err
 	}
 	if err := s.count(tableOff, tableClusters*s.cs); err != nil {
@@ -237,7 +276,7 @@ func (s *fileSpace) finish() (tableOff int64, tableClusters int64, err error) {
 	// The last blocks: each counts itself. A block that lands just past a
 	// full window closes it and starts the next one.
 	for {
-		off, err := s.reserve(s.cs, true)
+		off, err := s.reserve(s.cs)
 		if err != nil {
 			return 0, 0, err
 		}

@@ -102,7 +102,7 @@ func (w *Writer) writeTable(t *l2Table) error {
 			return err
 		}
 	} else {
-		off, err := w.space.add(t.buf, true)
+		off, err := w.space.add(t.buf)
 		if err != nil {
 			return err
 		}
@@ -184,7 +184,7 @@ func (w *Writer) finishTables() (int64, error) {
 	// Reserve the whole table before counting it, so that a refcount block
 	// the count writes lands after it rather than inside it.
 	n := int64(len(s.l1)) * entryBytes
-	l1Off, err := w.space.reserve((n+w.cs-1)&^(w.cs-1), true)
+	l1Off, err := w.space.reserve(n)
 	if err != nil {
 		return 0, err
 	}

@@ -128,6 +128,7 @@ func writeImage(t testing.TB, path string, d *chunkDisk, opts qcow2.WriterOption
 			rng := rand.New(rand.NewPCG(seed, 99))
 			rng.Shuffle(len(cl), func(i, j int) { cl[i], cl[j] = cl[j], cl[i] })
 		}
+		all := make([]byte, 5*cs) // WriteAt copies: one buffer does
 		for i := 0; i < len(cl); {
 			n := 1
 			if order == inOrder {
@@ -136,7 +137,7 @@ func writeImage(t testing.TB, path string, d *chunkDisk, opts qcow2.WriterOption
 				}
 			}
 			off := cl[i] * cs
-			buf := make([]byte, min(int64(n)*cs, d.size-off))
+			buf := all[:min(int64(n)*cs, d.size-off)]
 			d.ReadAt(buf, off)
 			if _, err := w.WriteAt(buf, off); err != nil {
 				t.Fatal(err)
