@@ -84,10 +84,13 @@ type WriterOptions struct {
 	// buffers in flight stay within 24 MiB.
 	Workers int
 
-	// CacheSize is the memory, in bytes, for L2 tables kept in memory
-	// while the image is written; 0 means 8 MiB (128 tables of 64 KiB,
-	// mapping 64 GiB). It is capped at 32 MiB, and 4 tables are always
-	// kept. Tables beyond it are written to the file early (see Writer).
+	// CacheSize is the memory, in bytes, for the tables kept in memory
+	// while the image is written; 0 means 8 MiB (with 64 KiB clusters,
+	// about 128 L2 tables, mapping 64 GiB). It is capped at 32 MiB. The
+	// L1 table comes first and is kept whole: 8 bytes per 512 MiB of disk
+	// with 64 KiB clusters, at most qemu's 32 MiB (512-byte clusters on a
+	// 128 GiB disk). L2 tables get the rest, and at least 4 are kept;
+	// those beyond it are written to the file early (see Writer).
 	CacheSize int64
 }
 
@@ -133,20 +136,25 @@ const (
 // temporary file, then Close, Sync and rename it into place, so that a
 // crash never leaves a partial image under the final name.
 //
-// Memory is bounded whatever the virtual size: the L1 table (8 bytes per
-// L2 table, 256 KiB for 16 TiB of 64 KiB clusters), at most CacheSize of
-// L2 tables, the jobs in flight (at most 24 MiB), and one refcount block.
-// L2 tables are only made for regions that hold data. When they exceed
-// CacheSize, the least recently used table is written to the end of the
-// file and dropped; a later write to a cluster it maps reads it back,
-// updates it and writes it in place, at the same offset, when it is
-// dropped again or at Close. In-order writes therefore write each table
-// once; scattered writes cost a table read and write per miss, never
-// memory. Refcounts are not kept per cluster either: the file only grows
-// at its end, so refcount blocks are filled in file order and each is
-// written, as the next cluster of the file, as soon as the file grows past
-// the clusters it counts. Close adds the last block and the refcount
-// table.
+// Memory is bounded whatever the virtual size: at most CacheSize for the
+// L1 table and the L2 tables (or the L1 table and 4 L2 tables, if the L1
+// table alone is larger), the jobs in flight (at most 24 MiB) and a
+// compressor per worker, a 1 MiB write buffer, one refcount block, and 8
+// bytes per refcount block written (one per cs²/2 bytes of file). L2
+// tables are only made for regions that hold data. When they exceed the
+// cache, the least recently used one is written to the end of the file and
+// dropped; a later write to a cluster it maps reads it back, updates it
+// and writes it in place, at the same offset, when it is dropped again or
+// at Close. In-order writes therefore write each table once; scattered
+// writes cost a table read and write per miss, never memory.
+//
+// Refcounts are not kept per cluster either. The file only grows at its
+// end, a cluster at a time, so every cluster below the end is in use, and
+// its refcount is final once no more compressed clusters can be packed
+// into it. Refcount blocks are filled in file order, and each is written
+// as the next cluster of the file as soon as the file grows past the
+// clusters it counts; compressed clusters then stop being packed into
+// those. Close adds the last block and the refcount table.
 //
 // WriteAt and WriteFrom may be called from several goroutines; their work
 // is serialised, apart from the compression workers.
@@ -234,7 +242,7 @@ func NewWriter(f WriterFile, size int64, opts WriterOptions) (*Writer, error) {
 		compression: opts.Compression, compress: opts.Compress, zeroes: opts.ZeroClusters,
 		workers: workers, inFlight: min(workers+2, maxJobs), jobClusters: int(jobBytes / cs),
 	}
-	w.tables.init(l1n, max(int(cache/cs), minWriterTables))
+	w.tables.init(l1n, max(int((cache-l1n*entryBytes)/cs), minWriterTables))
 	w.space.init(f, cbits)
 	// Cluster 0 is the header's, written by Close.
 	if _, err := w.space.reserve(cs); err != nil {

@@ -28,7 +28,8 @@ const maxHoleJob = 1 << 30
 // WriteFrom must be the Writer's only write: it fails with
 // ErrClusterWritten after WriteAt. p may be nil. If ctx is cancelled or
 // src fails, WriteFrom returns the error and the image cannot be
-// completed: Close reports it.
+// completed: Close reports it. To stop a WriteFrom, cancel ctx; Abort
+// waits for it to return.
 func (w *Writer) WriteFrom(ctx context.Context, src io.ReaderAt, p Progress) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -38,13 +39,19 @@ func (w *Writer) WriteFrom(ctx context.Context, src io.ReaderAt, p Progress) err
 	if w.wrote {
 		return fmt.Errorf("qcow2: WriteFrom after other writes: %w", ErrClusterWritten)
 	}
-	if s, ok := src.(interface{ Size() int64 }); ok && s.Size() != w.given && s.Size() != w.size {
-		return fmt.Errorf("qcow2: source is %d bytes, the image %d", s.Size(), w.given)
+	// Reads stop at the end of the source; the rest of the last sector
+	// of an odd-sized disk is zeros.
+	limit := w.given
+	if s, ok := src.(interface{ Size() int64 }); ok {
+		if s.Size() != w.given && s.Size() != w.size {
+			return fmt.Errorf("qcow2: source is %d bytes, the image %d", s.Size(), w.given)
+		}
+		limit = s.Size()
 	}
 	w.wrote = true
 	pipe := w.newPipeline(ctx, p)
 	m, _ := src.(dataMap)
-	if err := w.produce(pipe, src, m); err != nil {
+	if err := w.produce(pipe, src, m, limit); err != nil {
 		pipe.Fail(err)
 	}
 	if err := pipe.Close(); err != nil {
@@ -55,9 +62,8 @@ func (w *Writer) WriteFrom(ctx context.Context, src io.ReaderAt, p Progress) err
 
 // produce walks the disk and submits its jobs: runs of clusters that hold
 // data, to read, and holes, to record.
-func (w *Writer) produce(pipe *pipeline.Ordered[clusterJob], src io.ReaderAt, m dataMap) error {
+func (w *Writer) produce(pipe *pipeline.Ordered[clusterJob], src io.ReaderAt, m dataMap, limit int64) error {
 	cs := w.cs
-	limit := w.given // the source's end; the rest of the last sector is zeros
 	end := (w.size + cs - 1) &^ (cs - 1)
 	jobBytes := int64(w.jobClusters) * cs
 	// [ds, de) is the next data range of the source.

@@ -572,3 +572,60 @@ func TestWriterAbort(t *testing.T) {
 	}
 	verifyImage(t, path, d, (d.size+511)&^511)
 }
+
+// TestWriterOddSize writes a disk of 70000 bytes, which the image records
+// as 70144 (rounded up to 512): with a last write that ends at either
+// size, and from sources of either size.
+func TestWriterOddSize(t *testing.T) {
+	const given, rounded = 70000, 70144
+	rng := rand.New(rand.NewPCG(70, 0))
+	tail := fill(rng, fillRandom, rounded-65536)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name    string
+		srcSize int64 // the source's size, or 0 to use WriteAt
+		n       int   // bytes of the last WriteAt
+	}{
+		{"WriteAt-given", 0, given - 65536},
+		{"WriteAt-rounded", 0, rounded - 65536},
+		{"WriteFrom-given", given, 0},
+		{"WriteFrom-rounded", rounded, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want := &chunkDisk{size: given}
+			n := c.n
+			if c.srcSize != 0 {
+				want.size = c.srcSize
+				n = int(c.srcSize - 65536)
+			}
+			want.add(65536, tail[:n])
+			path := filepath.Join(dir, c.name)
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			w, err := qcow2.NewWriter(f, given, qcow2.WriterOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Size() != rounded {
+				t.Errorf("Size() = %d, want %d", w.Size(), rounded)
+			}
+			if c.srcSize != 0 {
+				err = w.WriteFrom(context.Background(), want, nil)
+			} else {
+				_, err = w.WriteAt(tail[:n], 65536)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			checkStructure(t, path)
+			want.size = rounded // what the image holds: the source, then zeros
+			verifyImage(t, path, want, rounded)
+		})
+	}
+}
