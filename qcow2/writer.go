@@ -157,7 +157,8 @@ const (
 // those. Close adds the last block and the refcount table.
 //
 // WriteAt and WriteFrom may be called from several goroutines; their work
-// is serialised, apart from the compression workers.
+// is serialised, apart from the compression workers. A Writer must end
+// with Close or Abort, which stop its workers.
 type Writer struct {
 	f           WriterFile
 	given       int64 // the size passed to NewWriter
