@@ -50,7 +50,10 @@ type genSpec struct {
 	Kind string
 	Size int64
 	Data int64 // sparse-data only: bytes of data in the hole
-	Seed uint64
+	// Pieces is how many runs of data the hole holds (sparse-data only);
+	// 0 means up to 8, each Data/8 long.
+	Pieces int64
+	Seed   uint64
 }
 
 func (s genSpec) validate() error {
@@ -115,6 +118,9 @@ func writeImage(f *os.File, s genSpec) error {
 // differ only in the hole.
 func writeSparseData(f *os.File, s genSpec) error {
 	pieces := min(8, max(1, s.Data/runSize))
+	if s.Pieces > 0 {
+		pieces = min(s.Pieces, max(1, s.Data/runSize))
+	}
 	piece := (s.Data/pieces + runSize - 1) / runSize * runSize
 	c := newContent(s.Seed, false)
 	left := s.Data

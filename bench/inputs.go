@@ -66,10 +66,39 @@ func inputTable() []*input {
 			},
 		},
 		{
+			// Packed by vmatool as .vma.zst: independent 2 MiB frames,
+			// which decode on every core.
+			name: "vma.zst-ours", file: "archive-ours.vma.zst", deps: []string{"img"},
+			space: func(c *config) int64 { return c.size / 2 },
+			make: func(ctx context.Context, ws *workspace, path string) error {
+				_, err := runShell(ctx, ws.dir, ws.expand("{vmatool} pack -q -o "+shellQuote(path)+" {img}"))
+				return err
+			},
+		},
+		{
+			// Compressed by the lzop command, as vzdump does for .vma.lzo.
+			name: "vma.lzo", file: "archive.vma.lzo", deps: []string{"vma"}, tools: []string{"lzop"},
+			space: func(c *config) int64 { return c.size / 2 },
+			make: func(ctx context.Context, ws *workspace, path string) error {
+				_, err := runShell(ctx, ws.dir, ws.expand("lzop -q -c {vma} > "+shellQuote(path)))
+				return err
+			},
+		},
+		{
 			name: "sparse", file: "sparse.raw",
 			space: func(c *config) int64 { return c.sparseData },
 			make: func(_ context.Context, ws *workspace, path string) error {
 				return generate(path, genSpec{Kind: kindSparseData, Size: ws.cfg.sparseSize, Data: ws.cfg.sparseData, Seed: ws.cfg.seed})
+			},
+		},
+		{
+			// The same data in 1 MiB runs spread evenly over the hole:
+			// one data range per run, each with holes on both sides.
+			name: "sparse-spread", file: "sparse-spread.raw",
+			space: func(c *config) int64 { return c.sparseData },
+			make: func(_ context.Context, ws *workspace, path string) error {
+				return generate(path, genSpec{Kind: kindSparseData, Size: ws.cfg.sparseSize, Data: ws.cfg.sparseData,
+					Pieces: ws.cfg.sparseData / runSize, Seed: ws.cfg.seed})
 			},
 		},
 		{

@@ -62,10 +62,33 @@ func rowTable() []row {
 			inputs:  []string{"vma"},
 		},
 		{
-			id: "verify-zst", name: "verify .vma.zst", refName: "zstd -d",
+			id: "verify-zst", name: "verify .vma.zst (zstd -3, one frame, as vzdump writes)", refName: "zstd -d",
 			vmatool: "{vmatool} verify -q {vma.zst}",
 			ref:     "zstd -d -q -c {vma.zst} > /dev/null",
 			inputs:  []string{"vma.zst"}, tools: []string{"zstd"},
+			goal:    1.05,
+		},
+		{
+			id: "verify-zst-ours", name: "verify .vma.zst written by vmatool", refName: "zstd -d",
+			vmatool: "{vmatool} verify -q {vma.zst-ours}",
+			ref:     "zstd -d -q -c {vma.zst-ours} > /dev/null",
+			inputs:  []string{"vma.zst-ours"}, tools: []string{"zstd"},
+			goal:    0.6,
+		},
+		{
+			id: "unpack-zst-ours", name: "unpack .vma.zst written by vmatool", refName: "zstd -d",
+			vmatool: "{vmatool} unpack -q {vma.zst-ours} {w}/unpacked",
+			ref:     "zstd -d -q -c {vma.zst-ours} > /dev/null",
+			inputs:  []string{"vma.zst-ours"}, tools: []string{"zstd"},
+			scratch: []string{"unpacked"},
+			goal:    0.6,
+		},
+		{
+			id: "verify-lzo", name: "verify .vma.lzo", refName: "lzop -dc",
+			vmatool: "{vmatool} verify -q {vma.lzo}",
+			ref:     "lzop -dc {vma.lzo} > /dev/null",
+			inputs:  []string{"vma.lzo"}, tools: []string{"lzop"},
+			goal:    1.2,
 		},
 		{
 			id: "unpack", name: "unpack .vma → sparse raw", refName: "cp --sparse=always",
@@ -79,6 +102,22 @@ func rowTable() []row {
 			vmatool: "{vmatool} pack -q -o - {sparse} > /dev/null",
 			ref:     "{vmatool} pack -q -o - {dense} > /dev/null",
 			inputs:  []string{"sparse", "dense"},
+		},
+		{
+			id: "pack-sparse-spread", name: "pack {sparseSize} sparse raw holding {sparseData} in 1 MiB runs spread over it", refName: "vmatool pack of a dense {sparseData} raw",
+			vmatool: "{vmatool} pack -q -o - {sparse-spread} > /dev/null",
+			ref:     "{vmatool} pack -q -o - {dense} > /dev/null",
+			inputs:  []string{"sparse-spread", "dense"},
+			goal:    1.5,
+		},
+		{
+			// Memory must not grow with the core count: the same job with
+			// GOMAXPROCS=16 against GOMAXPROCS=2 (compare the peak RSS).
+			id: "pack-zst-16", name: "pack raw → .vma.zst at GOMAXPROCS=16", refName: "the same at GOMAXPROCS=2",
+			vmatool: "GOMAXPROCS=16 {vmatool} pack -q -o {w}/out16.vma.zst {img}",
+			ref:     "GOMAXPROCS=2 {vmatool} pack -q -o {w}/out2.vma.zst {img}",
+			inputs:  []string{"img"},
+			scratch: []string{"out16.vma.zst", "out2.vma.zst"}, vmaOut: "out16.vma.zst", refOut: "out2.vma.zst",
 		},
 		{
 			id: "qcow2-decode", name: "pack qcow2 (zlib) → .vma", refName: "qemu-img convert -O raw",

@@ -40,16 +40,8 @@ func (c *dataCursor) ranges(dst [][2]int64, start, end int64) ([][2]int64, error
 		return dst, nil
 	}
 	for off := start; off < end; {
-		if off >= c.hi {
-			lo, hi, err := c.sparse.NextData(off)
-			if err != nil {
-				return dst, fmt.Errorf("vma: device %s: finding data at offset %d: %w", c.name, off, err)
-			}
-			if lo < off || hi < lo || (hi == lo && lo < c.size) {
-				// A disk that answers nonsense must not loop or skip data.
-				return dst, fmt.Errorf("vma: device %s: NextData(%d) returned [%d, %d)", c.name, off, lo, hi)
-			}
-			c.lo, c.hi = lo, hi
+		if err := c.ask(off); err != nil {
+			return dst, err
 		}
 		if c.lo >= end || c.lo == c.hi {
 			break // the next data lies past this job
@@ -59,4 +51,37 @@ func (c *dataCursor) ranges(dst [][2]int64, start, end int64) ([][2]int64, error
 		off = hi
 	}
 	return dst, nil
+}
+
+// nextData returns where the next data at or after off may start (the
+// device size if none), asking the disk only past its last answer. Calls
+// must not go back before an earlier one's off.
+func (c *dataCursor) nextData(off int64) (int64, error) {
+	if c.sparse == nil {
+		return off, nil
+	}
+	if err := c.ask(off); err != nil {
+		return 0, err
+	}
+	if c.lo == c.hi {
+		return c.size, nil
+	}
+	return max(c.lo, off), nil
+}
+
+// ask makes the last answer cover off, asking the disk if off is past it.
+func (c *dataCursor) ask(off int64) error {
+	if off < c.hi {
+		return nil
+	}
+	lo, hi, err := c.sparse.NextData(off)
+	if err != nil {
+		return fmt.Errorf("vma: device %s: finding data at offset %d: %w", c.name, off, err)
+	}
+	if lo < off || hi < lo || (hi == lo && lo < c.size) {
+		// A disk that answers nonsense must not loop or skip data.
+		return fmt.Errorf("vma: device %s: NextData(%d) returned [%d, %d)", c.name, off, lo, hi)
+	}
+	c.lo, c.hi = lo, hi
+	return nil
 }

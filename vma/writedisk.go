@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/vmatool/vmatool/internal/budget"
 	"github.com/vmatool/vmatool/internal/pipeline"
 )
 
@@ -13,11 +14,6 @@ import (
 type Progress interface {
 	Update(n int64)
 }
-
-// diskJobBudget bounds the buffers of WriteDisk's jobs in flight (3.7 MiB
-// each): four of them keep two cores reading and classifying while a third
-// is written, and more cores would only wait on memory bandwidth.
-const diskJobBudget = 4 * maxExtentSize
 
 // WriteDisk writes every cluster of device id from disk, in order 0..n-1,
 // as "vma create" does. If disk is a SparseDisk, ranges it reports as holes
@@ -60,7 +56,16 @@ type diskJob struct {
 	standalone bool
 	ranges     [][2]int64 // data ranges, relative to the job's first byte
 	ext        extentBuilder
+	// holeExtents > 0 makes the job a run of that many whole extents of
+	// holes, written as consecutive headers in holeBuf: a disk that is
+	// mostly hole costs one job per run rather than one per extent.
+	holeExtents int
+	holeBuf     []byte
 }
+
+// holeRunExtents is the longest run of hole extents in one job (232 MiB of
+// disk, 32 KiB of headers).
+const holeRunExtents = 64
 
 func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Progress) error {
 	total := int(d.clusters)
@@ -73,8 +78,13 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 			p.Update(min(int64(job.first+job.count)*ClusterSize, d.dev.Size) - int64(job.first)*ClusterSize)
 		}
 	}
-	pipe := pipeline.NewOrdered(ctx, pipeline.Budgeted(diskJobBudget, maxExtentSize, w.opts.workers),
+	pipe := pipeline.NewOrdered(ctx, pipeline.Budgeted(budget.DiskJobs, maxExtentSize, w.opts.workers),
 		func(_ context.Context, job *diskJob) error {
+			if job.holeExtents > 0 {
+				cb.buildHoles(job)
+				report(job)
+				return nil
+			}
 			if err := cb.build(job); err != nil {
 				return err
 			}
@@ -94,12 +104,28 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 			break
 		}
 		job := &j.V
-		job.first, job.count = start, count
+		job.first, job.count, job.holeExtents = start, count, 0
 		// The last job stays pending: a later device may add to its
 		// extent, and Close flushes it.
 		last := start+count == total
 		job.standalone = !last && count == writerSlots && (k > 0 || pending == 0)
 		from := int64(start) * ClusterSize
+		if job.standalone {
+			// Whole extents before the next data and before the last
+			// extent are written as one run of headers.
+			full := min(holeRunExtents, (total-start-1)/writerSlots)
+			next, err := cursor.nextData(from)
+			if err != nil {
+				pipe.Fail(err)
+				break
+			}
+			if run := int(min(int64(full), (next-from)/(writerSlots*ClusterSize))); run > 0 {
+				job.holeExtents, job.count = run, run*writerSlots
+				pipe.Submit(j)
+				start += job.count
+				continue
+			}
+		}
 		job.ranges, err = cursor.ranges(job.ranges[:0], from, min(from+int64(count)*ClusterSize, d.dev.Size))
 		if err != nil {
 			pipe.Fail(err)
@@ -121,6 +147,15 @@ func (w *Writer) writeDisk(ctx context.Context, d *writerDevice, disk Disk, p Pr
 // emit writes a standalone job's extent as is, or appends the job's
 // clusters to the pending extent.
 func (w *Writer) emit(d *writerDevice, job *diskJob) error {
+	if job.holeExtents > 0 {
+		for i := 0; i < job.count; i++ {
+			d.seen.add(uint32(job.first + i))
+		}
+		if err := w.writeHeader(); err != nil {
+			return err
+		}
+		return w.write(job.holeBuf)
+	}
 	for i := 0; i < job.count; i++ {
 		d.seen.add(uint32(job.first + i))
 		d.stored += int64(countBlocks(job.ext.info[i].mask())) * BlockSize
@@ -161,6 +196,22 @@ type clusterBuilder struct {
 	disk Disk
 }
 
+// buildHoles writes the headers of a run of extents that are all hole.
+func (cb *clusterBuilder) buildHoles(job *diskJob) {
+	n := job.holeExtents * extentHeaderSize
+	if cap(job.holeBuf) < n {
+		job.holeBuf = make([]byte, holeRunExtents*extentHeaderSize)
+	}
+	job.holeBuf = job.holeBuf[:n]
+	h := extentHeader{uuid: cb.uuid}
+	for e := range job.holeExtents {
+		for i := range writerSlots {
+			h.info[i] = makeBlockInfo(0, uint8(cb.dev.ID), uint32(job.first+e*writerSlots+i))
+		}
+		h.marshal(job.holeBuf[e*extentHeaderSize:])
+	}
+}
+
 // build reads the job's data ranges into its buffer, one cluster per
 // ClusterSize after the header space, and compacts the non-zero blocks in
 // place.
@@ -180,20 +231,10 @@ func (cb *clusterBuilder) build(job *diskJob) error {
 	for i := 0; i < job.count; i++ {
 		c := job.first + i
 		base := int64(i) * ClusterSize
-		// Blocks outside every data range are holes: zeros, never read.
-		holes := uint16(0xffff)
-		for b := range BlocksPerCluster {
-			rel := base + int64(b*BlockSize)
-			for r < len(job.ranges) && job.ranges[r][1] <= rel {
-				r++
-			}
-			if r < len(job.ranges) && rel >= job.ranges[r][0] {
-				holes &^= 1 << b
-			}
-		}
+		holes := holeMask(job.ranges, &r, base)
 		valid := int(min(cb.dev.Size-int64(c)*ClusterSize, ClusterSize))
 		var src []byte
-		if holes != 0xffff {
+		if holes != allHoles {
 			src = e.buf[extentHeaderSize+base : extentHeaderSize+base+ClusterSize]
 		}
 		e.addCluster(uint8(cb.dev.ID), uint32(c), src, valid, holes)
@@ -202,6 +243,38 @@ func (cb *clusterBuilder) build(job *diskJob) error {
 		e.seal(cb.uuid)
 	}
 	return nil
+}
+
+const allHoles = 1<<BlocksPerCluster - 1
+
+// holeMask returns the blocks of the cluster at base (relative to the
+// job) that lie outside every data range: holes, never read. *r is the
+// first range that may still reach base; ranges are sorted, so a job's
+// clusters advance it once. Whole clusters inside or outside a range are
+// answered without looking at their blocks, which keeps a disk that is
+// mostly hole at the speed of writing its extent headers.
+func holeMask(ranges [][2]int64, r *int, base int64) uint16 {
+	for *r < len(ranges) && ranges[*r][1] <= base {
+		*r++
+	}
+	if *r == len(ranges) || ranges[*r][0] >= base+ClusterSize {
+		return allHoles
+	}
+	if ranges[*r][0] <= base && ranges[*r][1] >= base+ClusterSize {
+		return 0
+	}
+	holes := uint16(allHoles)
+	k := *r
+	for b := range BlocksPerCluster {
+		rel := base + int64(b*BlockSize)
+		for k < len(ranges) && ranges[k][1] <= rel {
+			k++
+		}
+		if k < len(ranges) && rel >= ranges[k][0] {
+			holes &^= 1 << b
+		}
+	}
+	return holes
 }
 
 func (cb *clusterBuilder) readAt(b []byte, off int64) error {

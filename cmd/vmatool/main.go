@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmatool/vmatool/internal/budget"
 	"golang.org/x/term"
 )
 
@@ -197,16 +198,12 @@ func limitMemory(getenv func(string) string) {
 	scaleMemoryLimit(getenv, 1)
 }
 
-// pipelineMemory is what one pack-and-compress pipeline keeps live, with
-// room to spare; the soft limit is a multiple of it.
-const pipelineMemory = 56 << 20
-
 // scaleMemoryLimit sets the soft memory limit for n pipelines running at
 // once (deploy --parallel): a limit below what is live would make the
 // collector run without pause.
 func scaleMemoryLimit(getenv func(string) string, n int) {
 	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(int64(n) * pipelineMemory)
+		debug.SetMemoryLimit(int64(n) * budget.Pack)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 
 	"github.com/anchore/go-lzo"
+	"github.com/vmatool/vmatool/internal/budget"
 	"github.com/vmatool/vmatool/internal/pipeline"
 )
 
@@ -135,10 +136,6 @@ type lzopBlock struct {
 	out        []byte // the decoded block: src or dst
 }
 
-// lzopBudget bounds the blocks in flight; each holds up to two 256 KiB
-// buffers.
-const lzopBudget = 8 << 20
-
 // newLzopReader reads the lzop header from r and returns a reader of the
 // decompressed data. Every checksum the stream carries is verified; a
 // block's data is returned only after its checksums match.
@@ -148,7 +145,7 @@ func newLzopReader(r io.Reader, workers int) (io.ReadCloser, error) {
 		return nil, err
 	}
 	return startPipe(func(ctx context.Context, w io.Writer) error {
-		pipe := pipeline.NewOrdered(ctx, pipeline.Budgeted(lzopBudget, 2*lzopMaxBlockSize, workers),
+		pipe := pipeline.NewOrdered(ctx, pipeline.Budgeted(budget.Lzop, 2*lzopMaxBlockSize, workers),
 			func(_ context.Context, b *lzopBlock) error { return b.decode() },
 			func(b *lzopBlock) error {
 				_, err := w.Write(b.out)

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/vmatool/vmatool/internal/budget"
 	"github.com/vmatool/vmatool/internal/pipeline"
 )
 
@@ -37,13 +38,14 @@ type frame struct {
 const frameSize = 2 << 20
 
 func newFrameWriter(w io.Writer, level zstd.EncoderLevel, workers int) (*frameWriter, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(workers),
+	cfg := pipeline.Budgeted(budget.ZstdWrite, 2*frameSize, workers)
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(cfg.Workers),
 		zstd.WithWindowSize(2<<20), zstd.WithZeroFrames(true))
 	if err != nil {
-		return nil, fmt.Errorf("vma: zstd: %w", err)
+		return nil, fmt.Errorf("zstd: %w", err)
 	}
 	fw := &frameWriter{enc: enc}
-	fw.pipe = pipeline.NewOrdered(context.Background(), pipeline.Config{Workers: workers},
+	fw.pipe = pipeline.NewOrdered(context.Background(), cfg,
 		func(_ context.Context, f *frame) error {
 			f.out = enc.EncodeAll(f.in, f.out[:0])
 			return nil
