@@ -66,14 +66,14 @@ func rowTable() []row {
 			vmatool: "{vmatool} verify -q {vma.zst}",
 			ref:     "zstd -d -q -c {vma.zst} > /dev/null",
 			inputs:  []string{"vma.zst"}, tools: []string{"zstd"},
-			goal:    1.05,
+			goal: 1.05,
 		},
 		{
 			id: "verify-zst-ours", name: "verify .vma.zst written by vmatool", refName: "zstd -d",
 			vmatool: "{vmatool} verify -q {vma.zst-ours}",
 			ref:     "zstd -d -q -c {vma.zst-ours} > /dev/null",
 			inputs:  []string{"vma.zst-ours"}, tools: []string{"zstd"},
-			goal:    0.6,
+			goal: 0.6,
 		},
 		{
 			id: "unpack-zst-ours", name: "unpack .vma.zst written by vmatool", refName: "zstd -d",
@@ -88,7 +88,7 @@ func rowTable() []row {
 			vmatool: "{vmatool} verify -q {vma.lzo}",
 			ref:     "lzop -dc {vma.lzo} > /dev/null",
 			inputs:  []string{"vma.lzo"}, tools: []string{"lzop"},
-			goal:    1.2,
+			goal: 1.2,
 		},
 		{
 			id: "unpack", name: "unpack .vma → sparse raw", refName: "cp --sparse=always",
