@@ -34,7 +34,7 @@ const (
 )
 
 var (
-	headerMagic = [4]byte{'V', 'M', 'A', 0}
+	headerMagic = [4]byte([]byte(Magic))
 	extentMagic = [4]byte{'V', 'M', 'A', 'E'}
 )
 
@@ -74,3 +74,7 @@ func (b blockInfo) devID() uint8    { return uint8(b >> 32) }
 func (b blockInfo) cluster() uint32 { return uint32(b) }
 
 var be = binary.BigEndian
+
+// Magic is how every uncompressed archive begins. A compressed archive
+// begins with its compressor's magic; Decompress takes that off.
+const Magic = "VMA\x00"
