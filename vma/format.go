@@ -13,13 +13,13 @@ const (
 	// BlocksPerCluster is the number of mask bits of a cluster.
 	BlocksPerCluster = ClusterSize / BlockSize
 
-	// MaxDevices is the highest dev_id a writer hands out. Slot 255 exists
+	// maxDevices is the highest dev_id a writer hands out. Slot 255 exists
 	// in the header but Proxmox's tools never list or extract it.
-	MaxDevices = 254
-	// MaxConfigs is the number of config slots in the header.
-	MaxConfigs = 256
-	// MaxBlobSize is the largest config or name: blob lengths are 16 bits.
-	MaxBlobSize = 65535
+	maxDevices = 254
+	// maxConfigs is the number of config slots in the header.
+	maxConfigs = 256
+	// maxBlobSize is the largest config or name: blob lengths are 16 bits.
+	maxBlobSize = 65535
 
 	headerFixedSize   = 12288 // VmaHeader: 4096 + 8192 bytes of dev_info
 	maxHeaderSize     = 524288

@@ -135,7 +135,11 @@ func diskFormat(path string) (string, error) {
 // only to regular files, and the chain is shown through o.chain before
 // anything is read.
 func openQcow2(d Disk, o *options) (*Device, error) {
-	img, err := qcow2.OpenFile(d.Path, qcow2.Options{DataFilePath: d.DataFile, Backing: o.backing})
+	opts := []qcow2.Option{qcow2.WithBacking(o.backing)}
+	if d.DataFile != "" {
+		opts = append(opts, qcow2.WithDataFile(d.DataFile))
+	}
+	img, err := qcow2.Open(d.Path, opts...)
 	if err != nil {
 		var be *qcow2.BackingError
 		if errors.As(err, &be) {

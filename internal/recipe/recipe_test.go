@@ -97,7 +97,7 @@ func extracted(t *testing.T, archive []byte) (*vma.Header, map[string][]byte) {
 		}
 		targets[d.ID], files[d.Name] = f, f
 	}
-	if err := vma.Extract(context.Background(), r, targets, vma.ExtractOptions{}); err != nil {
+	if err := vma.Extract(context.Background(), r, targets); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string][]byte{}
