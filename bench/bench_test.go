@@ -191,7 +191,7 @@ func unpackOnce(archive, out string) error {
 	if err := f.Truncate(dev.Size); err != nil {
 		return err
 	}
-	if err := vma.Extract(context.Background(), r, map[int]io.WriterAt{dev.ID: f}, vma.ExtractOptions{}); err != nil {
+	if err := vma.Extract(context.Background(), r, map[int]io.WriterAt{dev.ID: f}); err != nil {
 		return err
 	}
 	return f.Close()

@@ -65,7 +65,7 @@ func verifyCompressed(t *testing.T, data []byte, want vma.Compression) {
 		return
 	}
 	defer dr.Close()
-	r, err := vma.NewReader(io.LimitReader(dr, maxFuzzStream), vma.WithMaxHeaderSize(fuzzMaxHeader))
+	r, err := vma.NewReader(io.LimitReader(dr, maxFuzzStream))
 	if err != nil {
 		return
 	}

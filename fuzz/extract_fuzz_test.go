@@ -69,7 +69,7 @@ func extractFiles(t *testing.T, r *vma.Reader, dir string) ([]string, error) {
 	ctx := context.Background()
 	h := r.Header()
 	if err := h.CheckNames(); err != nil {
-		if eerr := vma.Extract(ctx, r, nil, vma.ExtractOptions{}); eerr == nil || eerr.Error() != err.Error() {
+		if eerr := vma.Extract(ctx, r, nil); eerr == nil || eerr.Error() != err.Error() {
 			t.Fatalf("CheckNames refused the names (%v), Extract said %v", err, eerr)
 		}
 		return nil, err
@@ -109,7 +109,7 @@ func extractFiles(t *testing.T, r *vma.Reader, dir string) ([]string, error) {
 		files = append(files, f)
 		want = append(want, d.FileName())
 	}
-	err := vma.Extract(ctx, r, targets, vma.ExtractOptions{})
+	err := vma.Extract(ctx, r, targets)
 	for _, f := range files {
 		f.Close()
 	}

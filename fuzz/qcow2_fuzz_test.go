@@ -39,17 +39,15 @@ func FuzzQcow2Open(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		opts := qcow2.Options{
-			Name:            "top",
-			Workers:         1, // no decoder goroutines to start for a 1 MiB read
-			CacheSize:       1 << 20,
-			MaxBackingDepth: 2,
-			DataFile:        bytes.NewReader(data),
-			OpenBacking: func(parent, name string) (*qcow2.BackingFile, error) {
+		img, err := qcow2.New(bytes.NewReader(data),
+			qcow2.WithName("top"),
+			qcow2.WithWorkers(1), // no decoder goroutines to start for a 1 MiB read
+			qcow2.WithCacheSize(1<<20),
+			qcow2.WithMaxBackingDepth(2),
+			qcow2.WithDataFileReader(bytes.NewReader(data)),
+			qcow2.WithBackingOpener(func(parent, name string) (*qcow2.BackingFile, error) {
 				return &qcow2.BackingFile{ReaderAt: bytes.NewReader(data), Size: int64(len(data)), Name: name}, nil
-			},
-		}
-		img, err := qcow2.Open(bytes.NewReader(data), opts)
+			}))
 		if err != nil {
 			return
 		}

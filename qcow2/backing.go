@@ -12,8 +12,8 @@ import (
 
 // BackingOpener opens the backing file an image names. name is exactly as
 // the header stores it; parent is the Name of the image that names it
-// (Options.Name for the image given to Open, then BackingFile.Name down the
-// chain), so that a relative name can be resolved against the parent's
+// (the path given to Open or WithName's name, then BackingFile.Name down
+// the chain), so that a relative name can be resolved against the parent's
 // directory as qemu does.
 type BackingOpener func(parent, name string) (*BackingFile, error)
 
@@ -42,7 +42,7 @@ type BackingInfo struct {
 	Size   int64  // the size the image above reads: virtual size for qcow2, file size for raw
 }
 
-// OpenBackingFile is the BackingOpener OpenFile uses by default. It opens
+// OpenBackingFile is the BackingOpener Open uses by default. It opens
 // name read-only from the file system, relative to the directory of parent
 // unless it is absolute, and keys it by its real path so that loops through
 // symbolic links are found.
@@ -53,7 +53,7 @@ type BackingInfo struct {
 // put in place meanwhile opens at once, see openFlags), and the type is
 // checked again on the opened descriptor. Like qemu, it follows names
 // that lead out of parent's directory; a caller that must not read other
-// files sets Options.Backing, or lists the chain with Image.Backing.
+// files uses WithBacking, or lists the chain with Image.Backing.
 func OpenBackingFile(parent, name string) (*BackingFile, error) {
 	path := name
 	if !filepath.IsAbs(path) {
@@ -218,15 +218,15 @@ func (img *Image) backingErr(path string, err error) error {
 }
 
 // openBacking opens the backing file of img as a layer.
-func (img *Image) openBacking(h *header, opts *Options, ch chain) error {
+func (img *Image) openBacking(h *header, opts *options, ch chain) error {
 	name := h.backingName
-	if ch.depth >= opts.maxDepth() {
-		return img.backingErr("", fmt.Errorf("%w (limit %d)", ErrBackingDepth, opts.maxDepth()))
+	if ch.depth >= opts.maxDepth {
+		return img.backingErr("", fmt.Errorf("%w (limit %d)", ErrBackingDepth, opts.maxDepth))
 	}
-	if opts.OpenBacking == nil {
-		return img.backingErr("", fmt.Errorf("%w: no BackingOpener in Options", ErrBackingFile))
+	if opts.openBacking == nil {
+		return img.backingErr("", fmt.Errorf("%w: no BackingOpener (WithBackingOpener)", ErrBackingFile))
 	}
-	bf, err := opts.OpenBacking(opts.Name, name)
+	bf, err := opts.openBacking(opts.name, name)
 	if err != nil {
 		return img.backingErr("", fmt.Errorf("%w: %w", ErrBackingFile, err))
 	}
@@ -261,8 +261,8 @@ func (img *Image) openBacking(h *header, opts *Options, ch chain) error {
 		l.hint, _ = bf.ReaderAt.(sparseDisk)
 	case "qcow2":
 		sub := *opts
-		sub.Name = bf.Name
-		sub.DataFile, sub.DataFilePath = nil, ""
+		sub.name = bf.Name
+		sub.dataFile, sub.dataFilePath = nil, ""
 		seen := make(map[string]bool, len(ch.seen)+1)
 		for k := range ch.seen {
 			seen[k] = true

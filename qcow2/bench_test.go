@@ -25,7 +25,7 @@ func BenchmarkSequentialRead(b *testing.B) {
 	for _, im := range images {
 		for _, workers := range []int{1, runtime.GOMAXPROCS(0)} {
 			b.Run(fmt.Sprintf("%s/workers=%d", im.name, workers), func(b *testing.B) {
-				img, err := qcow2.Open(im.r, qcow2.Options{Workers: workers})
+				img, err := qcow2.New(im.r, qcow2.WithWorkers(workers))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -26,7 +26,7 @@ func TestNextDataBoundedSearch(t *testing.T) {
 	for i := 0; i < l1Entries; i++ {
 		be.PutUint64(b[l1+8*i:], uint64(zeroTable))
 	}
-	img, err := qcow2.Open(bytes.NewReader(b), qcow2.Options{})
+	img, err := qcow2.New(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,11 +42,9 @@ func TestNextDataBoundedSearch(t *testing.T) {
 	be.PutUint64(top[hBackingOff:], 1024)
 	be.PutUint32(top[hBackingSize:], 4)
 	copy(top[1024:], "base")
-	overlay, err := qcow2.Open(bytes.NewReader(top), qcow2.Options{
-		OpenBacking: func(parent, name string) (*qcow2.BackingFile, error) {
-			return &qcow2.BackingFile{ReaderAt: bytes.NewReader(b), Size: int64(len(b)), Name: name}, nil
-		},
-	})
+	overlay, err := qcow2.New(bytes.NewReader(top), qcow2.WithBackingOpener(func(parent, name string) (*qcow2.BackingFile, error) {
+		return &qcow2.BackingFile{ReaderAt: bytes.NewReader(b), Size: int64(len(b)), Name: name}, nil
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

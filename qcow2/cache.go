@@ -5,7 +5,7 @@ import (
 	"sync"
 )
 
-// minCachedTables keeps the L2 cache useful when a small CacheSize meets
+// minCachedTables keeps the L2 cache useful when a small cache size meets
 // large clusters: a read that crosses a table boundary needs two.
 const minCachedTables = 4
 

@@ -21,30 +21,34 @@ var (
 	ErrUnsupported = errors.New("unsupported qcow2 feature")
 	// ErrCorrupt means the image contradicts the format: bad sizes,
 	// unaligned offsets, invalid entries, undecodable compressed data, or
-	// the corrupt bit set (see Options.AllowCorrupt).
+	// the corrupt bit set (see WithAllowCorrupt).
 	ErrCorrupt = errors.New("corrupt qcow2 image")
 	// ErrTruncated means a table or cluster the image points at lies past
 	// the end of the file.
 	ErrTruncated = errors.New("qcow2 image truncated")
 	// ErrNoDataFile means the image keeps its data in an external file
-	// and Options names none. The name in the header is never opened on
-	// its own: it comes from an untrusted file.
-	ErrNoDataFile = errors.New("qcow2 image needs an external data file (set Options.DataFile)")
+	// and no WithDataFile names it. The name in the header is never
+	// opened on its own: it comes from an untrusted file.
+	ErrNoDataFile = errors.New("qcow2 image needs an external data file, and none was given")
 	// ErrBackingFile means the backing file could not be opened, or there
-	// is no Options.OpenBacking to open it. (A failure to read an open
+	// is no BackingOpener to open it. (A failure to read an open
 	// backing file comes as a *BackingError wrapping its cause.)
 	ErrBackingFile = errors.New("cannot open backing file")
 	// ErrBackingLoop means the backing chain names a file twice.
 	ErrBackingLoop = errors.New("backing chain has a loop")
 	// ErrBackingDepth means the backing chain is longer than
-	// Options.MaxBackingDepth.
+	// WithMaxBackingDepth.
 	ErrBackingDepth = errors.New("backing chain too deep")
 	// ErrBackingRefused means the image names a backing file and
-	// Options.Backing is RefuseBacking.
+	// WithBacking(RefuseBacking) was given.
 	ErrBackingRefused = errors.New("image has a backing file, and backing files are refused")
 	// ErrBackingSkipped means a read needed the backing file of an image
 	// opened with SkipBacking.
 	ErrBackingSkipped = errors.New("backing file not opened")
+	// ErrInvalidOption means an option was given a value out of its
+	// range (each With function says which), or NewWriter a negative
+	// size or a virtual size too large for the cluster size.
+	ErrInvalidOption = errors.New("invalid qcow2 option")
 	// ErrNotRegular means a backing file is not a regular file: a FIFO,
 	// device, socket or directory, which OpenBackingFile never follows.
 	// It comes wrapped with ErrBackingFile.
@@ -82,7 +86,7 @@ func formatErr(off int64, kind error, format string, args ...any) error {
 // name, and why. An image of the chain that cannot be opened or read as
 // its format says is reported here too, its own error in Err.
 type BackingError struct {
-	Image  string // the image whose header names the backing file (its Options.Name or resolved path); may be ""
+	Image  string // the image whose header names the backing file (its path, WithName's name, or resolved path); may be ""
 	Offset int64  // backing_file_offset: where Image stores the name
 	Name   string // the name as stored
 	Path   string // what the BackingOpener resolved the name to, when it got that far

@@ -29,9 +29,9 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	// qcow2.OpenFile(path, qcow2.Options{}) does the same for a file,
+	// qcow2.Open(path) does the same for a file,
 	// and finds its backing files.
-	img, err := qcow2.Open(bytes.NewReader(b), qcow2.Options{})
+	img, err := qcow2.New(bytes.NewReader(b))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -148,7 +148,7 @@ const maxSearchEntries = 1 << 20
 //
 // Data and compressed clusters are data; zero clusters are not; unallocated
 // clusters are data only where the backing file may have data (all of
-// them when Options.Backing skipped the backing file). It reads L2 tables
+// them when WithBacking skipped the backing file). It reads L2 tables
 // only (and those of the backing chain), never guest data.
 func (img *Image) NextData(off int64) (start, end int64, err error) {
 	if img.closed.Load() {

@@ -19,20 +19,20 @@ import (
 )
 
 // openFixture opens a fixture: from memory with Open when it stands alone,
-// from files with OpenFile when it needs backing or data files beside it.
+// from files with Open when it needs backing or data files beside it.
 func openFixture(t testing.TB, fx fixture) (*qcow2.Image, error) {
 	t.Helper()
 	if len(fx.Files) == 0 {
-		return qcow2.Open(bytes.NewReader(fixtureBytes(t, fx.Name)), qcow2.Options{})
+		return qcow2.New(bytes.NewReader(fixtureBytes(t, fx.Name)))
 	}
 	dir := fixtureFiles(t, append([]string{fx.Name}, fx.Files...)...)
-	var opts qcow2.Options
+	var opts []qcow2.Option
 	for _, f := range fx.Files {
 		if strings.HasSuffix(f, ".data") {
-			opts.DataFilePath = filepath.Join(dir, f)
+			opts = append(opts, qcow2.WithDataFile(filepath.Join(dir, f)))
 		}
 	}
-	return qcow2.OpenFile(filepath.Join(dir, fx.Name), opts)
+	return qcow2.Open(filepath.Join(dir, fx.Name), opts...)
 }
 
 func sha(b []byte) string {
@@ -71,7 +71,7 @@ func TestFixtures(t *testing.T) {
 				raw = got
 			}
 			var buf bytes.Buffer
-			if n, err := img.NewReader().WriteTo(&buf); err != nil || n != fx.Size {
+			if n, err := copyImage(&buf, img); err != nil || n != fx.Size {
 				t.Fatalf("WriteTo = %d, %v", n, err)
 			}
 			if s := sha(buf.Bytes()); s != fx.SHA256 {
@@ -327,7 +327,7 @@ func TestConcurrentReads(t *testing.T) {
 
 // TestReadAtEdges checks the io.ReaderAt contract at the ends of the disk.
 func TestReadAtEdges(t *testing.T) {
-	img, err := qcow2.Open(bytes.NewReader(fixtureBytes(t, "odd-zlib-2m.qcow2")), qcow2.Options{})
+	img, err := qcow2.New(bytes.NewReader(fixtureBytes(t, "odd-zlib-2m.qcow2")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,10 @@ package qcow2
 // magic is "QFI\xfb", the first four bytes of every qcow2 image.
 const magic = 0x514649fb
 
+// Magic is how every qcow2 image begins, for callers that tell formats
+// apart by content.
+const Magic = "QFI\xfb"
+
 // Header field offsets. A version 2 header ends at v2HeaderLen; version 3
 // adds the feature words, the refcount order and the header length, and
 // optionally the compression type byte.

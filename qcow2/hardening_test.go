@@ -21,7 +21,7 @@ func TestChainMemory(t *testing.T) {
 	var before, opened, walked runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	img, err := qcow2.OpenFile(top, qcow2.Options{})
+	img, err := qcow2.Open(top)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestChainMemory(t *testing.T) {
 	runtime.ReadMemStats(&walked)
 	runtime.KeepAlive(img)
 	if n := opened.TotalAlloc - before.TotalAlloc; n > 4<<20 {
-		t.Errorf("OpenFile allocated %.1f MiB", float64(n)/(1<<20))
+		t.Errorf("Open allocated %.1f MiB", float64(n)/(1<<20))
 	}
 	if n := walked.TotalAlloc - before.TotalAlloc; n > 8<<20 {
 		t.Errorf("opening and walking the chain allocated %.1f MiB", float64(n)/(1<<20))
@@ -75,7 +75,7 @@ func TestBackingModes(t *testing.T) {
 	top := c.write(t, filepath.Join(dir, "top.qcow2"))
 	alone := crafted{clusterBits: 16, size: 1 << 20, l1Size: 1}.write(t, filepath.Join(dir, "alone.qcow2"))
 
-	img, err := qcow2.OpenFile(top, qcow2.Options{Backing: qcow2.SkipBacking})
+	img, err := qcow2.Open(top, qcow2.WithBacking(qcow2.SkipBacking))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestBackingModes(t *testing.T) {
 		t.Errorf("Extents = %v, %v", exts, err)
 	}
 
-	_, err = qcow2.OpenFile(top, qcow2.Options{Backing: qcow2.RefuseBacking})
+	_, err = qcow2.Open(top, qcow2.WithBacking(qcow2.RefuseBacking))
 	if !errors.Is(err, qcow2.ErrBackingRefused) || !errors.As(err, &bErr) || bErr.Image != top || bErr.Name != "base.raw" || bErr.Path != "" {
 		t.Errorf("RefuseBacking = %v", err)
 	}
@@ -104,7 +104,7 @@ func TestBackingModes(t *testing.T) {
 	}
 
 	for _, mode := range []qcow2.BackingMode{qcow2.FollowBacking, qcow2.SkipBacking, qcow2.RefuseBacking} {
-		img, err := qcow2.OpenFile(alone, qcow2.Options{Backing: mode})
+		img, err := qcow2.Open(alone, qcow2.WithBacking(mode))
 		if err != nil {
 			t.Fatalf("mode %d: %v", mode, err)
 		}
@@ -114,7 +114,7 @@ func TestBackingModes(t *testing.T) {
 		img.Close()
 	}
 
-	img, err = qcow2.OpenFile(top, qcow2.Options{})
+	img, err = qcow2.Open(top)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestBackingErrorNames(t *testing.T) {
 	dir := t.TempDir()
 	top := crafted{clusterBits: 16, size: 1 << 20, l1Size: 1, backing: "mid.qcow2", backingFormat: "qcow2"}.write(t, filepath.Join(dir, "top.qcow2"))
 	mid := crafted{clusterBits: 16, size: 1 << 20, l1Size: 1, backing: "gone.raw", backingFormat: "raw"}.write(t, filepath.Join(dir, "mid.qcow2"))
-	_, err := qcow2.OpenFile(top, qcow2.Options{})
+	_, err := qcow2.Open(top)
 	var bErr *qcow2.BackingError
 	if !errors.Is(err, qcow2.ErrBackingFile) || !errors.Is(err, os.ErrNotExist) || !errors.As(err, &bErr) || bErr.Image != mid || bErr.Name != "gone.raw" {
 		t.Errorf("missing file under mid = %v", err)
@@ -147,7 +147,7 @@ func TestBackingErrorNames(t *testing.T) {
 	if err := os.WriteFile(mid, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = qcow2.OpenFile(top, qcow2.Options{})
+	_, err = qcow2.Open(top)
 	var fe *qcow2.FormatError
 	if !errors.As(err, &bErr) || bErr.Image != top || bErr.Path != mid || !errors.As(err, &fe) || fe.Offset != hVersion {
 		t.Fatalf("bad version in mid = %v", err)
@@ -158,7 +158,7 @@ func TestBackingErrorNames(t *testing.T) {
 
 	// Too deep: the image at the limit is named.
 	deep := hugeChain(t, t.TempDir(), 9, 3)
-	_, err = qcow2.OpenFile(deep, qcow2.Options{MaxBackingDepth: 2})
+	_, err = qcow2.Open(deep, qcow2.WithMaxBackingDepth(2))
 	if !errors.Is(err, qcow2.ErrBackingDepth) || !errors.As(err, &bErr) || filepath.Base(bErr.Image) != "c02.qcow2" || bErr.Name != "c03.qcow2" {
 		t.Errorf("too deep = %v", err)
 	}
@@ -168,7 +168,7 @@ func TestBackingErrorNames(t *testing.T) {
 // extent at a time, and stops at the callback's error.
 func TestWalkExtents(t *testing.T) {
 	for _, name := range []string{"zero-v3.qcow2", "zlib-64k.qcow2", "extl2-64k.qcow2"} {
-		img, err := qcow2.Open(bytesReader(fixtureBytes(t, name)), qcow2.Options{})
+		img, err := qcow2.New(bytesReader(fixtureBytes(t, name)))
 		if err != nil {
 			t.Fatal(err)
 		}

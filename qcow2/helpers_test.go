@@ -112,6 +112,26 @@ func readAll(t testing.TB, r io.ReaderAt, size int64, chunk int) []byte {
 	return out
 }
 
+// copyImage writes the whole virtual disk to w in 4 MiB reads, each of
+// which decompresses its clusters on the image's workers.
+func copyImage(w io.Writer, img *qcow2.Image) (int64, error) {
+	buf := make([]byte, 4<<20)
+	var written int64
+	for off := int64(0); off < img.Size(); {
+		n, err := img.ReadAt(buf[:min(int64(len(buf)), img.Size()-off)], off)
+		if err != nil && err != io.EOF {
+			return written, err
+		}
+		m, err := w.Write(buf[:n])
+		written += int64(m)
+		if err != nil {
+			return written, err
+		}
+		off += int64(n)
+	}
+	return written, nil
+}
+
 // isZero reports whether b holds only zeros.
 func isZero(b []byte) bool {
 	var zero [4096]byte

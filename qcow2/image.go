@@ -32,7 +32,7 @@ type Image struct {
 	subBits     uint  // log2 of the subcluster size (extended L2)
 	l1Entries   int64 // the L1 entries that cover the virtual size
 	l1          l1Window
-	name        string // Options.Name, for errors about the backing file
+	name        string // for errors about the backing file: Open's path, or WithName's
 	backing     *layer // nil without a backing file, or when it is skipped
 	skipped     bool   // the header names a backing file that SkipBacking left closed
 
@@ -43,7 +43,7 @@ type Image struct {
 }
 
 // shared is what all images of one backing chain use together, so that
-// the chain as a whole stays within the Options' bounds.
+// the chain as a whole stays within the options' bounds.
 type shared struct {
 	workers  int
 	decoders *decoderPool
@@ -52,32 +52,19 @@ type shared struct {
 	nextID   atomic.Uint32
 }
 
-func newShared(opts *Options) *shared {
-	w := opts.workers()
-	return &shared{workers: w, decoders: newDecoderPool(w), tables: newL2Cache(opts.cacheSize())}
+func newShared(opts *options) *shared {
+	return &shared{workers: opts.workers, decoders: newDecoderPool(opts.workers), tables: newL2Cache(opts.cacheSize)}
 }
 
-// Open opens the qcow2 image that r reads. The image's file size is taken
-// from r when it has a Size or Stat method (*os.File, *bytes.Reader,
-// *io.SectionReader), and otherwise found by probing reads. Backing files
-// are opened with opts.OpenBacking, and Close closes them.
-func Open(r io.ReaderAt, opts Options) (*Image, error) {
-	size, err := readerSize(r)
-	if err != nil {
-		return nil, fmt.Errorf("qcow2: %w", err)
-	}
-	ch := chain{seen: map[string]bool{}}
-	if opts.Name != "" {
-		ch.seen[opts.Name] = true
-	}
-	return open(r, size, &opts, newShared(&opts), ch)
-}
-
-// OpenFile opens the qcow2 image at path, a regular file or block device.
+// Open opens the qcow2 image at path, a regular file or block device.
 // Backing files are found relative to the directory of the image that
-// names them, with OpenBackingFile unless opts.OpenBacking is set. Close
-// closes the file.
-func OpenFile(path string, opts Options) (*Image, error) {
+// names them, with OpenBackingFile unless WithBackingOpener says
+// otherwise. Close closes the file.
+func Open(path string, opts ...Option) (*Image, error) {
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, openFlags, 0)
 	if err != nil {
 		return nil, fmt.Errorf("qcow2: %w", err)
@@ -87,12 +74,12 @@ func OpenFile(path string, opts Options) (*Image, error) {
 		f.Close()
 		return nil, fmt.Errorf("qcow2: %w", err)
 	}
-	opts.Name = path
-	if opts.OpenBacking == nil {
-		opts.OpenBacking = OpenBackingFile
+	o.name = path
+	if o.openBacking == nil {
+		o.openBacking = OpenBackingFile
 	}
 	ch := chain{seen: map[string]bool{realPath(path): true}}
-	img, err := open(f, size, &opts, newShared(&opts), ch)
+	img, err := open(f, size, o, newShared(o), ch)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -101,9 +88,30 @@ func OpenFile(path string, opts Options) (*Image, error) {
 	return img, nil
 }
 
+// New reads the qcow2 image that r reads, which stays the caller's to
+// close. The image's file size is taken from r when it has a Size or Stat
+// method (*os.File, *bytes.Reader, *io.SectionReader), and otherwise found
+// by probing reads. Backing files are opened only with WithBackingOpener,
+// and Close closes them.
+func New(r io.ReaderAt, opts ...Option) (*Image, error) {
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	size, err := readerSize(r)
+	if err != nil {
+		return nil, fmt.Errorf("qcow2: %w", err)
+	}
+	ch := chain{seen: map[string]bool{}}
+	if o.name != "" {
+		ch.seen[o.name] = true
+	}
+	return open(r, size, o, newShared(o), ch)
+}
+
 // open opens one image of a chain; the caches and workers come from sh.
-func open(r io.ReaderAt, fileSize int64, opts *Options, sh *shared, ch chain) (_ *Image, err error) {
-	img := &Image{id: sh.nextID.Add(1), sh: sh, r: r, fileSize: fileSize, data: r, dataSize: fileSize, name: opts.Name}
+func open(r io.ReaderAt, fileSize int64, opts *options, sh *shared, ch chain) (_ *Image, err error) {
+	img := &Image{id: sh.nextID.Add(1), sh: sh, r: r, fileSize: fileSize, data: r, dataSize: fileSize, name: opts.name}
 	defer func() {
 		if err != nil {
 			img.Close() // the files it opened so far
@@ -114,8 +122,8 @@ func open(r io.ReaderAt, fileSize int64, opts *Options, sh *shared, ch chain) (_
 		return nil, err
 	}
 	img.h = h
-	if h.incompatible&incompatCorrupt != 0 && !opts.AllowCorrupt {
-		return nil, formatErr(offIncompatible, ErrCorrupt, "image is marked corrupt (set AllowCorrupt to read it anyway)")
+	if h.incompatible&incompatCorrupt != 0 && !opts.allowCorrupt {
+		return nil, formatErr(offIncompatible, ErrCorrupt, "image is marked corrupt (WithAllowCorrupt reads it anyway)")
 	}
 	img.size = int64(h.size)
 	img.clusterBits = uint(h.clusterBits)
@@ -132,7 +140,7 @@ func open(r io.ReaderAt, fileSize int64, opts *Options, sh *shared, ch chain) (_
 		}
 	}
 	if h.backingName != "" {
-		switch opts.Backing {
+		switch opts.backing {
 		case FollowBacking:
 			if err := img.openBacking(h, opts, ch); err != nil {
 				return nil, err
@@ -180,17 +188,17 @@ func (img *Image) checkL1() error {
 }
 
 // openDataFile sets up the external data file the caller supplied.
-func (img *Image) openDataFile(opts *Options) error {
+func (img *Image) openDataFile(opts *options) error {
 	img.extData = true
 	switch {
-	case opts.DataFile != nil:
-		size, err := readerSize(opts.DataFile)
+	case opts.dataFile != nil:
+		size, err := readerSize(opts.dataFile)
 		if err != nil {
 			return fmt.Errorf("qcow2: data file: %w", err)
 		}
-		img.data, img.dataSize = opts.DataFile, size
-	case opts.DataFilePath != "":
-		f, err := os.Open(opts.DataFilePath)
+		img.data, img.dataSize = opts.dataFile, size
+	case opts.dataFilePath != "":
+		f, err := os.Open(opts.dataFilePath)
 		if err != nil {
 			return fmt.Errorf("qcow2: data file: %w", err)
 		}
@@ -227,7 +235,7 @@ func (img *Image) ExtendedL2() bool { return img.extL2 }
 func (img *Image) Dirty() bool { return img.h.incompatible&incompatDirty != 0 }
 
 // Corrupt reports whether the image is marked corrupt; such an image opens
-// only with Options.AllowCorrupt.
+// only with WithAllowCorrupt.
 func (img *Image) Corrupt() bool { return img.h.incompatible&incompatCorrupt != 0 }
 
 // DataFileName returns the external data file name stored in the header,
@@ -235,7 +243,7 @@ func (img *Image) Corrupt() bool { return img.h.incompatible&incompatCorrupt != 
 func (img *Image) DataFileName() string { return img.h.dataFileName }
 
 // BackingFileName returns the backing file name stored in the header, or
-// "" when the image has none. It is reported whatever Options.Backing
+// "" when the image has none. It is reported whatever WithBacking
 // said; nothing is opened for it.
 func (img *Image) BackingFileName() string { return img.h.backingName }
 
@@ -244,7 +252,7 @@ func (img *Image) BackingFileName() string { return img.h.backingName }
 func (img *Image) BackingFormat() string { return img.h.backingFormat }
 
 // Backing returns the backing chain below the image, nearest first, or
-// nil if it has no backing file or Options.Backing skipped it.
+// nil if it has no backing file or WithBacking skipped it.
 func (img *Image) Backing() []BackingInfo {
 	var out []BackingInfo
 	for l := img.backing; l != nil; {
@@ -257,8 +265,8 @@ func (img *Image) Backing() []BackingInfo {
 	return out
 }
 
-// Close closes the files the image opened: its own with OpenFile, the
-// data file named by Options.DataFilePath, and the backing chain. Reads
+// Close closes the files the image opened: its own with Open, the
+// data file named by WithDataFile, and the backing chain. Reads
 // after Close fail with ErrClosed.
 func (img *Image) Close() error {
 	img.closeOnce.Do(func() {

@@ -46,7 +46,7 @@ func TestL1Pages(t *testing.T) {
 	}
 
 	// The smallest cache, so that L2 tables come and go too.
-	img, err := qcow2.OpenFile(path, qcow2.Options{CacheSize: 1})
+	img, err := qcow2.Open(path, qcow2.WithCacheSize(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestL1Pages(t *testing.T) {
 // worst case for the L1 pages.
 func BenchmarkL1Lookups(b *testing.B) {
 	path := huge(9, "").write(b, filepath.Join(b.TempDir(), "huge.qcow2"))
-	img, err := qcow2.OpenFile(path, qcow2.Options{})
+	img, err := qcow2.Open(path)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 type matrixCase struct {
 	name     string
 	cmds     [][]string
-	dataFile string // passed as Options.DataFilePath
+	dataFile string // passed to WithDataFile
 	want     error  // the image must be refused with this
 }
 
@@ -226,14 +226,14 @@ func TestQemuMatrix(t *testing.T) {
 				}
 			}
 			path := filepath.Join(dir, c.name)
-			var opts qcow2.Options
+			var opts []qcow2.Option
 			if c.dataFile != "" {
-				opts.DataFilePath = filepath.Join(dir, c.dataFile)
+				opts = append(opts, qcow2.WithDataFile(filepath.Join(dir, c.dataFile)))
 			}
-			img, err := qcow2.OpenFile(path, opts)
+			img, err := qcow2.Open(path, opts...)
 			if c.want != nil {
 				if !errors.Is(err, c.want) {
-					t.Fatalf("OpenFile = %v, want %v", err, c.want)
+					t.Fatalf("Open = %v, want %v", err, c.want)
 				}
 				return
 			}
@@ -245,7 +245,7 @@ func TestQemuMatrix(t *testing.T) {
 				t.Error("the dirty bit is not set")
 			}
 			h := sha256.New()
-			if _, err := img.NewReader().WriteTo(h); err != nil {
+			if _, err := copyImage(h, img); err != nil {
 				t.Fatal(err)
 			}
 			got := hex.EncodeToString(h.Sum(nil))

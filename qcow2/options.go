@@ -1,11 +1,12 @@
 package qcow2
 
 import (
+	"fmt"
 	"io"
 	"runtime"
 )
 
-// Defaults for the zero values of Options.
+// Defaults of the reader's options.
 const (
 	// DefaultMaxBackingDepth bounds backing chains; qemu has no limit, but
 	// real chains are a handful of images deep and each level costs an
@@ -15,70 +16,71 @@ const (
 	// 64 KiB-cluster image: enough for any access pattern short of random
 	// reads over a huge disk.
 	DefaultCacheSize = 8 << 20
-	// MaxCacheSize caps Options.CacheSize: memory stays bounded whatever
-	// the caller or the image asks for.
+	// MaxCacheSize caps WithCacheSize: memory stays bounded whatever the
+	// caller or the image asks for.
 	MaxCacheSize = 32 << 20
 )
 
-// Options tune Open and OpenFile. The zero value reads a standalone image
-// with GOMAXPROCS decompression workers.
-type Options struct {
-	// Name is the image's own name, usually its path. It is passed to
-	// OpenBacking as the parent of the image's backing file, so that a
-	// relative backing name resolves against the image's directory.
-	// OpenFile sets it.
-	Name string
+// Option configures Open and New. Without options an image is read with
+// its backing chain (Open only), GOMAXPROCS decompression workers and
+// DefaultCacheSize of L2 tables.
+type Option func(*options) error
 
-	// OpenBacking opens the backing file of an image, and of each image
-	// down the chain. When nil, Open refuses images with a backing file
-	// (ErrBackingFile) and OpenFile uses OpenBackingFile.
-	OpenBacking BackingOpener
-
-	// Backing says whether to follow the image's backing file at all:
-	// FollowBacking (the zero value), SkipBacking or RefuseBacking. A
-	// backing file's name comes from an untrusted header; a caller that
-	// only describes an image, or that must not read other files, says
-	// so here.
-	Backing BackingMode
-
-	// DataFile holds the guest data of an image that keeps it in an
-	// external data file (incompatible feature bit 2). The name stored in
-	// such an image is never opened: it comes from an untrusted header,
-	// and qemu resolves it against the working directory. Without
-	// DataFile or DataFilePath such an image is refused with
-	// ErrNoDataFile. Images that have no external data file ignore it.
-	DataFile io.ReaderAt
-
-	// DataFilePath is opened as the external data file when DataFile is
-	// nil. Close closes it.
-	DataFilePath string
-
-	// AllowCorrupt opens images whose corrupt bit is set, as qemu does
-	// for read-only opens. Their metadata may be inconsistent; reads still
-	// fail cleanly on anything that does not fit the file.
-	AllowCorrupt bool
-
-	// MaxBackingDepth is the longest backing chain accepted below the
-	// image; 0 means DefaultMaxBackingDepth, a negative value refuses any
-	// backing file.
-	MaxBackingDepth int
-
-	// Workers is the number of goroutines that decompress clusters, shared
-	// by the whole backing chain; 0 means GOMAXPROCS.
-	Workers int
-
-	// CacheSize is the memory, in bytes, for cached L2 tables, shared by
-	// the whole backing chain; 0 means DefaultCacheSize. It is capped at
-	// MaxCacheSize, and a few tables are always cached.
-	CacheSize int64
+type options struct {
+	name         string
+	openBacking  BackingOpener
+	backing      BackingMode
+	dataFile     io.ReaderAt
+	dataFilePath string
+	allowCorrupt bool
+	maxDepth     int
+	workers      int
+	cacheSize    int64
 }
 
-// BackingMode is what Open does with the backing file an image names.
+func newOptions(opts []Option) (*options, error) {
+	o := &options{backing: FollowBacking, maxDepth: DefaultMaxBackingDepth, workers: runtime.GOMAXPROCS(0), cacheSize: DefaultCacheSize}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+func invalidOption(format string, args ...any) error {
+	return fmt.Errorf("qcow2: "+format+": %w", append(args, ErrInvalidOption)...)
+}
+
+// WithName gives the image that New reads a name, usually its path: it
+// is passed to the BackingOpener as the parent of the image's backing
+// file, so that a relative backing name resolves against the image's
+// directory, and it names the image in errors. Open uses the path.
+func WithName(name string) Option {
+	return func(o *options) error { o.name = name; return nil }
+}
+
+// WithBackingOpener sets how backing files are opened, for the image and
+// each image down the chain. Open uses OpenBackingFile by default; New
+// has no default, and refuses an image with a backing file
+// (ErrBackingFile) unless given one.
+func WithBackingOpener(fn BackingOpener) Option {
+	return func(o *options) error {
+		if fn == nil {
+			return invalidOption("nil BackingOpener")
+		}
+		o.openBacking = fn
+		return nil
+	}
+}
+
+// BackingMode is what Open and New do with the backing file an image
+// names.
 type BackingMode uint8
 
 const (
-	// FollowBacking opens the backing chain with OpenBacking, down to
-	// MaxBackingDepth files. Image.Backing lists it.
+	// FollowBacking, the default, opens the backing chain with the
+	// BackingOpener, down to the maximum depth. Image.Backing lists it.
 	FollowBacking BackingMode = iota
 	// SkipBacking opens the image alone: no backing file is opened.
 	// BackingFileName and BackingFormat still report what the header
@@ -88,33 +90,91 @@ const (
 	// ErrBackingSkipped.
 	SkipBacking
 	// RefuseBacking refuses an image that names a backing file, with
-	// ErrBackingRefused. Unknown modes do the same.
+	// ErrBackingRefused.
 	RefuseBacking
 )
 
-func (o *Options) maxDepth() int {
-	switch {
-	case o.MaxBackingDepth == 0:
-		return DefaultMaxBackingDepth
-	case o.MaxBackingDepth < 0:
-		return 0
+// WithBacking says whether to follow the image's backing file at all. A
+// backing file's name comes from an untrusted header; a caller that only
+// describes an image, or that must not read other files, says so here.
+func WithBacking(m BackingMode) Option {
+	return func(o *options) error {
+		if m > RefuseBacking {
+			return invalidOption("unknown backing mode %d", m)
+		}
+		o.backing = m
+		return nil
 	}
-	return o.MaxBackingDepth
 }
 
-func (o *Options) workers() int {
-	if o.Workers > 0 {
-		return o.Workers
+// WithDataFile names the external data file that holds the guest data of
+// an image that keeps it apart (incompatible feature bit 2); Open and New
+// open it, and Close closes it. The name stored in such an image is never
+// opened: it comes from an untrusted header, and qemu resolves it against
+// the working directory. Without WithDataFile or WithDataFileReader such
+// an image is refused with ErrNoDataFile; other images ignore it.
+func WithDataFile(path string) Option {
+	return func(o *options) error {
+		if path == "" {
+			return invalidOption("empty data file name")
+		}
+		o.dataFile, o.dataFilePath = nil, path
+		return nil
 	}
-	return runtime.GOMAXPROCS(0)
 }
 
-func (o *Options) cacheSize() int64 {
-	switch {
-	case o.CacheSize <= 0:
-		return DefaultCacheSize
-	case o.CacheSize > MaxCacheSize:
-		return MaxCacheSize
+// WithDataFileReader is WithDataFile for a data file the caller has open.
+func WithDataFileReader(r io.ReaderAt) Option {
+	return func(o *options) error {
+		if r == nil {
+			return invalidOption("nil data file")
+		}
+		o.dataFile, o.dataFilePath = r, ""
+		return nil
 	}
-	return o.CacheSize
+}
+
+// WithAllowCorrupt opens images whose corrupt bit is set, as qemu does for
+// read-only opens. Their metadata may be inconsistent; reads still fail
+// cleanly on anything that does not fit the file.
+func WithAllowCorrupt() Option {
+	return func(o *options) error { o.allowCorrupt = true; return nil }
+}
+
+// WithMaxBackingDepth sets the longest backing chain accepted below the
+// image (default DefaultMaxBackingDepth); 0 refuses any backing file with
+// ErrBackingDepth.
+func WithMaxBackingDepth(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return invalidOption("max backing depth %d", n)
+		}
+		o.maxDepth = n
+		return nil
+	}
+}
+
+// WithWorkers sets how many goroutines decompress clusters, shared by the
+// whole backing chain (default GOMAXPROCS).
+func WithWorkers(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return invalidOption("workers %d, want at least 1", n)
+		}
+		o.workers = n
+		return nil
+	}
+}
+
+// WithCacheSize sets the memory, in bytes, for cached L2 tables, shared by
+// the whole backing chain (default DefaultCacheSize). It is capped at
+// MaxCacheSize, and a few tables are always cached.
+func WithCacheSize(n int64) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return invalidOption("cache size %d, want at least 1", n)
+		}
+		o.cacheSize = min(n, MaxCacheSize)
+		return nil
+	}
 }

@@ -103,7 +103,7 @@ func TestRefuse(t *testing.T) {
 		name    string
 		image   string
 		patch   func(testing.TB, []byte) []byte
-		opts    qcow2.Options
+		opts    []qcow2.Option
 		atRead  bool // the problem shows when reading, not at Open
 		want    error
 		message string // a part of the error text
@@ -207,10 +207,10 @@ func TestRefuse(t *testing.T) {
 			copy(b[coff:], "not zstd")
 			return b
 		}, want: qcow2.ErrCorrupt, message: "zstd"},
-		{name: "compressed cluster with a data file", image: "extdata.qcow2", atRead: true, opts: qcow2.Options{DataFile: bytes.NewReader(nil)}, patch: func(t testing.TB, b []byte) []byte {
+		{name: "compressed cluster with a data file", image: "extdata.qcow2", atRead: true, opts: []qcow2.Option{qcow2.WithDataFileReader(bytes.NewReader(nil))}, patch: func(t testing.TB, b []byte) []byte {
 			return or64(l2Entry(b, 0, 8), 1<<62)(t, b)
 		}, want: qcow2.ErrCorrupt, message: "external data file"},
-		{name: "data file offset mismatch", image: "extdata.qcow2", atRead: true, opts: qcow2.Options{DataFile: bytes.NewReader(make([]byte, 4<<20))}, patch: func(t testing.TB, b []byte) []byte {
+		{name: "data file offset mismatch", image: "extdata.qcow2", atRead: true, opts: []qcow2.Option{qcow2.WithDataFileReader(bytes.NewReader(make([]byte, 4<<20)))}, patch: func(t testing.TB, b []byte) []byte {
 			return put64(l2Entry(b, 0, 8), 1<<63|0x20000)(t, b)
 		}, want: qcow2.ErrCorrupt, message: "does not match guest offset"},
 	}
@@ -220,13 +220,13 @@ func TestRefuse(t *testing.T) {
 			if tt.patch != nil {
 				b = tt.patch(t, b)
 			}
-			img, err := qcow2.Open(bytes.NewReader(b), tt.opts)
+			img, err := qcow2.New(bytes.NewReader(b), tt.opts...)
 			if err == nil {
 				defer img.Close()
 				if !tt.atRead {
 					t.Fatalf("Open succeeded, want %v", tt.want)
 				}
-				_, err = img.NewReader().WriteTo(io.Discard)
+				_, err = copyImage(io.Discard, img)
 			} else if tt.atRead {
 				t.Fatalf("Open = %v, want success and %v when reading", err, tt.want)
 			}
@@ -249,7 +249,7 @@ func TestRefuse(t *testing.T) {
 func TestAllowCorrupt(t *testing.T) {
 	b := fixtureBytes(t, "v3-64k.qcow2")
 	be.PutUint64(b[hIncompat:], be.Uint64(b[hIncompat:])|2)
-	img, err := qcow2.Open(bytes.NewReader(b), qcow2.Options{AllowCorrupt: true})
+	img, err := qcow2.New(bytes.NewReader(b), qcow2.WithAllowCorrupt())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestAllowCorrupt(t *testing.T) {
 	if !img.Corrupt() {
 		t.Error("Corrupt() = false")
 	}
-	if _, err := img.NewReader().WriteTo(io.Discard); err != nil {
+	if _, err := copyImage(io.Discard, img); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -273,7 +273,7 @@ func TestHugeL1NoAllocation(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		_, err := qcow2.Open(bytes.NewReader(b), qcow2.Options{})
+		_, err := qcow2.New(bytes.NewReader(b))
 		runtime.ReadMemStats(&after)
 		if err == nil {
 			t.Fatal("Open succeeded")
@@ -291,7 +291,7 @@ func TestTruncated(t *testing.T) {
 	for _, name := range []string{"v3-64k.qcow2", "zlib-64k.qcow2", "c512.qcow2"} {
 		t.Run(name, func(t *testing.T) {
 			full := fixtureBytes(t, name)
-			img, err := qcow2.Open(bytes.NewReader(full), qcow2.Options{})
+			img, err := qcow2.New(bytes.NewReader(full))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,7 +299,7 @@ func TestTruncated(t *testing.T) {
 			step := max(len(full)/40, 512) &^ 511
 			truncated := 0
 			for cut := 0; cut < len(full); cut += step {
-				img, err := qcow2.Open(bytes.NewReader(full[:cut]), qcow2.Options{})
+				img, err := qcow2.New(bytes.NewReader(full[:cut]))
 				if err == nil {
 					got := make([]byte, img.Size())
 					_, err = img.ReadAt(got, 0)
@@ -362,23 +362,23 @@ func TestBackingChains(t *testing.T) {
 	tests := []struct {
 		name string
 		path string
-		opts qcow2.Options
+		opts []qcow2.Option
 		want error
 	}{
-		{"self loop", self, qcow2.Options{}, qcow2.ErrBackingLoop},
-		{"two-image loop", a, qcow2.Options{}, qcow2.ErrBackingLoop},
-		{"loop through a symlink", viaLink, qcow2.Options{}, qcow2.ErrBackingLoop},
-		{"within depth", deep, qcow2.Options{MaxBackingDepth: 3}, nil},
-		{"too deep", deep, qcow2.Options{MaxBackingDepth: 2}, qcow2.ErrBackingDepth},
-		{"no backing allowed", deep, qcow2.Options{MaxBackingDepth: -1}, qcow2.ErrBackingDepth},
-		{"missing backing file", missing, qcow2.Options{}, qcow2.ErrBackingFile},
-		{"unknown backing format", badFmt, qcow2.Options{}, qcow2.ErrUnsupported},
+		{"self loop", self, nil, qcow2.ErrBackingLoop},
+		{"two-image loop", a, nil, qcow2.ErrBackingLoop},
+		{"loop through a symlink", viaLink, nil, qcow2.ErrBackingLoop},
+		{"within depth", deep, []qcow2.Option{qcow2.WithMaxBackingDepth(3)}, nil},
+		{"too deep", deep, []qcow2.Option{qcow2.WithMaxBackingDepth(2)}, qcow2.ErrBackingDepth},
+		{"no backing allowed", deep, []qcow2.Option{qcow2.WithMaxBackingDepth(0)}, qcow2.ErrBackingDepth},
+		{"missing backing file", missing, nil, qcow2.ErrBackingFile},
+		{"unknown backing format", badFmt, nil, qcow2.ErrUnsupported},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			img, err := qcow2.OpenFile(tt.path, tt.opts)
+			img, err := qcow2.Open(tt.path, tt.opts...)
 			if !errors.Is(err, tt.want) {
-				t.Fatalf("OpenFile = %v, want %v", err, tt.want)
+				t.Fatalf("Open = %v, want %v", err, tt.want)
 			}
 			if err == nil {
 				if n := len(img.Backing()); n != 3 {
@@ -392,19 +392,17 @@ func TestBackingChains(t *testing.T) {
 	}
 
 	// Open of a ReaderAt needs an opener to follow a backing file.
-	if _, err := qcow2.Open(bytes.NewReader(ov), qcow2.Options{}); !errors.Is(err, qcow2.ErrBackingFile) {
+	if _, err := qcow2.New(bytes.NewReader(ov)); !errors.Is(err, qcow2.ErrBackingFile) {
 		t.Errorf("Open without an opener = %v, want ErrBackingFile", err)
 	}
 	// A caller's opener sees the parent name and the stored name.
 	var asked [2]string
-	img, err := qcow2.Open(bytes.NewReader(ov), qcow2.Options{
-		Name: "/images/top.qcow2",
-		OpenBacking: func(parent, name string) (*qcow2.BackingFile, error) {
+	img, err := qcow2.New(bytes.NewReader(ov), qcow2.WithName("/images/top.qcow2"),
+		qcow2.WithBackingOpener(func(parent, name string) (*qcow2.BackingFile, error) {
 			asked = [2]string{parent, name}
 			base := fixtureBytes(t, "chain-base.qcow2")
 			return &qcow2.BackingFile{ReaderAt: bytes.NewReader(base), Size: int64(len(base)), Name: "/images/" + name}, nil
-		},
-	})
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,10 +67,10 @@ func TestBackingNotRegular(t *testing.T) {
 				write(t, filepath.Join(dir, base+"-deep.qcow2"))
 			for _, tc := range []struct{ open, namer string }{{top, top}, {deep, mid}} {
 				var err error
-				within(t, func() { _, err = qcow2.OpenFile(tc.open, qcow2.Options{}) })
+				within(t, func() { _, err = qcow2.Open(tc.open) })
 				var bErr *qcow2.BackingError
 				if !errors.Is(err, qcow2.ErrNotRegular) || !errors.Is(err, qcow2.ErrBackingFile) || !errors.As(err, &bErr) {
-					t.Fatalf("OpenFile(%s) = %v, want a *BackingError with ErrNotRegular", tc.open, err)
+					t.Fatalf("Open(%s) = %v, want a *BackingError with ErrNotRegular", tc.open, err)
 				}
 				if bErr.Image != tc.namer || bErr.Name != name || bErr.Offset != int64(c.nameOffset()) {
 					t.Errorf("BackingError %+v, want image %s, name %q at %#x", bErr, tc.namer, name, c.nameOffset())
@@ -85,7 +85,7 @@ func TestBackingNotRegular(t *testing.T) {
 			// SkipBacking opens the image without touching the file.
 			var img *qcow2.Image
 			var err error
-			within(t, func() { img, err = qcow2.OpenFile(top, qcow2.Options{Backing: qcow2.SkipBacking}) })
+			within(t, func() { img, err = qcow2.Open(top, qcow2.WithBacking(qcow2.SkipBacking)) })
 			if err != nil {
 				t.Fatal(err)
 			}

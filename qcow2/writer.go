@@ -20,11 +20,6 @@ var (
 	// tables last, at the end, and its header at the start), so it needs
 	// random access.
 	ErrNotSeekable = errors.New("qcow2 output must be a seekable regular file open for reading and writing")
-	// ErrInvalidOption means NewWriter was given a cluster size that is
-	// not a power of two from 512 bytes to 2 MiB, an unknown compression
-	// type, a negative size, or a virtual size too large for the cluster
-	// size.
-	ErrInvalidOption = errors.New("invalid qcow2 writer option")
 	// ErrUnaligned means a WriteAt that does not cover whole clusters
 	// inside the virtual disk. Only a write that ends at the end of the
 	// disk may end inside a cluster.
@@ -54,44 +49,85 @@ type WriterFile interface {
 	Truncate(size int64) error
 }
 
-// WriterOptions tune NewWriter. The zero value writes 64 KiB clusters,
-// uncompressed, with GOMAXPROCS workers.
-type WriterOptions struct {
-	// ClusterSize is the cluster size in bytes, a power of two from 512
-	// bytes to 2 MiB; 0 means 64 KiB, qemu's default.
-	ClusterSize int64
+// WriterOption configures NewWriter. Without options a Writer writes
+// 64 KiB clusters, uncompressed, with GOMAXPROCS workers and 8 MiB of
+// cached tables.
+type WriterOption func(*writerOptions) error
 
-	// Compress stores each cluster compressed with Compression when that
-	// makes it smaller, as "qemu-img convert -c" does; clusters that do
-	// not shrink are stored as they are.
-	Compress bool
+type writerOptions struct {
+	clusterSize  int64
+	compress     bool
+	compression  Compression
+	zeroClusters bool
+	workers      int
+	cacheSize    int64
+}
 
-	// Compression is the image's compression type, recorded in the header
-	// even when Compress is false: CompressionZlib (qemu's default and the
-	// zero value) or CompressionZstd.
-	Compression Compression
+// WithClusterSize sets the cluster size in bytes, a power of two from 512
+// bytes to 2 MiB (default 64 KiB, qemu's).
+func WithClusterSize(n int64) WriterOption {
+	return func(o *writerOptions) error {
+		if n < 1<<minClusterBits || n > 1<<maxClusterBits || n&(n-1) != 0 {
+			return invalidOption("cluster size %d (want a power of two from 512 B to 2 MiB)", n)
+		}
+		o.clusterSize = n
+		return nil
+	}
+}
 
-	// ZeroClusters records clusters of zeros, and the holes WriteFrom
-	// skips, as zero clusters (reading as zeros whatever a backing file
-	// holds) instead of leaving them unallocated. It costs L2 tables for
-	// the whole disk; without it only clusters that hold data have
-	// tables. Use it for an image that will get a backing file, or when
-	// "qemu-img map" must report zeros rather than holes.
-	ZeroClusters bool
+// WithCompression stores each cluster compressed with c
+// (CompressionZlib, qemu's default, or CompressionZstd) when that makes
+// it smaller, as "qemu-img convert -c" does; clusters that do not shrink
+// are stored as they are. The header records c.
+func WithCompression(c Compression) WriterOption {
+	return func(o *writerOptions) error {
+		if c != CompressionZlib && c != CompressionZstd {
+			return invalidOption("compression type %v", c)
+		}
+		o.compress, o.compression = true, c
+		return nil
+	}
+}
 
-	// Workers is the number of goroutines that read, classify and
-	// compress clusters; 0 means GOMAXPROCS. It is capped so that the
-	// buffers in flight stay within 24 MiB.
-	Workers int
+// WithZeroClusters records clusters of zeros, and the holes WriteFrom
+// skips, as zero clusters (reading as zeros whatever a backing file
+// holds) instead of leaving them unallocated. It costs L2 tables for the
+// whole disk; without it only clusters that hold data have tables. Use it
+// for an image that will get a backing file, or when "qemu-img map" must
+// report zeros rather than holes.
+func WithZeroClusters() WriterOption {
+	return func(o *writerOptions) error { o.zeroClusters = true; return nil }
+}
 
-	// CacheSize is the memory, in bytes, for the tables kept in memory
-	// while the image is written; 0 means 8 MiB (with 64 KiB clusters,
-	// about 128 L2 tables, mapping 64 GiB). It is capped at 32 MiB. The
-	// L1 table comes first and is kept whole: 8 bytes per 512 MiB of disk
-	// with 64 KiB clusters, at most qemu's 32 MiB (512-byte clusters on a
-	// 128 GiB disk). L2 tables get the rest, and at least 4 are kept;
-	// those beyond it are written to the file early (see Writer).
-	CacheSize int64
+// WithWriterWorkers sets how many goroutines read, classify and compress
+// clusters (default GOMAXPROCS). It is capped so that the buffers in
+// flight stay within 24 MiB. (The reader's WithWorkers counts the
+// goroutines that decompress.)
+func WithWriterWorkers(n int) WriterOption {
+	return func(o *writerOptions) error {
+		if n < 1 {
+			return invalidOption("workers %d, want at least 1", n)
+		}
+		o.workers = n
+		return nil
+	}
+}
+
+// WithWriterCacheSize sets the memory, in bytes, for the tables kept in
+// memory while the image is written (default 8 MiB: with 64 KiB clusters,
+// about 128 L2 tables, mapping 64 GiB). It is capped at 32 MiB. The L1
+// table comes first and is kept whole: 8 bytes per 512 MiB of disk with
+// 64 KiB clusters, at most qemu's 32 MiB (512-byte clusters on a 128 GiB
+// disk). L2 tables get the rest, and at least 4 are kept; those beyond it
+// are written to the file early (see Writer).
+func WithWriterCacheSize(n int64) WriterOption {
+	return func(o *writerOptions) error {
+		if n < 1 {
+			return invalidOption("cache size %d, want at least 1", n)
+		}
+		o.cacheSize = min(n, maxWriterCacheSize)
+		return nil
+	}
 }
 
 // Defaults and limits of the writer.
@@ -126,7 +162,7 @@ const (
 // clusters holding data are appended to the file as they come, in any
 // order, and the tables that map them (L1, L2, refcounts) and the header
 // are written by Close. Clusters of zeros and holes are left unallocated
-// (or recorded as zero clusters, see WriterOptions.ZeroClusters), so the
+// (or recorded as zero clusters, see WithZeroClusters), so the
 // image is sparse. Clusters are classified and compressed on all cores;
 // given the same writes in the same order it writes the same bytes.
 //
@@ -136,16 +172,16 @@ const (
 // temporary file, then Close, Sync and rename it into place, so that a
 // crash never leaves a partial image under the final name.
 //
-// Memory is bounded whatever the virtual size: at most CacheSize for the
-// L1 table and the L2 tables (or the L1 table and 4 L2 tables, if the L1
-// table alone is larger), the jobs in flight (at most 24 MiB) and a
-// compressor per worker, a 1 MiB write buffer, one refcount block, and 8
-// bytes per refcount block written (one per cs²/2 bytes of file). L2
-// tables are only made for regions that hold data. When they exceed the
-// cache, the least recently used one is written to the end of the file and
-// dropped; a later write to a cluster it maps reads it back, updates it
-// and writes it in place, at the same offset, when it is dropped again or
-// at Close. In-order writes therefore write each table once; scattered
+// Memory is bounded whatever the virtual size: at most the cache size
+// (WithWriterCacheSize) for the L1 table and the L2 tables (or the L1
+// table and 4 L2 tables, if the L1 table alone is larger), the jobs in
+// flight (at most 24 MiB) and a compressor per worker, a 1 MiB write
+// buffer, one refcount block, and 8 bytes per refcount block written (one
+// per cs²/2 bytes of file). L2 tables are only made for regions that hold
+// data. When they exceed the cache, the least recently used one is
+// written to the end of the file and dropped; a later write to a cluster
+// it maps reads it back, updates it and writes it in place, at the same
+// offset, when it is dropped again or at Close. In-order writes therefore write each table once; scattered
 // writes cost a table read and write per miss, never memory.
 //
 // Refcounts are not kept per cluster either. The file only grows at its
@@ -193,17 +229,14 @@ type Writer struct {
 // f must be a regular file open for reading and writing, or anything else
 // with random access; NewWriter refuses a pipe or other stream with
 // ErrNotSeekable.
-func NewWriter(f WriterFile, size int64, opts WriterOptions) (*Writer, error) {
-	cs := opts.ClusterSize
-	if cs == 0 {
-		cs = 1 << defaultWriterClusterBits
+func NewWriter(f WriterFile, size int64, options ...WriterOption) (*Writer, error) {
+	opts := writerOptions{clusterSize: 1 << defaultWriterClusterBits, workers: runtime.GOMAXPROCS(0), cacheSize: defaultWriterCacheSize}
+	for _, o := range options {
+		if err := o(&opts); err != nil {
+			return nil, err
+		}
 	}
-	if cs < 1<<minClusterBits || cs > 1<<maxClusterBits || cs&(cs-1) != 0 {
-		return nil, fmt.Errorf("qcow2: cluster size %d (want a power of two from 512 B to 2 MiB): %w", opts.ClusterSize, ErrInvalidOption)
-	}
-	if opts.Compression != CompressionZlib && opts.Compression != CompressionZstd {
-		return nil, fmt.Errorf("qcow2: compression type %v: %w", opts.Compression, ErrInvalidOption)
-	}
+	cs := opts.clusterSize
 	if size < 0 || size > 1<<62 {
 		return nil, fmt.Errorf("qcow2: virtual size %d: %w", size, ErrInvalidOption)
 	}
@@ -219,28 +252,19 @@ func NewWriter(f WriterFile, size int64, opts WriterOptions) (*Writer, error) {
 		return nil, err
 	}
 
-	workers := opts.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
+	workers := opts.workers
 	jobBytes := max(cs, writerJobBytes)
 	jobMem := jobBytes
-	if opts.Compress {
+	if opts.compress {
 		jobMem *= 2 // the compressed output beside the input
 	}
 	maxJobs := int(max(writerJobBudget/jobMem, 2))
 	workers = min(workers, maxJobs-1)
-	cache := opts.CacheSize
-	switch {
-	case cache <= 0:
-		cache = defaultWriterCacheSize
-	case cache > maxWriterCacheSize:
-		cache = maxWriterCacheSize
-	}
+	cache := opts.cacheSize
 
 	w := &Writer{
 		f: f, given: size, size: vsize, cs: cs, cbits: cbits, l2bits: l2bits,
-		compression: opts.Compression, compress: opts.Compress, zeroes: opts.ZeroClusters,
+		compression: opts.compression, compress: opts.compress, zeroes: opts.zeroClusters,
 		workers: workers, inFlight: min(workers+2, maxJobs), jobClusters: int(jobBytes / cs),
 	}
 	w.tables.init(l1n, max(int((cache-l1n*entryBytes)/cs), minWriterTables))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/vmatool/vmatool/qcow2"
@@ -57,13 +58,12 @@ func BenchmarkWriter(b *testing.B) {
 	for _, comp := range writerCompressions {
 		for _, workers := range []int{1, runtime.GOMAXPROCS(0)} {
 			b.Run(fmt.Sprintf("%s/workers=%d", comp.name, workers), func(b *testing.B) {
-				opts := comp.opts
-				opts.Workers = workers
+				opts := append(slices.Clone(comp.opts), qcow2.WithWriterWorkers(workers))
 				f := memFile{b: make([]byte, 0, size+size/8)} // grown once, not per run
 				b.SetBytes(size)
 				b.ReportAllocs()
 				for b.Loop() {
-					w, err := qcow2.NewWriter(&f, size, opts)
+					w, err := qcow2.NewWriter(&f, size, opts...)
 					if err != nil {
 						b.Fatal(err)
 					}

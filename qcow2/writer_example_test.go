@@ -31,7 +31,7 @@ func ExampleWriter() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	src, err := qcow2.Open(bytes.NewReader(b), qcow2.Options{})
+	src, err := qcow2.New(bytes.NewReader(b))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func ExampleWriter() {
 		log.Fatal(err)
 	}
 	defer f.Close()
-	w, err := qcow2.NewWriter(f, src.Size(), qcow2.WriterOptions{Compress: true, Compression: qcow2.CompressionZstd})
+	w, err := qcow2.NewWriter(f, src.Size(), qcow2.WithCompression(qcow2.CompressionZstd))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func ExampleWriter() {
 		log.Fatal(err)
 	}
 
-	img, err := qcow2.OpenFile(path, qcow2.Options{})
+	img, err := qcow2.Open(path)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func (d *chunkDisk) writeRaw(t testing.TB, path string) {
 // allocation map.
 func verifyImage(t testing.TB, path string, want *chunkDisk, wantSize int64) []qcow2.Extent {
 	t.Helper()
-	img, err := qcow2.OpenFile(path, qcow2.Options{})
+	img, err := qcow2.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func TestWriterHuge(t *testing.T) {
 		path := filepath.Join(dir, "huge.qcow2")
 		stop := heapPeak()
 		start := time.Now()
-		writeImage(t, path, d, qcow2.WriterOptions{Compress: true, Compression: qcow2.CompressionZstd, Workers: 2}, shuffled, 1)
+		writeImage(t, path, d, []qcow2.WriterOption{qcow2.WithCompression(qcow2.CompressionZstd), qcow2.WithWriterWorkers(2)}, shuffled, 1)
 		elapsed := time.Since(start)
 		peak := stop()
 		t.Logf("16 TiB, %d clusters of data in %d tables: %v, heap peak %.1f MiB", len(d.chunks), tables, elapsed.Round(time.Millisecond), float64(peak)/(1<<20))
@@ -108,7 +108,7 @@ func TestWriterHuge(t *testing.T) {
 	t.Run("WriteFrom", func(t *testing.T) {
 		path := filepath.Join(dir, "huge-from.qcow2")
 		start := time.Now()
-		writeImage(t, path, d, qcow2.WriterOptions{Compress: true}, fromDisk, 1)
+		writeImage(t, path, d, []qcow2.WriterOption{qcow2.WithCompression(qcow2.CompressionZlib)}, fromDisk, 1)
 		if el := time.Since(start); el > 20*time.Second {
 			t.Errorf("WriteFrom of a 16 TiB disk with %d clusters of data took %v", len(d.chunks), el)
 		}
@@ -168,7 +168,7 @@ func TestWriterConcurrentWriteAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	w, err := qcow2.NewWriter(f, d.size, qcow2.WriterOptions{ClusterSize: 16 << 10, Compress: true, CacheSize: 1})
+	w, err := qcow2.NewWriter(f, d.size, qcow2.WithClusterSize(16<<10), qcow2.WithCompression(qcow2.CompressionZlib), qcow2.WithWriterCacheSize(1))
 	if err != nil {
 		t.Fatal(err)
 	}

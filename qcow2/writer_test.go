@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/vmatool/vmatool/qcow2"
@@ -100,14 +101,14 @@ func (o writeOrder) String() string {
 }
 
 // writeImage writes d to path with a Writer.
-func writeImage(t testing.TB, path string, d *chunkDisk, opts qcow2.WriterOptions, order writeOrder, seed uint64) *qcow2.Writer {
+func writeImage(t testing.TB, path string, d *chunkDisk, opts []qcow2.WriterOption, order writeOrder, seed uint64) *qcow2.Writer {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	w, err := qcow2.NewWriter(f, d.size, opts)
+	w, err := qcow2.NewWriter(f, d.size, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,11 +154,11 @@ func writeImage(t testing.TB, path string, d *chunkDisk, opts qcow2.WriterOption
 
 var writerCompressions = []struct {
 	name string
-	opts qcow2.WriterOptions
+	opts []qcow2.WriterOption
 }{
-	{"none", qcow2.WriterOptions{}},
-	{"zlib", qcow2.WriterOptions{Compress: true, Compression: qcow2.CompressionZlib}},
-	{"zstd", qcow2.WriterOptions{Compress: true, Compression: qcow2.CompressionZstd}},
+	{"none", nil},
+	{"zlib", []qcow2.WriterOption{qcow2.WithCompression(qcow2.CompressionZlib)}},
+	{"zstd", []qcow2.WriterOption{qcow2.WithCompression(qcow2.CompressionZstd)}},
 }
 
 // TestWriterRoundTrip writes sparse disks with every cluster size, every
@@ -178,16 +179,15 @@ func TestWriterRoundTrip(t *testing.T) {
 		for _, comp := range writerCompressions {
 			for _, order := range []writeOrder{inOrder, shuffled, fromDisk} {
 				t.Run(fmt.Sprintf("%d/%s/%s", cs, comp.name, order), func(t *testing.T) {
-					opts := comp.opts
-					opts.ClusterSize = cs
+					opts := append(slices.Clone(comp.opts), qcow2.WithClusterSize(cs))
 					if order == shuffled {
-						opts.CacheSize = 1 // 4 tables: shuffled writes reload tables written early
+						opts = append(opts, qcow2.WithWriterCacheSize(1)) // 4 tables: shuffled writes reload tables written early
 					}
 					path := filepath.Join(dir, "out.qcow2")
 					writeImage(t, path, d, opts, order, uint64(cbits))
 					checkStructure(t, path)
 					ext := verifyImage(t, path, d, (d.size+511)&^511)
-					if comp.opts.Compress && cbits >= 12 && !hasState(ext, qcow2.Compressed) {
+					if comp.opts != nil && cbits >= 12 && !hasState(ext, qcow2.Compressed) {
 						t.Error("no compressed cluster")
 					}
 					if !hasState(ext, qcow2.Data) {
@@ -222,9 +222,7 @@ func TestWriterDeterministic(t *testing.T) {
 			var first []byte
 			for i := range 3 {
 				path := filepath.Join(dir, fmt.Sprint(i))
-				opts := comp.opts
-				opts.ClusterSize = 4096
-				opts.Workers = 1 + i
+				opts := append(slices.Clone(comp.opts), qcow2.WithClusterSize(4096), qcow2.WithWriterWorkers(1+i))
 				writeImage(t, path, d, opts, order, 5)
 				b, err := os.ReadFile(path)
 				if err != nil {
@@ -258,7 +256,7 @@ func TestWriterRefcountWindows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := qcow2.NewWriter(f, 512*int64(n+1), qcow2.WriterOptions{ClusterSize: 512, Workers: 2})
+		w, err := qcow2.NewWriter(f, 512*int64(n+1), qcow2.WithClusterSize(512), qcow2.WithWriterWorkers(2))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,7 +299,13 @@ func TestWriterAllZero(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(dir, c.name+".qcow2")
-			opts := qcow2.WriterOptions{ZeroClusters: c.zero, Compress: c.comp, Compression: qcow2.CompressionZstd}
+			var opts []qcow2.WriterOption
+			if c.zero {
+				opts = append(opts, qcow2.WithZeroClusters())
+			}
+			if c.comp {
+				opts = append(opts, qcow2.WithCompression(qcow2.CompressionZstd))
+			}
 			writeImage(t, path, c.d, opts, c.order, 1)
 			checkStructure(t, path)
 			ext := verifyImage(t, path, c.d, c.d.size)
@@ -352,22 +356,29 @@ func TestWriterErrors(t *testing.T) {
 	t.Run("options", func(t *testing.T) {
 		for _, c := range []struct {
 			size int64
-			opts qcow2.WriterOptions
+			name string
+			opt  qcow2.WriterOption
 		}{
-			{1 << 20, qcow2.WriterOptions{ClusterSize: 256}},
-			{1 << 20, qcow2.WriterOptions{ClusterSize: 4 << 20}},
-			{1 << 20, qcow2.WriterOptions{ClusterSize: 3 << 10}},
-			{1 << 20, qcow2.WriterOptions{ClusterSize: -512}},
-			{1 << 20, qcow2.WriterOptions{Compression: 2}},
-			{-1, qcow2.WriterOptions{}},
-			{256 << 30, qcow2.WriterOptions{ClusterSize: 512}}, // an L1 table over 32 MiB
+			{1 << 20, "cluster size 256", qcow2.WithClusterSize(256)},
+			{1 << 20, "cluster size 4 MiB", qcow2.WithClusterSize(4 << 20)},
+			{1 << 20, "cluster size 3 KiB", qcow2.WithClusterSize(3 << 10)},
+			{1 << 20, "cluster size -512", qcow2.WithClusterSize(-512)},
+			{1 << 20, "compression 2", qcow2.WithCompression(2)},
+			{1 << 20, "no workers", qcow2.WithWriterWorkers(0)},
+			{1 << 20, "no cache", qcow2.WithWriterCacheSize(0)},
+			{-1, "negative size", nil},
+			{256 << 30, "an L1 table over 32 MiB", qcow2.WithClusterSize(512)},
 		} {
-			if _, err := qcow2.NewWriter(newFile(), c.size, c.opts); !errors.Is(err, qcow2.ErrInvalidOption) {
-				t.Errorf("NewWriter(%d, %+v) = %v, want ErrInvalidOption", c.size, c.opts, err)
+			var opts []qcow2.WriterOption
+			if c.opt != nil {
+				opts = append(opts, c.opt)
+			}
+			if _, err := qcow2.NewWriter(newFile(), c.size, opts...); !errors.Is(err, qcow2.ErrInvalidOption) {
+				t.Errorf("NewWriter(%d, %s) = %v, want ErrInvalidOption", c.size, c.name, err)
 			}
 		}
 		for cs := int64(512); cs <= 2<<20; cs *= 2 {
-			if _, err := qcow2.NewWriter(newFile(), 1<<20, qcow2.WriterOptions{ClusterSize: cs}); err != nil {
+			if _, err := qcow2.NewWriter(newFile(), 1<<20, qcow2.WithClusterSize(cs)); err != nil {
 				t.Errorf("cluster size %d: %v", cs, err)
 			}
 		}
@@ -379,15 +390,15 @@ func TestWriterErrors(t *testing.T) {
 		}
 		defer r.Close()
 		defer pw.Close()
-		if _, err := qcow2.NewWriter(pw, 1<<20, qcow2.WriterOptions{}); !errors.Is(err, qcow2.ErrNotSeekable) {
+		if _, err := qcow2.NewWriter(pw, 1<<20); !errors.Is(err, qcow2.ErrNotSeekable) {
 			t.Errorf("pipe: %v, want ErrNotSeekable", err)
 		}
-		if _, err := qcow2.NewWriter(r, 1<<20, qcow2.WriterOptions{}); !errors.Is(err, qcow2.ErrNotSeekable) {
+		if _, err := qcow2.NewWriter(r, 1<<20); !errors.Is(err, qcow2.ErrNotSeekable) {
 			t.Errorf("pipe: %v, want ErrNotSeekable", err)
 		}
 		if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
 			defer null.Close()
-			if _, err := qcow2.NewWriter(null, 1<<20, qcow2.WriterOptions{}); !errors.Is(err, qcow2.ErrNotSeekable) {
+			if _, err := qcow2.NewWriter(null, 1<<20); !errors.Is(err, qcow2.ErrNotSeekable) {
 				t.Errorf("%s: %v, want ErrNotSeekable", os.DevNull, err)
 			}
 		}
@@ -396,12 +407,12 @@ func TestWriterErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer wo.Close()
-		if _, err := qcow2.NewWriter(wo, 1<<20, qcow2.WriterOptions{}); !errors.Is(err, qcow2.ErrNotSeekable) {
+		if _, err := qcow2.NewWriter(wo, 1<<20); !errors.Is(err, qcow2.ErrNotSeekable) {
 			t.Errorf("write-only file: %v, want ErrNotSeekable", err)
 		}
 	})
 	t.Run("unaligned", func(t *testing.T) {
-		w, err := qcow2.NewWriter(newFile(), 1<<20+1000, qcow2.WriterOptions{ClusterSize: 4096})
+		w, err := qcow2.NewWriter(newFile(), 1<<20+1000, qcow2.WithClusterSize(4096))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -431,7 +442,7 @@ func TestWriterErrors(t *testing.T) {
 	t.Run("written-twice", func(t *testing.T) {
 		for _, second := range []string{"data", "zeros"} {
 			f := newFile()
-			w, err := qcow2.NewWriter(f, 1<<20, qcow2.WriterOptions{ClusterSize: 4096})
+			w, err := qcow2.NewWriter(f, 1<<20, qcow2.WithClusterSize(4096))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -455,7 +466,7 @@ func TestWriterErrors(t *testing.T) {
 			}
 		}
 		// A cluster of zeros may be written again, with data.
-		w, err := qcow2.NewWriter(newFile(), 1<<20, qcow2.WriterOptions{ClusterSize: 4096, ZeroClusters: true})
+		w, err := qcow2.NewWriter(newFile(), 1<<20, qcow2.WithClusterSize(4096), qcow2.WithZeroClusters())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -467,7 +478,7 @@ func TestWriterErrors(t *testing.T) {
 			t.Fatalf("data over zeros: %v", err)
 		}
 		// WriteFrom must be first.
-		w, err = qcow2.NewWriter(newFile(), 1<<20, qcow2.WriterOptions{ClusterSize: 4096})
+		w, err = qcow2.NewWriter(newFile(), 1<<20, qcow2.WithClusterSize(4096))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -478,7 +489,7 @@ func TestWriterErrors(t *testing.T) {
 		}
 	})
 	t.Run("source", func(t *testing.T) {
-		w, err := qcow2.NewWriter(newFile(), 1<<20, qcow2.WriterOptions{})
+		w, err := qcow2.NewWriter(newFile(), 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -489,7 +500,7 @@ func TestWriterErrors(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		d := sparseTestDisk(1, 65536, 1<<20)
-		w, err = qcow2.NewWriter(newFile(), d.size, qcow2.WriterOptions{})
+		w, err = qcow2.NewWriter(newFile(), d.size)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -500,7 +511,7 @@ func TestWriterErrors(t *testing.T) {
 			t.Errorf("Close after a cancelled WriteFrom: %v", err)
 		}
 		// A source that fails.
-		w, err = qcow2.NewWriter(newFile(), d.size, qcow2.WriterOptions{})
+		w, err = qcow2.NewWriter(newFile(), d.size)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -535,7 +546,7 @@ func TestWriterAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	w, err := qcow2.NewWriter(f, d.size, qcow2.WriterOptions{Compress: true})
+	w, err := qcow2.NewWriter(f, d.size, qcow2.WithCompression(qcow2.CompressionZlib))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,7 +574,7 @@ func TestWriterAbort(t *testing.T) {
 	}
 
 	path := filepath.Join(dir, "b.qcow2")
-	w = writeImage(t, path, d, qcow2.WriterOptions{}, fromDisk, 0) // its deferred Abort ran after Close
+	w = writeImage(t, path, d, nil, fromDisk, 0) // its deferred Abort ran after Close
 	if err := w.Abort(); err != nil {
 		t.Fatal(err)
 	}
@@ -605,7 +616,7 @@ func TestWriterOddSize(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			w, err := qcow2.NewWriter(f, given, qcow2.WriterOptions{})
+			w, err := qcow2.NewWriter(f, given)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,9 @@
 // Package raw opens raw disk images and block devices as disks for the VMA
 // writer.
 //
+// Open opens an image or block device by path, and New wraps an *os.File
+// the caller has open, as in packages qcow2 and os. Neither needs options.
+//
 // A *Disk is an io.ReaderAt with a size, plus NextData, which reports where
 // data may be so that callers never read a file's holes: a 100 GiB sparse
 // image with 2 GiB written costs 2 GiB of reads. Holes come from the

@@ -126,9 +126,6 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 // Size returns the size of the disk in bytes, as measured at Open.
 func (d *Disk) Size() int64 { return d.size }
 
-// Name returns the path the disk was opened with.
-func (d *Disk) Name() string { return d.name }
-
 // Close closes the underlying file.
 func (d *Disk) Close() error { return d.f.Close() }
 

@@ -276,8 +276,8 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Name() != path || d.Size() != 1*mib {
-		t.Errorf("Name, Size = %q, %d; want %q, %d", d.Name(), d.Size(), path, 1*mib)
+	if d.name != path || d.Size() != 1*mib {
+		t.Errorf("name, Size = %q, %d; want %q, %d", d.name, d.Size(), path, 1*mib)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)

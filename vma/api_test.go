@@ -12,94 +12,98 @@ import (
 	"github.com/vmatool/vmatool/vma"
 )
 
-func TestWithMaxHeaderSize(t *testing.T) {
+// TestHeaderSizeLimit: a header claiming 1 MiB, more than Proxmox writes,
+// is read as far as the stream goes; one claiming more than the reader's
+// 4 MiB bound is refused before anything is allocated for it.
+func TestHeaderSizeLimit(t *testing.T) {
 	b, err := os.ReadFile(vectorDir + "/v01-single.vma")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vma.NewReader(bytes.NewReader(b), vma.WithMaxHeaderSize(100)); err == nil {
-		t.Error("a limit below Proxmox's 512 KiB header must be refused")
-	}
-	if _, err := vma.NewReader(bytes.NewReader(b), vma.WithMaxHeaderSize(512<<10)); err != nil {
-		t.Errorf("512 KiB limit: %v", err)
-	}
-	// A header claiming 1 MiB passes the default limit's check and fails
-	// a 512 KiB one before anything is allocated for it.
 	big := append([]byte(nil), b[:12288]...)
-	big[56], big[57], big[58], big[59] = 0, 0x10, 0, 0
-	_, err = vma.NewReader(bytes.NewReader(big), vma.WithMaxHeaderSize(512<<10))
-	if !errors.Is(err, vma.ErrHeaderSize) {
-		t.Errorf("1 MiB header under a 512 KiB limit: %v", err)
-	}
+	big[56], big[57], big[58], big[59] = 0, 0x10, 0, 0 // 1 MiB
 	if _, err := vma.NewReader(bytes.NewReader(big)); !errors.Is(err, vma.ErrShortHeader) {
-		t.Errorf("1 MiB header under the default limit should get as far as reading it: %v", err)
+		t.Errorf("1 MiB header should get as far as reading it: %v", err)
+	}
+	big[56], big[57] = 0, 0x50 // 5 MiB
+	if _, err := vma.NewReader(bytes.NewReader(big)); !errors.Is(err, vma.ErrHeaderSize) {
+		t.Errorf("5 MiB header: %v, want ErrHeaderSize", err)
 	}
 }
 
-// TestSkipDevice: a skipped device's clusters are read past, left out of
-// the extents, and exempt from the completeness check.
-func TestSkipDevice(t *testing.T) {
+// TestExtractOneDevice: a device without a target is read past, left
+// unwritten and exempt from the completeness check, while the other one
+// comes out whole.
+func TestExtractOneDevice(t *testing.T) {
+	var want []entry
+	for _, v := range loadManifest(t) {
+		if v.File == "v02-two-disks.vma" {
+			want = v.Devices
+		}
+	}
 	b, err := os.ReadFile(vectorDir + "/v02-two-disks.vma")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := vma.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.SkipDevice(9); !errors.Is(err, vma.ErrUnknownDevice) {
-		t.Errorf("SkipDevice(9): %v", err)
-	}
-	if err := r.SkipDevice(1); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		ext, err := r.Next()
-		if err == io.EOF {
-			break
-		}
+	for _, keep := range want {
+		r, err := vma.NewReader(bytes.NewReader(b))
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range ext.Clusters {
-			if c.Device == 1 {
-				t.Fatalf("cluster %d of the skipped device was returned", c.Index)
+		targets := map[int]io.WriterAt{}
+		out := map[int]*memTarget{}
+		for _, d := range r.Header().Devices {
+			if d.Name == keep.Name {
+				out[d.ID] = &memTarget{b: make([]byte, d.Size)}
+				targets[d.ID] = out[d.ID]
+			}
+		}
+		if len(targets) != 1 {
+			t.Fatalf("no device %s", keep.Name)
+		}
+		if err := vma.Extract(context.Background(), r, targets); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out {
+			if got := sha(o.b); got != keep.SHA256 {
+				t.Errorf("%s: sha256 %s, want %s", keep.Name, got, keep.SHA256)
 			}
 		}
 	}
-	if r.StoredBytes(1) != 0 || r.StoredBytes(2) == 0 {
-		t.Errorf("stored bytes: skipped %d, kept %d", r.StoredBytes(1), r.StoredBytes(2))
-	}
-	if err := r.SkipDevice(2); !errors.Is(err, vma.ErrOrder) {
-		t.Errorf("SkipDevice after Next: %v", err)
-	}
 }
 
-func TestWriterUUIDAndWritten(t *testing.T) {
-	var out bytes.Buffer
-	w, err := vma.NewWriter(&out)
-	if err != nil {
-		t.Fatal(err)
+// TestWriterDefaultUUID: without WithUUID every archive gets its own
+// random (version 4) uuid, and nothing is written before the first extent
+// is complete.
+func TestWriterDefaultUUID(t *testing.T) {
+	var ids []uuid.UUID
+	for range 2 {
+		var out bytes.Buffer
+		w, err := vma.NewWriter(&out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.AddConfig("qemu-server.conf", []byte("x"))
+		id, _ := w.AddDevice("drive-scsi0", 3<<20)
+		if out.Len() != 0 {
+			t.Errorf("%d bytes written before any cluster", out.Len())
+		}
+		if err := w.WriteDisk(context.Background(), id, memDisk{bytes.Repeat([]byte{1}, 3<<20)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := vma.NewReader(&out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := r.Header().UUID.Version(); v != 4 {
+			t.Errorf("default uuid %v is not a random (version 4) uuid", r.Header().UUID)
+		}
+		ids = append(ids, r.Header().UUID)
 	}
-	if w.UUID() == (uuid.UUID{}) || w.UUID().Version() != 4 {
-		t.Errorf("default uuid %v is not a random (version 4) uuid", w.UUID())
-	}
-	w.AddConfig("qemu-server.conf", []byte("x"))
-	id, _ := w.AddDevice("drive-scsi0", 3<<20)
-	if w.Written() != 0 {
-		t.Errorf("%d bytes written before any cluster", w.Written())
-	}
-	if err := w.WriteDisk(context.Background(), id, memDisk{bytes.Repeat([]byte{1}, 3<<20)}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if w.Written() != int64(out.Len()) {
-		t.Errorf("Written() = %d, archive is %d bytes", w.Written(), out.Len())
-	}
-	r, err := vma.NewReader(&out)
-	if err != nil || r.Header().UUID != w.UUID() {
-		t.Errorf("header uuid %v, writer says %v (%v)", r.Header().UUID, w.UUID(), err)
+	if ids[0] == ids[1] {
+		t.Errorf("two archives share uuid %v", ids[0])
 	}
 }

@@ -6,12 +6,18 @@ import (
 	"io"
 )
 
-// ExtractOptions tunes Extract. The zero value writes sparse output into
-// zero-filled targets.
-type ExtractOptions struct {
-	// WriteZeros writes zero blocks out instead of skipping them. Use it
-	// when a target does not already read as zeros (a reused block device).
-	WriteZeros bool
+// ExtractOption configures Extract. Without options Extract writes sparse
+// output into targets that read as zeros.
+type ExtractOption func(*extractOptions) error
+
+type extractOptions struct {
+	writeZeros bool
+}
+
+// WithWriteZeros writes zero blocks out instead of skipping them. Use it
+// when a target does not already read as zeros (a reused block device).
+func WithWriteZeros() ExtractOption {
+	return func(o *extractOptions) error { o.writeZeros = true; return nil }
 }
 
 // extractBuffers is how many extents may be in flight between the goroutine
@@ -21,12 +27,18 @@ const extractBuffers = 3
 
 // Extract reads the remaining extents of r and writes each device's data to
 // its target in targets, keyed by dev_id, at the device's offsets. Zero
-// blocks are not written (unless opts.WriteZeros), so a fresh file truncated
+// blocks are not written (unless WithWriteZeros), so a fresh file truncated
 // to the device size ends up sparse. Devices without a target are skipped:
 // their data is read past and they are not checked for completeness. It
 // returns nil only when the archive was complete and valid, its names
 // included (Header.CheckNames), as Verify would find it.
-func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts ExtractOptions) error {
+func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, options ...ExtractOption) error {
+	var opts extractOptions
+	for _, o := range options {
+		if err := o(&opts); err != nil {
+			return err
+		}
+	}
 	if r.started {
 		return fmt.Errorf("vma: Extract after Next: %w", ErrOrder)
 	}
@@ -80,7 +92,7 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts E
 		}
 	}()
 
-	ew := extentWriter{targets: targets, devs: &r.devs, writeZeros: opts.WriteZeros}
+	ew := extentWriter{targets: targets, devs: &r.devs, writeZeros: opts.writeZeros}
 	for {
 		var it *item
 		select {

@@ -20,7 +20,7 @@ func TestExtractCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	tgt := &countingTarget{}
-	if err := Extract(ctx, r, map[int]io.WriterAt{1: tgt}, ExtractOptions{WriteZeros: true}); !errors.Is(err, context.Canceled) {
+	if err := Extract(ctx, r, map[int]io.WriterAt{1: tgt}, WithWriteZeros()); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want %v", err, context.Canceled)
 	}
 	if tgt.n != 0 {

@@ -13,13 +13,13 @@ const (
 	// BlocksPerCluster is the number of mask bits of a cluster.
 	BlocksPerCluster = ClusterSize / BlockSize
 
-	// MaxDevices is the highest dev_id a writer hands out. Slot 255 exists
+	// maxDevices is the highest dev_id a writer hands out. Slot 255 exists
 	// in the header but Proxmox's tools never list or extract it.
-	MaxDevices = 254
-	// MaxConfigs is the number of config slots in the header.
-	MaxConfigs = 256
-	// MaxBlobSize is the largest config or name: blob lengths are 16 bits.
-	MaxBlobSize = 65535
+	maxDevices = 254
+	// maxConfigs is the number of config slots in the header.
+	maxConfigs = 256
+	// maxBlobSize is the largest config or name: blob lengths are 16 bits.
+	maxBlobSize = 65535
 
 	headerFixedSize   = 12288 // VmaHeader: 4096 + 8192 bytes of dev_info
 	maxHeaderSize     = 524288
@@ -34,7 +34,7 @@ const (
 )
 
 var (
-	headerMagic = [4]byte{'V', 'M', 'A', 0}
+	headerMagic = [4]byte([]byte(Magic))
 	extentMagic = [4]byte{'V', 'M', 'A', 'E'}
 )
 
@@ -74,3 +74,7 @@ func (b blockInfo) devID() uint8    { return uint8(b >> 32) }
 func (b blockInfo) cluster() uint32 { return uint32(b) }
 
 var be = binary.BigEndian
+
+// Magic is how every uncompressed archive begins. A compressed archive
+// begins with its compressor's magic; Decompress takes that off.
+const Magic = "VMA\x00"

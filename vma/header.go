@@ -87,7 +87,7 @@ func (t *blobTable) blockSize() int { return max(t.size, 512) }
 
 func (t *blobTable) add(data []byte) (uint32, bool) {
 	n := len(data)
-	if n > MaxBlobSize {
+	if n > maxBlobSize {
 		return 0, false
 	}
 	pos := len(t.buf)
@@ -113,8 +113,8 @@ func (t *blobTable) addString(s string) (uint32, bool) {
 // carry IDs 1..n in order.
 func marshalHeader(h *Header) ([]byte, error) {
 	t := newBlobTable()
-	var names, datas [MaxConfigs]uint32
-	if len(h.Configs) > MaxConfigs {
+	var names, datas [maxConfigs]uint32
+	if len(h.Configs) > maxConfigs {
 		return nil, &FormatError{Err: ErrInvalidConfig, What: "more than 256 configs"}
 	}
 	for i, c := range h.Configs {
@@ -253,7 +253,7 @@ func parseHeader(b []byte) (*Header, error) {
 
 	// Slot 255 is parsed by Proxmox but never listed, extracted or verified;
 	// leaving it out makes any extent that uses it an unknown-device error.
-	for id := 1; id <= MaxDevices; id++ {
+	for id := 1; id <= maxDevices; id++ {
 		slot := b[deviceInfoOffset+deviceInfoSize*id:]
 		size := be.Uint64(slot[8:])
 		ptr := be.Uint32(slot[0:])
@@ -267,7 +267,7 @@ func parseHeader(b []byte) (*Header, error) {
 		}
 		h.Devices = append(h.Devices, Device{ID: id, Name: name, Size: int64(size), nameOff: nameOff(ptr)})
 	}
-	for i := 0; i < MaxConfigs; i++ {
+	for i := 0; i < maxConfigs; i++ {
 		np := be.Uint32(b[configNamesOffset+4*i:])
 		dp := be.Uint32(b[configDataOffset+4*i:])
 		if np == 0 || dp == 0 {

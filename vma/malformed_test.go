@@ -139,7 +139,7 @@ func TestLenientEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	tgt := &sliceTarget{b: make([]byte, ClusterSize+8192)}
-	if err := Extract(context.Background(), r, map[int]io.WriterAt{1: tgt}, ExtractOptions{}); err != nil {
+	if err := Extract(context.Background(), r, map[int]io.WriterAt{1: tgt}); err != nil {
 		t.Fatal(err)
 	}
 	if len(tgt.b) != ClusterSize+8192 || tgt.b[ClusterSize] != 0xaa || tgt.b[len(tgt.b)-1] != 0xaa {

@@ -71,7 +71,7 @@ func TestCheckNames(t *testing.T) {
 			for _, d := range r2.Header().Devices {
 				targets[d.ID] = &sliceTarget{b: make([]byte, d.Size)}
 			}
-			extractErr := Extract(context.Background(), r2, targets, ExtractOptions{})
+			extractErr := Extract(context.Background(), r2, targets)
 			if tc.want == nil {
 				if checkErr != nil || verifyErr != nil || extractErr != nil {
 					t.Fatalf("valid names refused: %v / %v / %v", checkErr, verifyErr, extractErr)
@@ -213,7 +213,7 @@ func TestReaderRefusesHiddenData(t *testing.T) {
 			}
 			_, errs["Verify"] = Verify(context.Background(), r)
 			r, _ = NewReader(bytes.NewReader(b))
-			errs["Extract"] = Extract(context.Background(), r, map[int]io.WriterAt{1: &sliceTarget{b: make([]byte, tc.h.Devices[0].Size)}}, ExtractOptions{})
+			errs["Extract"] = Extract(context.Background(), r, map[int]io.WriterAt{1: &sliceTarget{b: make([]byte, tc.h.Devices[0].Size)}})
 			r, _ = NewReader(bytes.NewReader(b))
 			for {
 				if _, err = r.Next(); err != nil {
@@ -253,7 +253,7 @@ func slotOffset(b []byte, i int) int64 {
 // holds, not what it claims.
 func TestShortHeaderCostsWhatItHolds(t *testing.T) {
 	b := namedArchive(t, []string{"qemu-server.conf"}, nil)
-	be.PutUint32(b[hdrSize:], DefaultMaxHeaderSize)
+	be.PutUint32(b[hdrSize:], maxReadHeaderSize)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range 10 {
@@ -263,7 +263,7 @@ func TestShortHeaderCostsWhatItHolds(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	if n := after.TotalAlloc - before.TotalAlloc; n > 10*(256<<10) {
-		t.Errorf("10 short headers claiming %d bytes allocated %d bytes", DefaultMaxHeaderSize, n)
+		t.Errorf("10 short headers claiming %d bytes allocated %d bytes", maxReadHeaderSize, n)
 	}
 }
 

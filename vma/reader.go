@@ -8,29 +8,17 @@ import (
 	"slices"
 )
 
-// DefaultMaxHeaderSize bounds the header a Reader accepts. Proxmox's writer
-// never exceeds 512 KiB; the cap keeps a hostile header_size from making the
-// reader allocate gigabytes.
-const DefaultMaxHeaderSize = 4 << 20
+// maxReadHeaderSize bounds the header a Reader accepts. Proxmox's writer
+// never exceeds 512 KiB; the cap keeps a hostile header_size from making
+// the reader allocate gigabytes (and the buffer grows only as bytes
+// arrive, so a short stream costs what it holds).
+const maxReadHeaderSize = 4 << 20
 
 // ReaderOption configures a Reader.
 type ReaderOption func(*readerOptions) error
 
 type readerOptions struct {
-	maxHeaderSize int64
-	lenientEnd    bool
-}
-
-// WithMaxHeaderSize changes the largest header the reader accepts (at least
-// 512 KiB, the most Proxmox's writer produces).
-func WithMaxHeaderSize(n int64) ReaderOption {
-	return func(o *readerOptions) error {
-		if n < maxHeaderSize {
-			return fmt.Errorf("vma: max header size %d is below %d", n, maxHeaderSize)
-		}
-		o.maxHeaderSize = n
-		return nil
-	}
+	lenientEnd bool
 }
 
 // WithLenientEnd accepts mask bits for blocks past a device's end, which
@@ -98,13 +86,13 @@ func (c *Cluster) Block(i int) []byte {
 
 // NewReader reads and checks the archive header from r.
 func NewReader(r io.Reader, opts ...ReaderOption) (*Reader, error) {
-	rd := &Reader{r: r, opts: readerOptions{maxHeaderSize: DefaultMaxHeaderSize}}
+	rd := &Reader{r: r}
 	for _, o := range opts {
 		if err := o(&rd.opts); err != nil {
 			return nil, err
 		}
 	}
-	h, err := readHeader(r, rd.opts.maxHeaderSize)
+	h, err := readHeader(r, maxReadHeaderSize)
 	if err != nil {
 		return nil, err
 	}
@@ -162,20 +150,6 @@ func (r *Reader) Header() *Header { return r.hdr }
 
 // Offset returns how many archive bytes have been consumed.
 func (r *Reader) Offset() int64 { return r.off }
-
-// SkipDevice makes Next leave out the clusters of device id, and exempts it
-// from the completeness check; its data is still read past. It must be
-// called before the first Next.
-func (r *Reader) SkipDevice(id int) error {
-	if r.started {
-		return fmt.Errorf("vma: SkipDevice after Next: %w", ErrOrder)
-	}
-	if id < 0 || id > 255 || r.devs[id] == nil {
-		return fmt.Errorf("vma: no device with id %d: %w", id, ErrUnknownDevice)
-	}
-	r.devs[id].skip = true
-	return nil
-}
 
 // StoredBytes returns the bytes of stored (non-zero) blocks read so far for
 // device id.

@@ -90,7 +90,7 @@ func unpackAll(t *testing.T, archive []byte) (*vma.Header, map[string][]byte) {
 		mem[d.Name] = &memTarget{b: make([]byte, d.Size)}
 		targets[d.ID] = mem[d.Name]
 	}
-	if err := vma.Extract(context.Background(), r, targets, vma.ExtractOptions{}); err != nil {
+	if err := vma.Extract(context.Background(), r, targets); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string][]byte{}
@@ -288,7 +288,7 @@ func TestWriterErrors(t *testing.T) {
 	})
 	t.Run("255 devices", func(t *testing.T) {
 		w := newW()
-		for i := 0; i < vma.MaxDevices; i++ {
+		for i := 0; i < 254; i++ { // the dev_ids Proxmox hands out
 			if _, err := w.AddDevice(fmt.Sprintf("d%d", i), 512); err != nil {
 				t.Fatal(err)
 			}

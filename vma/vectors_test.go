@@ -57,7 +57,7 @@ func readVector(t *testing.T, file string) (*unpacked, error) {
 		mt := &memTarget{b: make([]byte, d.Size)}
 		targets[d.ID], mem[d.Name] = mt, mt
 	}
-	if err := vma.Extract(context.Background(), r, targets, vma.ExtractOptions{}); err != nil {
+	if err := vma.Extract(context.Background(), r, targets); err != nil {
 		return nil, err
 	}
 	u := &unpacked{hdr: r.Header(), disks: map[string][]byte{}}

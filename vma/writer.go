@@ -106,13 +106,6 @@ func NewWriter(w io.Writer, opts ...WriterOption) (*Writer, error) {
 	return wr, nil
 }
 
-// UUID returns the archive uuid.
-func (w *Writer) UUID() uuid.UUID { return w.opts.uuid }
-
-// Written returns the number of archive bytes handed to the output so far
-// (some may still be buffered until Close).
-func (w *Writer) Written() int64 { return w.written }
-
 // AddConfig adds a config blob under the base name of name, as Proxmox does.
 func (w *Writer) AddConfig(name string, data []byte) error {
 	if err := w.setupCheck(); err != nil {
@@ -123,10 +116,10 @@ func (w *Writer) AddConfig(name string, data []byte) error {
 		base = strings.TrimRight(base, "/")[i+1:]
 	}
 	switch {
-	case len(data) > MaxBlobSize:
-		return fmt.Errorf("vma: config %s is %d bytes, the limit is %d: %w", quoteName(base), len(data), MaxBlobSize, ErrInvalidConfig)
-	case len(w.configs) >= MaxConfigs:
-		return fmt.Errorf("vma: more than %d configs: %w", MaxConfigs, ErrInvalidConfig)
+	case len(data) > maxBlobSize:
+		return fmt.Errorf("vma: config %s is %d bytes, the limit is %d: %w", quoteName(base), len(data), maxBlobSize, ErrInvalidConfig)
+	case len(w.configs) >= maxConfigs:
+		return fmt.Errorf("vma: more than %d configs: %w", maxConfigs, ErrInvalidConfig)
 	}
 	c := Config{Name: base, Data: append([]byte(nil), data...)}
 	configs := append(w.configs[:len(w.configs):len(w.configs)], c)
@@ -141,11 +134,11 @@ func (w *Writer) AddConfig(name string, data []byte) error {
 	return nil
 }
 
-// ValidDeviceName reports why name cannot be a device name, or nil. Names
+// validDeviceName reports why name cannot be a device name, or nil. Names
 // end up in "vma list" lines and #qmdump#map lines that qmrestore parses
 // with \S+ and ':' separators, and in the file names extraction writes
 // (Device.FileName), which must be plain names of at most 255 bytes.
-func ValidDeviceName(name string) error {
+func validDeviceName(name string) error {
 	switch {
 	case name == vmstateName:
 		return fmt.Errorf("vma: device name %q is reserved for VM state: %w", name, ErrInvalidDevice)
@@ -164,7 +157,7 @@ func (w *Writer) AddDevice(name string, size int64) (int, error) {
 	if err := w.setupCheck(); err != nil {
 		return 0, err
 	}
-	if err := ValidDeviceName(name); err != nil {
+	if err := validDeviceName(name); err != nil {
 		return 0, err
 	}
 	switch {
@@ -172,8 +165,8 @@ func (w *Writer) AddDevice(name string, size int64) (int, error) {
 		return 0, fmt.Errorf("vma: device %s: size %d is not a positive multiple of 512: %w", name, size, ErrInvalidDevice)
 	case size > 1<<32*ClusterSize:
 		return 0, fmt.Errorf("vma: device %s: size %d exceeds 2^32 clusters: %w", name, size, ErrInvalidDevice)
-	case len(w.devs) >= MaxDevices:
-		return 0, fmt.Errorf("vma: more than %d devices: %w", MaxDevices, ErrInvalidDevice)
+	case len(w.devs) >= maxDevices:
+		return 0, fmt.Errorf("vma: more than %d devices: %w", maxDevices, ErrInvalidDevice)
 	}
 	for _, d := range w.devs {
 		if d.dev.Name == name {

@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
-	"github.com/google/uuid"
+	"github.com/vmatool/vmatool/internal/recipe"
 	"github.com/vmatool/vmatool/vma"
 )
 
@@ -59,7 +56,7 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 	if len(*devs) > 0 && len(legacy) > 0 {
 		return usagef("Unexpected extra argument - specify all devices via '-d'")
 	}
-	var names, paths, formats []string
+	var disks []recipe.Disk
 	for i, spec := range *devs {
 		format, rest, ok := strings.Cut(spec, ":")
 		f, hasFormat := strings.CutPrefix(format, "format=")
@@ -67,62 +64,45 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 			return usagef("No format specified for device: '%s'", spec)
 		}
 		n, p := splitDevice(rest, i)
-		names, paths, formats = append(names, n), append(paths, p), append(formats, f)
+		disks = append(disks, recipe.Disk{Name: n, Path: p, Format: f})
 	}
 	for i, spec := range legacy {
 		n, p := splitDevice(spec, i)
-		names, paths, formats = append(names, n), append(paths, p), append(formats, "")
+		disks = append(disks, recipe.Disk{Name: n, Path: p})
+	}
+	idOpts, err := identityOptions(s, *uuidFlag, *ctimeFlag, fs.Changed("ctime"), false)
+	if err != nil {
+		return err
 	}
 
 	var cfgs []vma.Config
 	for _, p := range *configs {
-		data, err := os.ReadFile(p)
+		c, err := recipe.ReadConfigs(p)
 		if err != nil {
 			return fmt.Errorf("Unable to read file: %s: %w", p, err)
 		}
-		cfgs = append(cfgs, vma.Config{Name: filepath.Base(p), Data: data})
+		cfgs = append(cfgs, c...)
 	}
-	disks := make([]*openedDisk, len(paths))
-	defer closeDisks(disks)
-	for i, p := range paths {
-		var err error
-		if disks[i], err = openDisk(p, formats[i], ""); err != nil {
-			return err
-		}
-	}
-	var opts []vma.WriterOption
-	if *uuidFlag != "" {
-		id, err := uuid.Parse(*uuidFlag)
-		if err != nil {
-			return usagef("--uuid %q: %v", *uuidFlag, err)
-		}
-		opts = append(opts, vma.WithUUID(id))
-	}
-	if fs.Changed("ctime") {
-		if *ctimeFlag < 0 {
-			return usagef("--ctime must not be negative")
-		}
-		opts = append(opts, vma.WithCtime(time.Unix(*ctimeFlag, 0)))
-	}
-	ps, err := newPackSpec(cfgs, names, disks, opts...)
+	pack, err := recipe.Open(recipe.Spec{Configs: cfgs, Disks: disks, Verbatim: true}, append(idOpts, recipe.WithNow(s.now()))...)
 	if err != nil {
-		return err
+		return recipeError(err)
 	}
+	defer pack.Close()
 
 	var sink *archiveSink
 	if cmdline, ok := strings.CutPrefix(target, "exec:"); ok {
 		sink, err = execSink(ctx, s, cmdline)
 	} else {
-		sink, err = fileSink(target, false, vma.None, 0)
+		sink, err = fileSink(target, false)
 	}
 	if err != nil {
 		return err
 	}
 	var p vma.Progress
 	if *verbose {
-		p = &percentPrinter{w: s.err, total: ps.total}
+		p = &percentPrinter{w: s.err, total: pack.Size}
 	}
-	if err := ps.writeTo(ctx, sink, p); err != nil {
+	if err := pack.WriteArchive(ctx, sink, vma.None, 0, p); err != nil {
 		if werr := sink.abort(); werr != nil {
 			err = fmt.Errorf("%w (%v)", err, werr)
 		}
@@ -132,9 +112,9 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 		return fmt.Errorf("creating vma archive failed: %w", err)
 	}
 	if *verbose {
-		for i, d := range disks {
-			size, stored := d.disk.Size(), ps.w.StoredBytes(ps.ids[i])
-			fmt.Fprintf(s.err, "image %s: size=%d zeros=%d saved=%d\n", names[i], size, size-stored, size-stored)
+		for i, d := range pack.Devices {
+			size, stored := d.Disk.Size(), pack.StoredBytes(i)
+			fmt.Fprintf(s.err, "image %s: size=%d zeros=%d saved=%d\n", d.Name, size, size-stored, size-stored)
 		}
 	}
 	return nil
@@ -161,13 +141,7 @@ func execSink(ctx context.Context, s *streams, cmdline string) (*archiveSink, er
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	k, err := newSink(in, vma.None, 0)
-	if err != nil {
-		in.Close()
-		cmd.Wait()
-		return nil, err
-	}
-	k.direct = in
+	k := &archiveSink{w: in, direct: in}
 	k.wait = func() error {
 		if err := cmd.Wait(); err != nil {
 			return fmt.Errorf("exec:%s: %w", cmdline, err)

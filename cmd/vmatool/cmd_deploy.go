@@ -129,7 +129,7 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	if src.archive && o.config != "" {
+	if src.Archive() && o.config != "" {
 		return usagef("--config applies to images; an archive brings its own")
 	}
 
@@ -139,7 +139,7 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	chain := func(line string) {
 		if !g.quiet && !shown[line] {
 			shown[line] = true
-			fmt.Fprintln(s.err, line)
+			fmt.Fprintln(s.err, "vmatool: "+line)
 		}
 	}
 	deps := make([]*deployment, len(targets))

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/vmatool/vmatool/internal/ptable"
+	"github.com/vmatool/vmatool/internal/recipe"
 	"github.com/vmatool/vmatool/qcow2"
 	"github.com/vmatool/vmatool/raw"
 	"github.com/vmatool/vmatool/vma"
@@ -125,14 +126,14 @@ func runInfo(ctx context.Context, s *streams, args []string) error {
 		return err
 	}
 	var doc *infoDoc
-	if src.archive {
+	if src.Archive() {
 		doc, err = archiveInfoOf(ctx, s, path, window.option())
 	} else {
-		o := diskOptions{dataFile: *dataFile, backing: backingMode(*noBacking, *followChain)}
+		opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(*noBacking, *followChain))}
 		if !*quiet {
-			o.chain = func(line string) { fmt.Fprintln(s.err, line) }
+			opts = append(opts, recipe.WithChain(chainPrinter(s)))
 		}
-		doc, err = imageInfoOf(path, o)
+		doc, err = imageInfoOf(recipe.Disk{Path: path, Format: src.Format, DataFile: *dataFile}, opts...)
 	}
 	if err != nil {
 		return err
@@ -144,18 +145,19 @@ func runInfo(ctx context.Context, s *streams, args []string) error {
 	return nil
 }
 
-func imageInfoOf(path string, o diskOptions) (*infoDoc, error) {
-	d, err := openDiskWith(path, o)
+func imageInfoOf(spec recipe.Disk, opts ...recipe.Option) (*infoDoc, error) {
+	path := spec.Path
+	d, err := recipe.OpenDisk(spec, opts...)
 	if err != nil {
-		return nil, err
+		return nil, recipeError(err)
 	}
-	defer d.close()
+	defer d.Close()
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	doc := &infoDoc{File: path, Format: d.format, Image: &imageInfo{VirtualSize: d.disk.Size(), FileSize: st.Size()}}
-	switch img := d.disk.(type) {
+	doc := &infoDoc{File: path, Format: d.Format, Image: &imageInfo{VirtualSize: d.Disk.Size(), FileSize: st.Size()}}
+	switch img := d.Disk.(type) {
 	case *raw.Disk:
 		if doc.Image.Allocated, err = img.Allocated(); err != nil {
 			return nil, err
@@ -184,8 +186,8 @@ func imageInfoOf(path string, o diskOptions) (*infoDoc, error) {
 		doc.Image.BackingFile, doc.Image.BackingFormat = img.BackingFileName(), img.BackingFormat()
 		doc.Image.Allocated = q.Data + q.Compressed
 	}
-	disk := diskInfoDoc{Name: path, Size: d.disk.Size()}
-	disk.Partitions, err = ptable.Read(d.disk, d.disk.Size())
+	disk := diskInfoDoc{Name: path, Size: d.Disk.Size()}
+	disk.Partitions, err = ptable.Read(d.Disk, d.Disk.Size())
 	switch {
 	case errors.Is(err, qcow2.ErrBackingSkipped):
 		disk.PartitionsNote = partitionsNeedBacking

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/vmatool/vmatool/internal/pveconf"
+	"github.com/vmatool/vmatool/internal/recipe"
 	"github.com/vmatool/vmatool/vma"
 )
 
@@ -27,7 +26,9 @@ Proxmox VE backup archive that qmrestore and the Proxmox API restore.
 DISK is [NAME=]PATH; NAME is a drive key like scsi0, virtio0 or efidisk0, with
 or without the drive- prefix. Unnamed disks become scsi0, scsi1, ... as
 vzdump names them. No DISK at all makes a config-only archive, as vzdump
-does for a VM without disks. Holes and zero clusters are never read.
+does for a VM without disks. Holes and zero clusters are never read. A
+VMA archive given as a DISK is refused: vmatool convert turns one into
+images.
 
 Configs are stored under their base names. Without a qemu-server.conf a
 minimal one is generated; either way it gets a #qmdump#map line for every
@@ -68,8 +69,8 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	configs := fs.StringArrayP("config", "c", nil, "config file to store (repeatable); qemu-server.conf gets map lines added")
 	compress := fs.String("compress", "", "zstd, gzip or none (default: from the OUT name)")
 	level := fs.Int("level", 0, "compression level, numbered as zstd and gzip do (default: the fastest zstd, output about 2% larger than zstd -3; gzip 6)")
-	vmid := fs.Int("vmid", 100, "VM id for a generated archive name and config")
-	storage := fs.String("storage", "local-lvm", "storage named in generated drive and #qmdump#map lines")
+	vmid := fs.Int("vmid", recipe.DefaultVMID, "VM id for a generated archive name and config")
+	storage := fs.String("storage", recipe.DefaultStorage, "storage named in generated drive and #qmdump#map lines")
 	uuidFlag := fs.String("uuid", "", "archive uuid (default: random, or derived under SOURCE_DATE_EPOCH)")
 	ctimeFlag := fs.Int64("ctime", -1, "archive creation time in seconds since the epoch (default: now, or SOURCE_DATE_EPOCH)")
 	dataFileFlags := fs.StringArray("data-file", nil, "external data file of a qcow2 image, IMAGE=PATH (or PATH with one disk)")
@@ -82,67 +83,46 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	if *out == "" {
 		return usagef("-o OUT is required")
 	}
-	names, paths, err := parseDiskArgs(fs.Args())
+	disks, err := recipe.ParseDisks(fs.Args())
+	if err != nil {
+		return recipeError(err)
+	}
+	if err := dataFiles(*dataFileFlags, disks); err != nil {
+		return err
+	}
+	cfgs, err := recipe.ReadConfigs(*configs...)
 	if err != nil {
 		return err
 	}
-	extData, err := dataFiles(*dataFileFlags, paths)
+	opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(*noBacking, true)), recipe.WithNow(s.now())}
+	if !*quiet {
+		opts = append(opts, recipe.WithChain(chainPrinter(s)))
+	}
+	idOpts, err := identityOptions(s, *uuidFlag, *ctimeFlag, fs.Changed("ctime"), true)
 	if err != nil {
 		return err
+	}
+	pack, err := recipe.Open(recipe.Spec{Configs: cfgs, Disks: disks, VMID: *vmid, Storage: *storage}, append(opts, idOpts...)...)
+	if err != nil {
+		return recipeError(err)
+	}
+	defer pack.Close()
+	for _, k := range pack.Unattached {
+		fmt.Fprintf(s.err, "vmatool pack: warning: %s has no %s: line; qmrestore will restore the disk but not attach it\n", pveconf.ConfigName, k)
 	}
 
-	var cfgs []vma.Config
-	for _, p := range *configs {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		cfgs = append(cfgs, vma.Config{Name: filepath.Base(p), Data: data})
-	}
-	disks := make([]*openedDisk, len(paths))
-	defer closeDisks(disks)
-	drives := make([]pveconf.Drive, len(paths))
-	for i, p := range paths {
-		o := diskOptions{dataFile: extData[p], backing: backingMode(*noBacking, true)}
-		if !*quiet {
-			o.chain = func(line string) { fmt.Fprintln(s.err, line) }
-		}
-		if disks[i], err = openDiskWith(p, o); err != nil {
-			return err
-		}
-		key, dev, _ := pveconf.ParseDriveName(names[i])
-		drives[i] = pveconf.Drive{Key: key, DevName: dev, Storage: *storage, Format: "raw", Size: disks[i].disk.Size()}
-		names[i] = dev
-	}
-	cfgs, err = withMapLines(s, cfgs, drives, *vmid)
-	if err != nil {
-		return err
-	}
-
-	ctime, id, err := archiveIdentity(s, *uuidFlag, *ctimeFlag, fs.Changed("ctime"), cfgs, drives)
-	if err != nil {
-		return err
-	}
-	ps, err := newPackSpec(cfgs, names, disks, vma.WithUUID(id), vma.WithCtime(ctime))
-	if err != nil {
-		return err
-	}
-
-	dest, comp, err := packDestination(*out, *compress, *vmid, ctime)
+	dest, comp, err := packDestination(*out, *compress, pack)
 	if err != nil {
 		return err
 	}
 	var sink *archiveSink
 	if dest == "-" {
-		sink, err = newSink(s.out, comp, *level)
-	} else {
-		sink, err = fileSink(dest, *force, comp, *level)
-	}
-	if err != nil {
+		sink = &archiveSink{w: s.out}
+	} else if sink, err = fileSink(dest, *force); err != nil {
 		return err
 	}
-	m := newMeter(s, *quiet, "pack", ps.total)
-	err = ps.writeTo(ctx, sink, m)
+	m := newMeter(s, *quiet, "pack", pack.Size)
+	err = pack.WriteArchive(ctx, sink, comp, *level, m)
 	m.Finish()
 	if err != nil {
 		sink.abort()
@@ -157,129 +137,35 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	return nil
 }
 
-// parseDiskArgs splits [NAME=]PATH arguments. A prefix before '=' counts as
-// a name only if it is a drive name, so paths with '=' still work.
-// Unnamed disks take the lowest free scsiN.
-func parseDiskArgs(args []string) (names, paths []string, err error) {
-	used := map[string]bool{}
-	names = make([]string, len(args))
-	paths = make([]string, len(args))
-	for i, a := range args {
-		paths[i] = a
-		if k, p, ok := strings.Cut(a, "="); ok {
-			key, _, perr := pveconf.ParseDriveName(k)
-			if perr == nil {
-				if used[key] {
-					return nil, nil, usagef("disk name %s used twice", key)
-				}
-				names[i], paths[i], used[key] = key, p, true
-			} else if _, serr := os.Stat(a); serr != nil && !strings.Contains(k, "/") {
-				return nil, nil, usageError{perr.Error()} // a name, not part of a path
-			}
-		}
-		if paths[i] == "" {
-			return nil, nil, usagef("disk %q has an empty path", a)
-		}
-	}
-	next := 0
-	for i := range names {
-		if names[i] != "" {
-			continue
-		}
-		for used["scsi"+strconv.Itoa(next)] {
-			next++
-		}
-		names[i] = "scsi" + strconv.Itoa(next)
-		used[names[i]] = true
-	}
-	return names, paths, nil
-}
-
-// withMapLines makes sure qemu-server.conf exists and maps every disk.
-func withMapLines(s *streams, cfgs []vma.Config, drives []pveconf.Drive, vmid int) ([]vma.Config, error) {
-	for i, c := range cfgs {
-		if c.Name != pveconf.ConfigName {
-			continue
-		}
-		data, unattached := pveconf.EnsureMapLines(c.Data, drives)
-		for _, k := range unattached {
-			fmt.Fprintf(s.err, "vmatool pack: warning: %s has no %s: line; qmrestore will restore the disk but not attach it\n", pveconf.ConfigName, k)
-		}
-		cfgs[i].Data = data
-		return cfgs, nil
-	}
-	return append([]vma.Config{{Name: pveconf.ConfigName, Data: pveconf.Minimal(vmid, drives)}}, cfgs...), nil
-}
-
-// uuidNamespace scopes uuids derived from archive inputs.
-var uuidNamespace = uuid.MustParse("8f1f6c1e-3b0e-4c55-9a51-6f1b0e7e2a10")
-
-// archiveIdentity picks ctime and uuid: flags first, then
-// SOURCE_DATE_EPOCH (uuid derived from the inputs), then now and random.
-func archiveIdentity(s *streams, uuidFlag string, ctimeFlag int64, ctimeSet bool, cfgs []vma.Config, drives []pveconf.Drive) (time.Time, uuid.UUID, error) {
-	var id uuid.UUID
+// identityOptions maps --uuid, --ctime and, when epoch is true,
+// SOURCE_DATE_EPOCH to the recipe's identity options.
+func identityOptions(s *streams, uuidFlag string, ctimeFlag int64, ctimeSet, epoch bool) ([]recipe.Option, error) {
+	var opts []recipe.Option
 	if uuidFlag != "" {
-		var err error
-		if id, err = uuid.Parse(uuidFlag); err != nil {
-			return time.Time{}, id, usagef("--uuid %q: %v", uuidFlag, err)
+		id, err := uuid.Parse(uuidFlag)
+		if err != nil {
+			return nil, usagef("--uuid %q: %v", uuidFlag, err)
 		}
+		opts = append(opts, recipe.WithUUID(id))
 	}
-	epoch, haveEpoch := int64(0), false
-	if v := s.getenv("SOURCE_DATE_EPOCH"); v != "" {
+	if ctimeSet {
+		if ctimeFlag < 0 {
+			return nil, usagef("--ctime must not be negative")
+		}
+		opts = append(opts, recipe.WithCtime(time.Unix(ctimeFlag, 0)))
+	}
+	if v := s.getenv("SOURCE_DATE_EPOCH"); epoch && v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return time.Time{}, id, usagef("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
+			return nil, usagef("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
 		}
-		epoch, haveEpoch = n, true
+		opts = append(opts, recipe.WithSourceDateEpoch(time.Unix(n, 0)))
 	}
-	var ctime time.Time
-	switch {
-	case ctimeSet:
-		if ctimeFlag < 0 {
-			return time.Time{}, id, usagef("--ctime must not be negative")
-		}
-		ctime = time.Unix(ctimeFlag, 0)
-	case haveEpoch:
-		ctime = time.Unix(epoch, 0)
-	default:
-		ctime = s.now().Truncate(time.Second)
-	}
-	if uuidFlag == "" && haveEpoch && !ctimeSet {
-		id = derivedUUID(ctime, cfgs, drives)
-	} else if uuidFlag == "" {
-		id = uuid.New()
-	}
-	return ctime, id, nil
-}
-
-// derivedUUID hashes what goes into the header. Disk contents are not read
-// for it: the header is written before the data.
-func derivedUUID(ctime time.Time, cfgs []vma.Config, drives []pveconf.Drive) uuid.UUID {
-	h := sha256.New()
-	field := func(b []byte) {
-		binary.Write(h, binary.BigEndian, uint64(len(b)))
-		h.Write(b)
-	}
-	binary.Write(h, binary.BigEndian, ctime.Unix())
-	for _, c := range cfgs {
-		field([]byte(c.Name))
-		field(c.Data)
-	}
-	for _, d := range drives {
-		field([]byte(d.DevName))
-		binary.Write(h, binary.BigEndian, d.Size)
-	}
-	return uuid.NewSHA1(uuidNamespace, h.Sum(nil))
-}
-
-// vzdumpName is the file name vzdump gives a backup taken at t (local
-// time), which Proxmox's storage layer recognises as a VM backup.
-func vzdumpName(vmid int, t time.Time, comp vma.Compression) string {
-	return fmt.Sprintf("vzdump-qemu-%d-%s.vma%s", vmid, t.Local().Format("2006_01_02-15_04_05"), comp.Ext())
+	return opts, nil
 }
 
 // packDestination resolves OUT to a path (or "-") and a compression.
-func packDestination(out, compress string, vmid int, ctime time.Time) (string, vma.Compression, error) {
+func packDestination(out, compress string, pack *recipe.Pack) (string, vma.Compression, error) {
 	var comp vma.Compression
 	switch compress {
 	case "":
@@ -298,7 +184,7 @@ func packDestination(out, compress string, vmid int, ctime time.Time) (string, v
 		if comp == "" {
 			comp = vma.Zstd
 		}
-		return filepath.Join(out, vzdumpName(vmid, ctime, comp)), comp, nil
+		return filepath.Join(out, pack.Name(comp)), comp, nil
 	}
 	if comp == "" {
 		switch {

@@ -50,9 +50,9 @@ func (d *deployment) plan() string {
 	o := d.o
 	h, _ := parseHost(o.host)
 	var b strings.Builder
-	what := "pack " + d.env.src.path
-	if d.env.src.archive {
-		what = "send archive " + d.env.src.path
+	what := "pack " + d.env.src.Path
+	if d.env.src.Archive() {
+		what = "send archive " + d.env.src.Path
 	}
 	fmt.Fprintf(&b, "%s: %s", d.t.name, what)
 	dest := h.user + "@" + h.host

@@ -2,23 +2,19 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/vmatool/vmatool/internal/pveconf"
+	"github.com/vmatool/vmatool/internal/recipe"
 	"github.com/vmatool/vmatool/vma"
 )
 
 // deploySource is what deploy was given: an image to pack, or an archive
 // to send as it is.
 type deploySource struct {
-	path    string
-	archive bool
-	comp    vma.Compression // of an archive
-	size    int64           // file size
+	*recipe.Source
 	// decompress are the options for reading a compressed archive.
 	decompress []vma.DecompressOption
 }
@@ -26,32 +22,11 @@ type deploySource struct {
 // inspectSource tells an archive (compressed or not, by content) from an
 // image.
 func inspectSource(path string, opts ...vma.DecompressOption) (*deploySource, error) {
-	f, err := os.Open(path)
+	src, err := recipe.Identify(path, opts...)
 	if err != nil {
-		return nil, err
+		return nil, windowHint(err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	src := &deploySource{path: path, size: st.Size(), decompress: opts}
-	dr, comp, err := vma.Decompress(f, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, windowHint(err))
-	}
-	defer dr.Close()
-	head := make([]byte, 4)
-	n, err := io.ReadFull(dr, head)
-	switch {
-	case string(head[:n]) == "VMA\x00":
-		src.archive, src.comp = true, comp
-	case err != nil && err != io.EOF && err != io.ErrUnexpectedEOF:
-		return nil, fmt.Errorf("%s: %w", path, windowHint(err)) // the decompressor failed
-	case comp != vma.None:
-		return nil, fmt.Errorf("%s: a %s-compressed file that is not a VMA archive; give an image or an archive", path, comp)
-	}
-	return src, nil
+	return &deploySource{Source: src, decompress: opts}, nil
 }
 
 // outgoing is the archive one target receives: its name on the node and
@@ -68,14 +43,17 @@ type outgoing struct {
 // uncompressed is for --stream, where qmrestore reads a plain VMA. chain,
 // if set, is given the line that shows an image's backing chain.
 func prepareOutgoing(src *deploySource, o *deployOptions, now time.Time, uncompressed bool, chain func(string)) (*outgoing, error) {
-	if src.archive {
-		comp := src.comp
-		if uncompressed {
-			comp = vma.None
-		}
+	comp := vma.Zstd
+	if src.Archive() {
+		comp = src.Compression
+	}
+	if uncompressed {
+		comp = vma.None
+	}
+	if src.Archive() {
 		return &outgoing{
-			name:  vzdumpName(o.vmid, now, comp),
-			total: src.size,
+			name:  recipe.VzdumpName(o.vmid, now, comp),
+			total: src.Size,
 			close: func() {},
 			write: func(ctx context.Context, w io.Writer, p vma.Progress) error {
 				return copyArchive(src, w, uncompressed, p)
@@ -83,59 +61,44 @@ func prepareOutgoing(src *deploySource, o *deployOptions, now time.Time, uncompr
 		}, nil
 	}
 
-	disk, err := openDiskWith(src.path, diskOptions{dataFile: o.dataFile, backing: backingMode(o.noBacking, true), chain: chain})
-	if err != nil {
-		return nil, err
-	}
-	drive := pveconf.Drive{Key: "scsi0", DevName: pveconf.DevName("scsi0"), Storage: o.storage, Format: "raw", Size: disk.disk.Size()}
-	var conf []byte
+	spec := recipe.Spec{Disks: []recipe.Disk{{Name: "scsi0", Path: src.Path, DataFile: o.dataFile}}, VMID: o.vmid, Storage: o.storage}
 	if o.config != "" {
-		data, err := os.ReadFile(o.config)
+		cfgs, err := recipe.ReadConfigs(o.config)
 		if err != nil {
-			disk.close()
 			return nil, err
 		}
-		conf, _ = pveconf.EnsureMapLines(data, []pveconf.Drive{drive})
+		cfgs[0].Name = pveconf.ConfigName // whatever the file is called, it is the VM's config
+		spec.Configs = cfgs
 	} else {
-		conf = pveconf.Generate(o.vmid, o.vm, []pveconf.Drive{drive})
+		spec.VM = &o.vm
 	}
-	ps, err := newPackSpec([]vma.Config{{Name: pveconf.ConfigName, Data: conf}}, []string{drive.DevName}, []*openedDisk{disk},
-		vma.WithUUID(uuid.New()), vma.WithCtime(now))
+	opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(o.noBacking, true)), recipe.WithNow(now)}
+	if chain != nil {
+		opts = append(opts, recipe.WithChain(chain))
+	}
+	pack, err := recipe.Open(spec, opts...)
 	if err != nil {
-		disk.close()
-		return nil, err
-	}
-	comp := vma.Zstd
-	if uncompressed {
-		comp = vma.None
+		return nil, recipeError(err)
 	}
 	return &outgoing{
-		name:  vzdumpName(o.vmid, now, comp),
-		total: ps.total,
-		close: func() { disk.close() },
+		name:  pack.Name(comp),
+		total: pack.Size,
+		close: func() { pack.Close() },
 		write: func(ctx context.Context, w io.Writer, p vma.Progress) error {
-			sink, err := newSink(w, comp, o.level)
-			if err != nil {
-				return err
-			}
-			if err := ps.writeTo(ctx, sink, p); err != nil {
-				sink.abort()
-				return err
-			}
-			return sink.comp.Close()
+			return pack.WriteArchive(ctx, w, comp, o.level, p)
 		},
 	}, nil
 }
 
 // copyArchive sends an archive file, decompressing it for --stream.
 func copyArchive(src *deploySource, w io.Writer, uncompressed bool, p vma.Progress) error {
-	f, err := os.Open(src.path)
+	f, err := os.Open(src.Path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	var r io.Reader = progressReader{f, p}
-	if uncompressed && src.comp != vma.None {
+	if uncompressed && src.Compression != vma.None {
 		dr, _, err := vma.Decompress(r, src.decompress...)
 		if err != nil {
 			return err

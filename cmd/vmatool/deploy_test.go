@@ -79,7 +79,7 @@ func restoredDisk(t *testing.T, archive string) (disk []byte, conf string) {
 	}
 	d := r.Header().Devices[0]
 	tgt := &memFile{b: make([]byte, d.Size)}
-	if err := vma.Extract(context.Background(), r, map[int]io.WriterAt{d.ID: tgt}, vma.ExtractOptions{}); err != nil {
+	if err := vma.Extract(context.Background(), r, map[int]io.WriterAt{d.ID: tgt}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := r.Header().Config("qemu-server.conf")

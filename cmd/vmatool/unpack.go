@@ -97,7 +97,7 @@ func unpackArchive(ctx context.Context, a *archiveInput, job unpackJob) (err err
 		}
 		targets[d.ID] = f
 	}
-	if err := vma.Extract(ctx, a.reader, targets, vma.ExtractOptions{}); err != nil {
+	if err := vma.Extract(ctx, a.reader, targets); err != nil {
 		return a.wrap(err)
 	}
 	if err := set.commit(ctx); err != nil {

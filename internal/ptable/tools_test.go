@@ -139,7 +139,7 @@ start=2048, size=2MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI syst
 			}
 			qpath := path + ".qcow2"
 			run(t, dir, "", "qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", l.img, qpath)
-			img, err := qcow2.OpenFile(qpath, qcow2.Options{})
+			img, err := qcow2.Open(qpath)
 			if err != nil {
 				t.Fatal(err)
 			}
