@@ -286,6 +286,9 @@ func convertArchive(ctx context.Context, s *streams, o *convertOptions, src, dst
 			sinks[x.dev.ID] = x.sink
 		}
 		if err := convert.FromArchive(ctx, a.reader, sinks); err != nil {
+			if errors.Is(err, convert.ErrScattered) {
+				err = fmt.Errorf("%w; --cluster-size 64K (the archive's) needs no assembly", err)
+			}
 			return a.wrap(err)
 		}
 		for _, x := range outs {
