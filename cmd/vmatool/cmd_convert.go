@@ -26,9 +26,10 @@ Converts, like "qemu-img convert", between the formats vmatool knows:
                       .vma.lzo, or - for standard input) becomes an image.
                       DST is a folder, which gets disk-<devname>.qcow2 (or
                       .raw) for each disk; configs and the VM state are not
-                      written (unpack writes everything). With -d DEVICE,
-                      or when DST ends in .qcow2, .raw or .img and the
-                      archive has one disk, DST is that one image.
+                      written (unpack writes everything). With -d DEVICE
+                      (unless DST is a folder), or when DST ends in
+                      .qcow2, .raw or .img and the archive has one disk,
+                      DST is that one image.
   image -> image      a raw or qcow2 image becomes a qcow2 or raw image:
                       zero blocks become holes (raw) or unallocated
                       clusters (qcow2), qcow2 output can be compressed and

@@ -143,6 +143,16 @@ func imageFileName(d vma.Device, format string) string {
 	return strings.TrimSuffix(d.FileName(), ".raw") + "." + format
 }
 
+// isFolder reports whether DST names a folder: an existing one, or a
+// name ending in a slash.
+func isFolder(dst string) bool {
+	if strings.HasSuffix(dst, string(filepath.Separator)) {
+		return true
+	}
+	st, err := os.Stat(dst)
+	return err == nil && st.IsDir()
+}
+
 // countingWriterAt counts the bytes written through it.
 type countingWriterAt struct {
 	w io.WriterAt
@@ -182,7 +192,7 @@ func convertArchive(ctx context.Context, s *streams, o *convertOptions, src, dst
 	if err != nil {
 		return fmt.Errorf("%s: %w", a.name, err)
 	}
-	single := dst == "-" || o.device != "" || hasSuffix(dst, imageSuffixes...)
+	single := dst == "-" || hasSuffix(dst, imageSuffixes...) || (o.device != "" && !isFolder(dst))
 	if single && len(devs) != 1 {
 		var names []string
 		for _, d := range devs {

@@ -627,6 +627,13 @@ func TestConvertRefuses(t *testing.T) {
 		t.Errorf("over an existing folder: exit %d, %s", r.code, r.stderr)
 	}
 	vmatool(t, nil, nil, "convert", "-q", "--force", "-O", "qcow2", v02, folder).mustSucceed(t)
+	// -d into an existing folder: the folder gets that one disk.
+	one := filepath.Join(dir, "one")
+	os.Mkdir(one, 0o755)
+	vmatool(t, nil, nil, "convert", "-q", "-O", "raw", "-d", "scsi0", v02, one).mustSucceed(t)
+	if got := dirNames(t, one); strings.Join(got, " ") != "disk-drive-scsi0.raw" {
+		t.Errorf("-d into a folder wrote %v", got)
+	}
 	// A source that is a bad archive: one line, nothing left.
 	bad := filepath.Join(vectorDir, "e02-extent-md5.vma")
 	outDir := t.TempDir()
