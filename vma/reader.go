@@ -49,7 +49,8 @@ func WithLenientEnd() ReaderOption {
 // lacks clusters gives ErrMissingCluster instead of io.EOF. It also refuses
 // an unused (dev_id 0) slot with a mask (ErrUnusedSlot) and VM-state
 // clusters or blocks past the state's size (ErrBeyondEnd), both of which
-// Proxmox lets through.
+// Proxmox lets through. Made WithSalvage, it reads past damage instead and
+// reports it (Damage, Missing).
 type Reader struct {
 	r       io.Reader
 	opts    readerOptions

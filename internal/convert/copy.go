@@ -24,7 +24,9 @@ type dataMap interface {
 }
 
 // Progress receives the number of bytes of the disk processed since its
-// last call.
+// last call. A copy calls it from two goroutines (holes are counted as
+// they are skipped, data as it is written), so it must be safe for
+// concurrent use.
 type Progress interface {
 	Update(n int64)
 }
