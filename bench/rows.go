@@ -120,6 +120,22 @@ func rowTable() []row {
 			scratch: []string{"out16.vma.zst", "out2.vma.zst"}, vmaOut: "out16.vma.zst", refOut: "out2.vma.zst",
 		},
 		{
+			id: "convert-vma-qcow2", name: "convert .vma.zst → qcow2 (zstd)", refName: "unpack && qemu-img convert -c",
+			vmatool: "{vmatool} convert -q -c -d scsi0 {vma.zst} {w}/out.qcow2",
+			ref:     "{vmatool} unpack -q {vma.zst} {w}/u && qemu-img convert -c -O qcow2 -o compression_type=zstd {w}/u/disk-drive-scsi0.raw {w}/ref.qcow2",
+			inputs:  []string{"vma.zst"}, tools: []string{"qemu-img", "zstd"},
+			scratch: []string{"out.qcow2", "u", "ref.qcow2"}, vmaOut: "out.qcow2", refOut: "ref.qcow2",
+			goal: 0.5,
+		},
+		{
+			id: "convert-raw-qcow2", name: "convert raw → qcow2 (zstd)", refName: "qemu-img convert -c",
+			vmatool: "{vmatool} convert -q -c {img} {w}/out.qcow2",
+			ref:     "qemu-img convert -c -O qcow2 -o compression_type=zstd {img} {w}/ref.qcow2",
+			inputs:  []string{"img"}, tools: []string{"qemu-img"},
+			scratch: []string{"out.qcow2", "ref.qcow2"}, vmaOut: "out.qcow2", refOut: "ref.qcow2",
+			goal: 0.6,
+		},
+		{
 			id: "qcow2-decode", name: "pack qcow2 (zlib) → .vma", refName: "qemu-img convert -O raw",
 			vmatool: "{vmatool} pack -q -o {w}/T.vma {qcow2}",
 			ref:     "qemu-img convert -O raw {qcow2} {w}/T.raw",

@@ -46,10 +46,12 @@ type fileSpace struct {
 	stage    []byte
 	stageOff int64
 
-	base    int64    // the first host cluster of the refcount window
-	counts  []uint16 // refcounts of the window's clusters
-	blocks  []uint64 // file offsets of the refcount blocks written
-	scratch []byte   // one cluster, to encode a refcount block or table
+	base   int64    // the first host cluster of the refcount window
+	counts []uint16 // refcounts of the window's clusters
+	blocks []uint64 // file offsets of the refcount blocks written
+	// uncounted are blocks written but not yet counted themselves.
+	uncounted []int64
+	scratch   []byte // one cluster, to encode a refcount block or table
 }
 
 func (s *fileSpace) init(f WriterFile, cbits uint) {
@@ -196,7 +198,27 @@ func (s *fileSpace) readAt(b []byte, off int64) error {
 // count adds one reference to every host cluster of [off, off+n), which
 // are in the current refcount window or past it. Windows the count leaves
 // are complete, and their refcount blocks are written.
+//
+// A block lands at the end of the file, past the range being counted; it
+// is counted once the whole range is, since counting it first would close
+// the windows of the range's later clusters before they were counted (a
+// range can span several windows: with 512-byte clusters a window maps
+// only 128 KiB).
 func (s *fileSpace) count(off, n int64) error {
+	if err := s.countRange(off, n); err != nil {
+		return err
+	}
+	for len(s.uncounted) > 0 {
+		b := s.uncounted[0]
+		s.uncounted = s.uncounted[1:]
+		if err := s.countRange(b, s.cs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *fileSpace) countRange(off, n int64) error {
 	if n <= 0 {
 		return nil
 	}
@@ -215,9 +237,9 @@ func (s *fileSpace) count(off, n int64) error {
 }
 
 // closeWindow writes the refcount block of the current window at the end
-// of the file and moves to the next window, which the block itself is
-// counted in: it lies past every cluster the window counts. Compressed
-// clusters can no longer go into the window's clusters.
+// of the file and moves to the next window, where the block itself is
+// counted (see count): it lies past every cluster the window counts.
+// Compressed clusters can no longer go into the window's clusters.
 func (s *fileSpace) closeWindow() error {
 	off, err := s.reserve(s.cs)
 	if err != nil {
@@ -231,7 +253,8 @@ func (s *fileSpace) closeWindow() error {
 	if s.packOff>>s.cbits < s.base {
 		s.packOff, s.packEnd = 0, 0
 	}
-	return s.count(off, s.cs)
+	s.uncounted = append(s.uncounted, off)
+	return nil
 }
 
 // putBlock encodes the window's refcounts as the refcount block at off.

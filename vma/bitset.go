@@ -141,8 +141,12 @@ func (s *clusterSet) has(c uint32) bool {
 }
 
 // firstMissing returns the lowest cluster below n that was not seen, or n.
-func (s *clusterSet) firstMissing(n int64) int64 {
-	for c := int64(0); c < n; {
+func (s *clusterSet) firstMissing(n int64) int64 { return s.missingFrom(0, n) }
+
+// missingFrom returns the lowest cluster in [from, n) that was not seen,
+// or n.
+func (s *clusterSet) missingFrom(from, n int64) int64 {
+	for c := from; c < n; {
 		r := uint32(c >> 16)
 		if p := s.pages[r]; p != nil {
 			if i, ok := p.firstClear(int(c & 0xffff)); ok {
@@ -158,6 +162,34 @@ func (s *clusterSet) firstMissing(n int64) int64 {
 		c = int64(x.last) + 1
 	}
 	return n
+}
+
+// seenFrom returns the lowest cluster in [from, n) that was seen, or n.
+func (s *clusterSet) seenFrom(from, n int64) int64 {
+	if from >= n {
+		return n
+	}
+	c := uint32(from)
+	if _, ok := s.runAt(c); ok {
+		return from
+	}
+	best := n
+	if s.hasHot && int64(s.hot.first) > from {
+		best = min(best, int64(s.hot.first))
+	}
+	if x, ok := s.after(c); ok {
+		best = min(best, int64(x.first))
+	}
+	for r, p := range s.pages {
+		lo := int64(r) << 16
+		if lo+1<<16 <= from || lo >= best {
+			continue
+		}
+		if i, ok := p.firstSet(int(max(from-lo, 0))); ok {
+			best = min(best, lo+int64(i))
+		}
+	}
+	return best
 }
 
 // runAt returns the run that holds c.
@@ -342,6 +374,17 @@ func (p *clusterPage) setRange(a, b uint32) {
 func (p *clusterPage) firstClear(from int) (int, bool) {
 	for i := from; i < 65536; i += 64 - i&63 {
 		if w := ^p[i>>6] >> (i & 63); w != 0 {
+			return i + bits.TrailingZeros64(w), true
+		}
+	}
+	return 0, false
+}
+
+// firstSet returns the lowest marked cluster of the range at or above
+// from.
+func (p *clusterPage) firstSet(from int) (int, bool) {
+	for i := from; i < 65536; i += 64 - i&63 {
+		if w := p[i>>6] >> (i & 63); w != 0 {
 			return i + bits.TrailingZeros64(w), true
 		}
 	}

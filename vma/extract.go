@@ -31,7 +31,9 @@ const extractBuffers = 3
 // to the device size ends up sparse. Devices without a target are skipped:
 // their data is read past and they are not checked for completeness. It
 // returns nil only when the archive was complete and valid, its names
-// included (Header.CheckNames), as Verify would find it.
+// included (Header.CheckNames), as Verify would find it; or, for a Reader
+// made WithSalvage, when it has written what survived: Missing and Damage
+// then say what did not.
 func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, options ...ExtractOption) error {
 	var opts extractOptions
 	for _, o := range options {
@@ -59,7 +61,7 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, option
 			continue
 		}
 		if _, ok := targets[id]; !ok {
-			r.devs[id].skip = true
+			r.SkipDevice(id)
 		}
 	}
 

@@ -19,6 +19,7 @@ type ReaderOption func(*readerOptions) error
 
 type readerOptions struct {
 	lenientEnd bool
+	salvage    bool
 }
 
 // WithLenientEnd accepts mask bits for blocks past a device's end, which
@@ -36,7 +37,8 @@ func WithLenientEnd() ReaderOption {
 // lacks clusters gives ErrMissingCluster instead of io.EOF. It also refuses
 // an unused (dev_id 0) slot with a mask (ErrUnusedSlot) and VM-state
 // clusters or blocks past the state's size (ErrBeyondEnd), both of which
-// Proxmox lets through.
+// Proxmox lets through. Made WithSalvage, it reads past damage instead and
+// reports it (Damage, Missing).
 type Reader struct {
 	r       io.Reader
 	opts    readerOptions
@@ -47,6 +49,10 @@ type Reader struct {
 	started bool
 	buf     []byte
 	ext     Extent
+
+	salv      *salvageState // set by WithSalvage
+	failStage int           // where the last readExtent failed
+	failSize  int64         // the failed extent's length, for failSlots
 }
 
 type deviceState struct {
@@ -98,6 +104,10 @@ func NewReader(r io.Reader, opts ...ReaderOption) (*Reader, error) {
 	}
 	rd.hdr = h
 	rd.off = h.Size
+	if rd.opts.salvage {
+		rd.salv = &salvageState{in: &pushback{r: r}}
+		rd.r = rd.salv.in
+	}
 	for _, d := range h.Devices {
 		rd.devs[d.ID] = &deviceState{dev: d, clusters: d.Clusters()}
 	}
@@ -151,6 +161,22 @@ func (r *Reader) Header() *Header { return r.hdr }
 // Offset returns how many archive bytes have been consumed.
 func (r *Reader) Offset() int64 { return r.off }
 
+// SkipDevice makes the reader read past device id's data without keeping
+// track of it: its clusters are not checked for completeness, and Next
+// still returns them. It must be called before the first Next; converters
+// that want only some devices use it, as Extract does for devices without
+// a target.
+func (r *Reader) SkipDevice(id int) error {
+	if r.started {
+		return fmt.Errorf("vma: SkipDevice after Next: %w", ErrOrder)
+	}
+	if id < 0 || id > 255 || r.devs[id] == nil {
+		return fmt.Errorf("vma: no device with id %d: %w", id, ErrUnknownDevice)
+	}
+	r.devs[id].skip = true
+	return nil
+}
+
 // StoredBytes returns the bytes of stored (non-zero) blocks read so far for
 // device id.
 func (r *Reader) StoredBytes(id int) int64 {
@@ -181,10 +207,29 @@ const discardChunk = 128 << 10
 // next reads one extent into *bufp, growing it as needed (never beyond one
 // maximal extent), and fills ext with clusters that point into it. Without
 // keep, the data blocks are still read, in small pieces, but not kept:
-// clusters then have no Data.
+// clusters then have no Data. A salvaging Reader (WithSalvage) reads past
+// damage here instead of failing.
 func (r *Reader) next(bufp *[]byte, ext *Extent, keep bool) error {
 	r.started = true
+	if r.salv != nil {
+		return r.salvageNext(bufp, ext, keep)
+	}
+	return r.readExtent(bufp, ext, keep)
+}
+
+// Where readExtent failed, for a salvaging Reader to decide how to go on.
+const (
+	failEnd    = iota // the stream ended or broke: nothing more can be read
+	failHeader        // the extent header is bad: its length is unknown
+	failSlots         // the header is sound but its slots break the rules
+	failBody          // the stream ended inside the extent's data
+)
+
+// readExtent reads the extent at r.off. On failure it sets r.failStage
+// (and r.failSize for failSlots) to say how far it got.
+func (r *Reader) readExtent(bufp *[]byte, ext *Extent, keep bool) error {
 	off := r.off
+	r.failStage = failEnd
 	if cap(*bufp) < extentHeaderSize {
 		*bufp = make([]byte, extentHeaderSize)
 	}
@@ -196,6 +241,7 @@ func (r *Reader) next(bufp *[]byte, ext *Extent, keep bool) error {
 	if err != nil {
 		return readErr(off+int64(n), err, ErrShortExtent, "extent header ends after %d of 512 bytes", n)
 	}
+	r.failStage = failHeader
 	h, err := parseExtentHeader(buf, r.hdr.UUID, off)
 	if err != nil {
 		return err
@@ -237,14 +283,59 @@ func (r *Reader) next(bufp *[]byte, ext *Extent, keep bool) error {
 		n, err := io.ReadFull(r.r, chunk)
 		got += n
 		if err != nil {
-			return readErr(off+int64(got), err, ErrShortExtent,
+			err = readErr(off+int64(got), err, ErrShortExtent,
 				"extent at offset %d needs %d bytes, stream ends after %d", off, size, got)
+			r.failStage = failBody
+			if r.salv != nil {
+				// The clusters whose data arrived whole are intact: the
+				// header that places them passed its checksum.
+				if r.takeSlots(&h, off, body, got-extentHeaderSize, ext) == nil {
+					ext.Offset, ext.Size = off, int64(got)
+					r.off += int64(got)
+				} else {
+					ext.Clusters = ext.Clusters[:0]
+				}
+			}
+			return err
 		}
 	}
+	r.failStage, r.failSize = failSlots, int64(size)
+	if err := r.takeSlots(&h, off, body, size-extentHeaderSize, ext); err != nil {
+		return err
+	}
 	ext.Offset, ext.Size = off, int64(size)
-	ext.Clusters = ext.Clusters[:0]
+	r.off += int64(size)
+	return nil
+}
+
+// takeSlots checks the slots of extent h whose data lies within the first
+// avail bytes of its body, and only if all pass records them and lists
+// them in ext: an extent is taken whole or not at all, so a salvaging
+// Reader that skips it has recorded none of its clusters. body is nil
+// when the data is not kept.
+func (r *Reader) takeSlots(h *extentHeader, off int64, body []byte, avail int, ext *Extent) error {
+	// The slots to take, up to the first whose data is cut off.
+	last := len(h.info)
 	pos := 0
 	for i, bi := range h.info {
+		if bi.devID() == 0 {
+			continue
+		}
+		n := countBlocks(bi.mask()) * BlockSize
+		if pos+n > avail {
+			last = i
+			break
+		}
+		pos += n
+	}
+	// vmstate clusters must follow each other; vmNext tracks each VM state
+	// device met in this extent, as recording would advance it.
+	type vmCursor struct {
+		id   uint8
+		next uint32
+	}
+	vmNext := make([]vmCursor, 0, 2)
+	for i, bi := range h.info[:last] {
 		id := bi.devID()
 		if id == 0 {
 			continue
@@ -254,43 +345,87 @@ func (r *Reader) next(bufp *[]byte, ext *Extent, keep bool) error {
 		if d == nil {
 			return formatErr(slotOff, ErrUnknownDevice, "slot %d names dev_id %d, which the header does not define", i, id)
 		}
-		mask, c := bi.mask(), bi.cluster()
-		n := bits.OnesCount16(mask) * BlockSize
-		var data []byte
-		if keep {
-			data = body[pos : pos+n]
-		}
-		pos += n
 		if d.skip {
 			continue
 		}
-		if err := r.account(d, c, mask, slotOff); err != nil {
+		c := bi.cluster()
+		if d.dev.IsVMState() {
+			k := 0
+			for k < len(vmNext) && vmNext[k].id != id {
+				k++
+			}
+			if k == len(vmNext) {
+				vmNext = append(vmNext, vmCursor{id, d.vmNext})
+			}
+			if err := r.checkVMState(c, vmNext[k].next, slotOff); err != nil {
+				return err
+			}
+			vmNext[k].next = c + 1
+		}
+		// A cluster met earlier in this extent is not recorded yet.
+		again := false
+		for _, prev := range h.info[:i] {
+			if prev.devID() == id && prev.cluster() == c {
+				again = true
+				break
+			}
+		}
+		if err := r.account(d, c, bi.mask(), again, slotOff); err != nil {
 			return err
+		}
+	}
+	ext.Clusters = ext.Clusters[:0]
+	pos = 0
+	for _, bi := range h.info[:last] {
+		id := bi.devID()
+		if id == 0 {
+			continue
+		}
+		mask, c := bi.mask(), bi.cluster()
+		n := countBlocks(mask) * BlockSize
+		var data []byte
+		if body != nil {
+			data = body[pos : pos+n]
+		}
+		pos += n
+		d := r.devs[id]
+		if d.skip {
+			continue
+		}
+		if d.dev.IsVMState() {
+			d.vmNext = c + 1
+		}
+		if !d.dev.IsVMState() || r.salv != nil {
+			d.seen.add(c)
 		}
 		d.stored += int64(n)
 		ext.Clusters = append(ext.Clusters, Cluster{Device: int(id), Index: c, Mask: mask, Data: data})
 	}
-	r.off += int64(size)
 	return nil
 }
 
-// account applies the per-cluster rules of restore_extent, plus an end
-// check for mask-0 clusters that C only catches by accident. The VM state
-// gets the end checks too, which C leaves out (its max_sector is
-// unlimited): its size is the size of vmstate.bin, and data past it would
-// be dropped without a word.
-func (r *Reader) account(d *deviceState, c uint32, mask uint16, slotOff int64) error {
-	vmstate := d.dev.IsVMState()
-	if vmstate {
-		if c != d.vmNext {
-			return formatErr(slotOff, ErrVMStateOrder, "vmstate cluster %d, expected %d", c, d.vmNext)
-		}
-		d.vmNext++
+// checkVMState applies the order rule of the VM state: its clusters come
+// in sequence from 0. A salvaging Reader accepts gaps, which are the
+// clusters of damaged extents.
+func (r *Reader) checkVMState(c, next uint32, slotOff int64) error {
+	if c == next || (r.salv != nil && c > next) {
+		return nil
 	}
+	return formatErr(slotOff, ErrVMStateOrder, "vmstate cluster %d, expected %d", c, next)
+}
+
+// account checks one cluster against the rules of restore_extent, plus an
+// end check for mask-0 clusters that C only catches by accident. The VM
+// state gets the end checks too, which C leaves out (its max_sector is
+// unlimited): its size is the size of vmstate.bin, and data past it would
+// be dropped without a word. It records nothing; again says the cluster
+// came earlier in the same extent. The VM state's order rule
+// (checkVMState) makes duplicates of it impossible.
+func (r *Reader) account(d *deviceState, c uint32, mask uint16, again bool, slotOff int64) error {
 	if int64(c) >= d.clusters {
 		return formatErr(slotOff, ErrBeyondEnd, "cluster %d of %s, which has %d clusters", c, d.dev.Name, d.clusters)
 	}
-	if !vmstate && !d.seen.add(c) {
+	if !d.dev.IsVMState() && (again || d.seen.has(c)) {
 		return formatErr(slotOff, ErrDuplicateCluster, "cluster %d of %s appears twice", c, d.dev.Name)
 	}
 	if !r.opts.lenientEnd {
@@ -306,6 +441,9 @@ func (r *Reader) account(d *deviceState, c uint32, mask uint16, slotOff int64) e
 }
 
 func (r *Reader) checkComplete() error {
+	if r.salv != nil {
+		return io.EOF // what is missing is reported, not refused
+	}
 	for _, d := range r.devs {
 		if d == nil || d.skip || d.dev.IsVMState() || d.seen.count == d.clusters {
 			continue

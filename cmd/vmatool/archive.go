@@ -21,6 +21,12 @@ type archiveInput struct {
 // openArchive opens path ("-" reads stdin). The meter counts input bytes,
 // so for a compressed archive it measures progress through the file.
 func openArchive(s *streams, path string, quiet bool, label string, opts ...vma.DecompressOption) (*archiveInput, error) {
+	return openArchiveWith(s, path, quiet, label, nil, opts...)
+}
+
+// openArchiveWith is openArchive with options for the reader, such as
+// vma.WithSalvage.
+func openArchiveWith(s *streams, path string, quiet bool, label string, readerOpts []vma.ReaderOption, opts ...vma.DecompressOption) (*archiveInput, error) {
 	a := &archiveInput{name: path}
 	var in io.Reader = s.in
 	var total int64
@@ -45,7 +51,7 @@ func openArchive(s *streams, path string, quiet bool, label string, opts ...vma.
 	}
 	a.comp = comp
 	a.closers = append([]io.Closer{dr}, a.closers...)
-	r, err := vma.NewReader(dr)
+	r, err := vma.NewReader(dr, readerOpts...)
 	if err != nil {
 		a.Close()
 		return nil, a.wrap(err)

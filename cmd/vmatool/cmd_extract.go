@@ -53,5 +53,5 @@ func runExtract(ctx context.Context, s *streams, args []string) error {
 	if *verbose {
 		job.verbose = s.out
 	}
-	return unpackArchive(ctx, a, job)
+	return unpackArchive(ctx, a, &job)
 }

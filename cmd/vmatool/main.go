@@ -27,6 +27,7 @@ const (
 	exitOK          = 0
 	exitError       = 1 // bad input, failed verification, I/O errors
 	exitUsage       = 2
+	exitPartial     = 3   // --partial: the outputs are written, but data was missing
 	exitInterrupted = 130 // SIGINT or SIGTERM; partial outputs removed
 	exitBrokenPipe  = 141 // standard output closed early; silent, as cat (128+SIGPIPE)
 )
@@ -184,7 +185,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, "\nRun 'vmatool COMMAND --help' for a command's options and examples.\n")
-	fmt.Fprint(w, "\nEXIT STATUS:\n  0 ok, 1 error (bad input, failed check, I/O error), 2 usage error.\n"+exitStatusHelp)
+	fmt.Fprint(w, "\nEXIT STATUS:\n  0 ok, 1 error (bad input, failed check, I/O error), 2 usage error,\n  3 salvaged in part (unpack or convert --partial: outputs written, data missing).\n"+exitStatusHelp)
 }
 
 // limitMemory keeps the heap close to what is live. vmatool's pipelines
@@ -217,6 +218,10 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 // errSilent means the command already reported the failure.
 var errSilent = errors.New("failure already reported")
 
+// errPartial means a salvage (--partial) wrote its outputs but data was
+// missing from the archive; the command has said what.
+var errPartial = errors.New("partial outputs written")
+
 func exitCode(s *streams, name string, err error) int {
 	var ue usageError
 	switch {
@@ -234,6 +239,8 @@ func exitCode(s *streams, name string, err error) int {
 		return exitInterrupted
 	case errors.Is(err, errSilent):
 		return exitError
+	case errors.Is(err, errPartial):
+		return exitPartial // the command has listed what is missing
 	}
 	fmt.Fprintf(s.err, "vmatool %s: %s\n", name, oneLine(err.Error()))
 	return exitError

@@ -221,7 +221,8 @@ type outFile struct {
 	state outputState
 }
 
-// createOutput creates a temporary file beside final.
+// createOutput creates a temporary file beside final. It is open for
+// reading too: a qcow2 writer reads back what it wrote early.
 func createOutput(final string, force bool) (*outFile, error) {
 	if !force {
 		if _, err := os.Lstat(final); err == nil {
@@ -231,7 +232,7 @@ func createOutput(final string, force bool) (*outFile, error) {
 	var f *os.File
 	avoid := map[string]bool{filepath.Base(final): true}
 	tmp, err := freshName(filepath.Dir(final), avoid, func(p string) (err error) {
-		f, err = os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		f, err = os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 		return err
 	})
 	if err != nil {
@@ -489,14 +490,15 @@ func (e *outputConflict) Unwrap() error { return e.err }
 // path is where the output name is being written.
 func (s *outputSet) path(name string) string { return filepath.Join(s.newDir, name) }
 
-// create creates the output name in the staging folder.
+// create creates the output name in the staging folder, open for reading
+// and writing, as createOutput's.
 func (s *outputSet) create(name string) (*os.File, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != outputOpen {
 		return nil, errAbandoned
 	}
-	f, err := os.OpenFile(s.path(name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(s.path(name), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}

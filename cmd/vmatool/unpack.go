@@ -21,13 +21,19 @@ type unpackJob struct {
 	mustBeNew bool
 	verbose   io.Writer // DEVINFO and summary lines, or nil
 	warn      io.Writer // warnings, such as an undo that failed
+	// partial salvages a damaged archive (its reader must be made with
+	// vma.WithSalvage): the outputs are committed with holes where data
+	// is missing, and salvage says what.
+	partial bool
+	salvage *salvageResult
 }
 
 // unpackArchive writes every config and the selected devices of a into
 // job.dir, as one outputSet: they appear only if the whole archive was
 // valid and complete; otherwise nothing is left behind, including the
-// folders it created.
-func unpackArchive(ctx context.Context, a *archiveInput, job unpackJob) (err error) {
+// folders it created. With job.partial they appear once the archive has
+// been read as far as it goes, and job.salvage lists what was missing.
+func unpackArchive(ctx context.Context, a *archiveInput, job *unpackJob) (err error) {
 	h := a.reader.Header()
 	selected, err := selectDevices(h, job.devices)
 	if err != nil {
@@ -99,6 +105,9 @@ func unpackArchive(ctx context.Context, a *archiveInput, job unpackJob) (err err
 	}
 	if err := vma.Extract(ctx, a.reader, targets); err != nil {
 		return a.wrap(err)
+	}
+	if job.partial {
+		job.salvage = collectSalvage(a.reader, nil)
 	}
 	if err := set.commit(ctx); err != nil {
 		return err
