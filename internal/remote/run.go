@@ -67,7 +67,7 @@ func (c *Client) run(ctx context.Context, name string, cmd []string, stdin io.Re
 	if stderr != nil {
 		errOut = io.MultiWriter(tail, stderr)
 	}
-	pid := &pidSniffer{w: errOut}
+	pid := &pidSniffer{w: errOut, known: make(chan struct{})}
 	sess.Stdout = stdout
 	sess.Stderr = pid
 	var stdinPipe io.WriteCloser
@@ -113,6 +113,15 @@ func (c *Client) run(ctx context.Context, name string, cmd []string, stdin io.Re
 	case <-ctx.Done():
 		abortErr = fmt.Errorf("remote: %s: %w", name, context.Cause(ctx))
 	case abortErr = <-readFailed:
+	}
+	// The command must be killed before the session closes: closing it
+	// ends the command's stdin, which it would take for the end of good
+	// input. Its pid arrives first thing on stderr; wait for it if the
+	// abort came sooner.
+	select {
+	case <-pid.known:
+	case <-waitDone:
+	case <-time.After(killTimeout):
 	}
 	if p := pid.get(); p > 0 {
 		c.kill(p)
@@ -186,11 +195,12 @@ func (r *recordingWriter) Write(p []byte) (int, error) {
 // pidSniffer takes the wrapper's PID line off the front of standard error
 // and passes everything else on.
 type pidSniffer struct {
-	w    io.Writer
-	mu   sync.Mutex
-	pid  int
-	head []byte // the first line, while incomplete
-	seen bool   // the first line has been handled
+	w     io.Writer
+	mu    sync.Mutex
+	pid   int
+	head  []byte        // the first line, while incomplete
+	seen  bool          // the first line has been handled
+	known chan struct{} // closed once the first line has been handled
 }
 
 func (s *pidSniffer) Write(p []byte) (int, error) {
@@ -207,6 +217,7 @@ func (s *pidSniffer) Write(p []byte) (int, error) {
 		return n, nil
 	}
 	s.seen = true
+	close(s.known)
 	rest := s.head
 	if i >= 0 {
 		if v, ok := bytes.CutPrefix(s.head[:i], []byte(pidMarker)); ok {
