@@ -1,13 +1,19 @@
 package remote
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
 	"slices"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -34,13 +40,35 @@ func hostKeyCheck(files []string, insecure bool, addr string) (ssh.HostKeyCallba
 	if err != nil {
 		return nil, nil, fmt.Errorf("remote: reading known_hosts: %w", err)
 	}
+	marks, err := readMarkers(present)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Plain keys go to knownhosts; certificates are checked against the
+	// @cert-authority lines here, because knownhosts matches a wildcard
+	// pattern such as "*" only on port 22, where OpenSSH matches it
+	// against "[host]:port" and so on every port.
+	checker := &ssh.CertChecker{
+		IsHostAuthority: marks.isAuthority,
+		HostKeyFallback: db,
+	}
 	file := files[0]
 	check := func(hostname string, remoteAddr net.Addr, key ssh.PublicKey) error {
-		err := db(hostname, remoteAddr, key)
+		if cert, ok := key.(*ssh.Certificate); ok {
+			if marks.isRevoked(cert.Key) || marks.isRevoked(cert.SignatureKey) {
+				return &HostKeyError{Err: ErrHostKeyRevoked, Host: hostname, Key: cert.Key, KnownHostsFile: file}
+			}
+			if !marks.isAuthority(cert.SignatureKey, hostname) {
+				// As ssh does: a certificate from a CA not trusted for
+				// this host is only as good as its plain key.
+				key = cert.Key
+			}
+		}
+		hkErr := &HostKeyError{Host: hostname, Key: key, KnownHostsFile: file}
+		err := checker.CheckHostKey(hostname, remoteAddr, key)
 		if err == nil {
 			return nil
 		}
-		hkErr := &HostKeyError{Host: hostname, Key: key, KnownHostsFile: file}
 		var keyErr *knownhosts.KeyError
 		var revoked *knownhosts.RevokedError
 		switch {
@@ -59,7 +87,7 @@ func hostKeyCheck(files []string, insecure bool, addr string) (ssh.HostKeyCallba
 		return hkErr
 	}
 	algos := knownAlgorithms(db, addr)
-	if trustsAuthorityFor(db, present, addr) {
+	if marks.hasAuthorityFor(addr) {
 		algos = append(slices.Clone(certAlgorithms), algos...)
 	}
 	return check, algos, nil
@@ -72,72 +100,114 @@ var certAlgorithms = []string{
 	ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01, ssh.CertAlgoRSAv01,
 }
 
-// trustsAuthorityFor reports whether an @cert-authority line of files
-// applies to addr. Asking for certificates only then matters: a server
-// whose certificate comes from a CA not trusted for it would otherwise
-// fail the check even though its plain key is on record.
-//
-// knownhosts keeps its matching rules (wildcards, negation, hashed names,
-// [host]:port) to itself, so each CA key is put to the database in a
-// certificate with a bogus signature: for a CA not trusted for addr the
-// database refuses before it looks at the signature, with the same error
-// as for a key no file names, which a throwaway CA yields.
-func trustsAuthorityFor(db ssh.HostKeyCallback, files []string, addr string) bool {
-	var cas []ssh.PublicKey
+// markedLine is an @cert-authority or @revoked line of a known_hosts file.
+type markedLine struct {
+	patterns []string
+	key      ssh.PublicKey
+}
+
+// markers are the marked lines of the known_hosts files.
+type markers struct {
+	authorities []markedLine
+	revoked     []ssh.PublicKey
+}
+
+func readMarkers(files []string) (markers, error) {
+	var m markers
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			continue
+			return m, fmt.Errorf("remote: reading known_hosts: %w", err)
 		}
-		for len(data) > 0 {
-			marker, _, key, _, rest, err := ssh.ParseKnownHosts(data)
-			if err != nil {
+		for {
+			marker, hosts, key, _, rest, err := ssh.ParseKnownHosts(data)
+			if err == io.EOF {
 				break
 			}
-			if marker == "cert-authority" {
-				cas = append(cas, key)
+			if err != nil {
+				// knownhosts.New read the same file without complaint.
+				return m, fmt.Errorf("remote: reading known_hosts %s: %w", f, err)
+			}
+			switch marker {
+			case "cert-authority":
+				m.authorities = append(m.authorities, markedLine{patterns: hosts, key: key})
+			case "revoked":
+				m.revoked = append(m.revoked, key)
 			}
 			data = rest
 		}
 	}
-	if len(cas) == 0 {
-		return false
-	}
-	untrusted := probeKey()
-	hostKey := probeKey()
-	if untrusted == nil || hostKey == nil {
-		return false
-	}
-	probe := func(ca ssh.PublicKey) string {
-		cert := &ssh.Certificate{
-			Key: hostKey, CertType: ssh.HostCert, ValidBefore: ssh.CertTimeInfinity,
-			SignatureKey: ca, Signature: &ssh.Signature{Format: ca.Type(), Blob: []byte{0}},
-		}
-		if err := db(addr, &net.TCPAddr{}, cert); err != nil {
-			return err.Error()
-		}
-		return ""
-	}
-	refused := probe(untrusted)
-	for _, ca := range cas {
-		if probe(ca) != refused {
+	return m, nil
+}
+
+// hasAuthorityFor reports whether some CA is trusted for addr. Asking for
+// certificates only then matters: a server whose certificate comes from
+// a CA not trusted for it would otherwise fail the check even though its
+// plain key is on record.
+func (m markers) hasAuthorityFor(addr string) bool {
+	for _, a := range m.authorities {
+		if a.matches(addr) {
 			return true
 		}
 	}
 	return false
 }
 
-// probeKey returns a throwaway public key, or nil if none can be made.
-func probeKey() ssh.PublicKey {
-	pub, _, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		return nil
+func (m markers) isAuthority(key ssh.PublicKey, addr string) bool {
+	for _, a := range m.authorities {
+		if bytes.Equal(a.key.Marshal(), key.Marshal()) && a.matches(addr) {
+			return true
+		}
 	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return nil
+	return false
+}
+
+func (m markers) isRevoked(key ssh.PublicKey) bool {
+	for _, k := range m.revoked {
+		if bytes.Equal(k.Marshal(), key.Marshal()) {
+			return true
+		}
 	}
-	return k
+	return false
+}
+
+// matches applies a line's host patterns to addr as OpenSSH does: to
+// "host", or "[host]:port" off port 22, in lower case; a pattern may be
+// hashed (|1|salt|hash), use * and ?, or be negated with !, which rules
+// the host out.
+func (l markedLine) matches(addr string) bool {
+	host := strings.ToLower(knownhosts.Normalize(addr))
+	found := false
+	for _, p := range l.patterns {
+		if strings.HasPrefix(p, "|1|") {
+			found = found || hashedMatch(p, host)
+			continue
+		}
+		p, negated := strings.CutPrefix(p, "!")
+		if globMatch(strings.ToLower(p), host) {
+			if negated {
+				return false
+			}
+			found = true
+		}
+	}
+	return found
+}
+
+// hashedMatch checks a hashed known_hosts name: |1|base64(salt)|base64(HMAC-SHA1(salt, host)).
+func hashedMatch(pattern, host string) bool {
+	parts := strings.Split(pattern, "|")
+	if len(parts) != 4 {
+		return false
+	}
+	salt, err1 := base64.StdEncoding.DecodeString(parts[2])
+	want, err2 := base64.StdEncoding.DecodeString(parts[3])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	mac := hmac.New(sha1.New, salt)
+	mac.Write([]byte(host))
+	return hmac.Equal(mac.Sum(nil), want)
 }
 
 // unknownHostAlgorithms is OpenSSH's order of preference, used for hosts
@@ -152,8 +222,12 @@ var unknownHostAlgorithms = []string{
 // knownAlgorithms asks the known_hosts database which key types it holds
 // for addr, by offering a throwaway key and reading the mismatch report.
 func knownAlgorithms(db ssh.HostKeyCallback, addr string) []string {
-	probe := probeKey()
-	if probe == nil {
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return unknownHostAlgorithms
+	}
+	probe, err := ssh.NewPublicKey(pub)
+	if err != nil {
 		return unknownHostAlgorithms
 	}
 	var keyErr *knownhosts.KeyError

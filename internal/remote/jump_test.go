@@ -189,6 +189,9 @@ func TestDialJumpHostKeys(t *testing.T) {
 			s.home.write(".ssh/known_hosts", tt.knownHosts(s)+"\n")
 			cfg := s.config(t, remote.Config{Host: "pve1", InsecureIgnoreHostKey: tt.insecure})
 			c, err := remote.Dial(context.Background(), cfg)
+			if err == nil {
+				t.Cleanup(func() { c.Close() })
+			}
 			if reached := len(s.jump.Forwards()) > 0; reached != tt.wantReach {
 				t.Errorf("jump host forwarded: %v, want %v", reached, tt.wantReach)
 			}
@@ -196,7 +199,6 @@ func TestDialJumpHostKeys(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Dial: %v", err)
 				}
-				defer c.Close()
 				if got := output(t, c, "which-node"); got != "target" {
 					t.Errorf("command ran on %q", got)
 				}

@@ -415,11 +415,12 @@ func (s *Server) start(t testing.TB) error {
 	}
 }
 
-// stop ends the listener and every connection it spawned.
+// stop ends the listener and every connection it spawned. The
+// connections go before the wait: they share sshd's log pipe, so Wait
+// would not return while a client still held one open.
 func (s *Server) stop() {
 	kids := descendants(s.cmd.Process.Pid)
 	s.cmd.Process.Kill()
-	<-s.done
 	for _, pid := range kids {
 		if comm(pid) == "sshd" {
 			if p, err := os.FindProcess(pid); err == nil {
@@ -427,6 +428,7 @@ func (s *Server) stop() {
 			}
 		}
 	}
+	<-s.done
 }
 
 // banner reports whether an SSH server answers on addr.
