@@ -128,8 +128,11 @@ func contextError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		// The socket deadline is the context's; report it as such.
+	// The socket deadline is the context's; report it as such. Behind a
+	// jump host the deadline shows only as the tunnel closing, and may do
+	// so a moment before the context's own timer fires.
+	dl, ok := ctx.Deadline()
+	if errors.Is(err, os.ErrDeadlineExceeded) || ok && !time.Now().Before(dl) {
 		return context.DeadlineExceeded
 	}
 	return nil

@@ -35,7 +35,7 @@ type jumpSetup struct {
 func newJumpSetup(t *testing.T) *jumpSetup {
 	t.Helper()
 	s := &jumpSetup{target: sshtest.Start(t), home: newSSHHome(t)}
-	s.jump = sshtest.StartJump(t, s.target)
+	s.jump = sshtest.StartJump(t, s.target.Addr)
 	// Each stand-in says which server ran it.
 	s.target.AddCommand(t, "which-node", "echo target")
 	s.jump.AddCommand(t, "which-node", "echo jump")
@@ -226,8 +226,8 @@ func TestDialJumpHostKeys(t *testing.T) {
 
 func TestDialJumpChain(t *testing.T) {
 	target := sshtest.Start(t)
-	inner := sshtest.StartJump(t, target)
-	outer := sshtest.StartJump(t, inner)
+	inner := sshtest.StartJump(t, target.Addr)
+	outer := sshtest.StartJump(t, inner.Addr)
 	target.AddCommand(t, "which-node", "echo target")
 	h := newSSHHome(t)
 	h.write(".ssh/known_hosts", target.KnownHostsLine+"\n"+inner.KnownHostsLine+"\n"+outer.KnownHostsLine+"\n")
@@ -393,4 +393,80 @@ func TestDialIdentitiesOnly(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestDialJumpFailures(t *testing.T) {
+	// A target that accepts and then says nothing: the handshake through
+	// the jump host hangs until the context ends it.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	elsewhere := sshtest.Start(t) // not a target the jump host forwards to
+	jump := sshtest.StartJump(t, silent.Addr().String())
+	jc := jump.Config()
+	hop := remote.Hop{User: jc.User, Host: jc.Host, Port: jc.Port, IdentityFiles: jc.IdentityFiles, KnownHostsFile: jc.KnownHostsFile}
+	keyFile, _ := newKeyFile(t, "")
+
+	t.Run("context ends a handshake behind the jump host", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := remote.Dial(ctx, remote.Config{
+			User: "root", Host: "127.0.0.1", Port: silent.Addr().(*net.TCPAddr).Port,
+			IdentityFiles: []string{keyFile}, InsecureIgnoreHostKey: true, Jumps: []remote.Hop{hop},
+		})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Dial error = %v, want deadline exceeded", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("Dial took %v after its context ended", d)
+		}
+		if got := jump.Forwards(); !slices.Equal(got, []string{silent.Addr().String()}) {
+			t.Errorf("jump host forwarded to %q", got)
+		}
+	})
+	t.Run("jump host refuses the forward", func(t *testing.T) {
+		cfg := elsewhere.Config()
+		cfg.Jumps = []remote.Hop{hop}
+		_, err := remote.Dial(context.Background(), cfg)
+		for _, want := range []string{"jump host " + jump.Addr + " could not connect to " + elsewhere.Addr, "prohibited"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Dial error = %v, want it to say %q", err, want)
+			}
+		}
+		if got := elsewhere.KeysOffered(); len(got) != 0 {
+			t.Errorf("the target was reached anyway: offered %q", got)
+		}
+	})
+	t.Run("refused login at the jump host", func(t *testing.T) {
+		bad := hop
+		bad.IdentityFiles = []string{keyFile}
+		cfg := elsewhere.Config()
+		cfg.Jumps = []remote.Hop{bad}
+		_, err := remote.Dial(context.Background(), cfg)
+		if !errors.Is(err, remote.ErrAuth) || !strings.Contains(err.Error(), "jump host 1 ("+jump.Addr+")") {
+			t.Errorf("Dial error = %v, want ErrAuth naming jump host 1", err)
+		}
+	})
+	t.Run("a jump host needs a known_hosts file", func(t *testing.T) {
+		bad := hop
+		bad.KnownHostsFile = ""
+		cfg := elsewhere.Config()
+		cfg.Jumps = []remote.Hop{bad}
+		cfg.InsecureIgnoreHostKey = true
+		if _, err := remote.Dial(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "always checked") {
+			t.Errorf("Dial error = %v", err)
+		}
+	})
 }

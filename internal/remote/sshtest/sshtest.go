@@ -94,20 +94,16 @@ func Start(t testing.TB) *Server {
 	return start(t, nil)
 }
 
-// StartJump runs a fresh sshd that serves as a jump host for targets: it
-// accepts the same kind of login as Start's servers and opens TCP
-// forwards (direct-tcpip channels) to the targets' addresses, and only to
-// those.
-func StartJump(t testing.TB, targets ...*Server) *Server {
+// StartJump runs a fresh sshd that serves as a jump host: it accepts the
+// same kind of login as Start's servers and opens TCP forwards
+// (direct-tcpip channels) to the targets, host:port addresses such as a
+// Server's Addr, and only to those.
+func StartJump(t testing.TB, targets ...string) *Server {
 	t.Helper()
 	if len(targets) == 0 {
 		t.Fatal("sshtest: StartJump needs at least one target")
 	}
-	var addrs []string
-	for _, target := range targets {
-		addrs = append(addrs, target.Addr)
-	}
-	return start(t, addrs)
+	return start(t, targets)
 }
 
 func start(t testing.TB, permitOpen []string) *Server {
