@@ -360,7 +360,7 @@ func TestDialIdentitiesOnly(t *testing.T) {
 		{name: "IdentitiesOnly yes: an encrypted key the agent lacks, alone",
 			config: "IdentityFile " + lostKey + "\nIdentitiesOnly yes\n", wantErr: []error{remote.ErrEncryptedKey}},
 		{name: "IdentitiesOnly yes: an encrypted key the agent lacks, and a wrong one",
-			config: "IdentityFile " + lostKey + "\nIdentityFile " + wrongKey + "\nIdentitiesOnly yes\n",
+			config:  "IdentityFile " + lostKey + "\nIdentityFile " + wrongKey + "\nIdentitiesOnly yes\n",
 			wantErr: []error{remote.ErrAuth, remote.ErrEncryptedKey}, wantOffered: []string{ssh.FingerprintSHA256(wrongPub)}},
 	}
 	for _, tt := range tests {

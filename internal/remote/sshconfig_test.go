@@ -370,6 +370,36 @@ func TestReadSSHConfigFiles(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Debian's default system file", func(t *testing.T) {
+		h := newSSHHome(t)
+		h.write("etc-ssh/ssh_config.d/local.conf", "Host debian-node\n  User from-dropin\n")
+		h.write("etc-ssh/ssh_config", `
+# This is the ssh client system-wide configuration file.  See
+# ssh_config(5) for more information.
+
+Include `+h.etc+`/ssh_config.d/*.conf
+
+Host *
+#   ForwardAgent no
+#   StrictHostKeyChecking ask
+#   IdentityFile ~/.ssh/id_rsa
+#   Port 22
+#   ProxyCommand ssh -q -W %h:%p gateway.example.com
+#   UserKnownHostsFile ~/.ssh/known_hosts.d/%k
+    SendEnv LANG LC_*
+    HashKnownHosts yes
+    GSSAPIAuthentication yes
+`)
+		for host, want := range map[string]string{"debian-node": "from-dropin", "other": "root"} {
+			got, err := h.resolve(remote.Config{Host: host})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.User != want || got.Port != 22 || len(got.Jumps) != 0 {
+				t.Errorf("Resolve(%s) = %+v", host, project(got))
+			}
+		}
+	})
 	t.Run("options", func(t *testing.T) {
 		for _, opts := range []remote.SSHConfigOptions{{Home: "relative", LocalUser: "a"}, {Home: "/home/a"}} {
 			if _, err := remote.ReadSSHConfig(opts); err == nil {
