@@ -51,7 +51,16 @@ func (c *SSHConfig) Resolve(flags Config) (Config, error) {
 	if defaultUser == "" {
 		defaultUser = c.opts.LocalUser
 	}
-	target, proxyJump, err := c.resolveHost(flags.Host, flags.User, flags.Port, flags.IdentityFiles, defaultUser, flags)
+	// The caller's known_hosts files serve every host on the way; its
+	// keys and IdentitiesOnly are for the target, as ssh's -i is.
+	var knownHosts []string
+	if flags.KnownHostsFile != "" || len(flags.ExtraKnownHostsFiles) > 0 {
+		knownHosts = flags.target().knownHostsFiles()
+	}
+	target, proxyJump, err := c.resolveHost(flags.Host, hostFlags{
+		user: flags.User, port: flags.Port, defaultUser: defaultUser,
+		identityFiles: flags.IdentityFiles, identitiesOnly: flags.IdentitiesOnly, knownHosts: knownHosts,
+	})
 	if err != nil {
 		return Config{}, err
 	}
@@ -61,7 +70,7 @@ func (c *SSHConfig) Resolve(flags Config) (Config, error) {
 	out.IdentitiesOnly = target.IdentitiesOnly
 	out.KnownHostsFile, out.ExtraKnownHostsFiles = target.KnownHostsFile, target.ExtraKnownHostsFiles
 	if flags.Jumps == nil {
-		if out.Jumps, err = c.jumpChain(proxyJump, flags.Host, flags, 0); err != nil {
+		if out.Jumps, err = c.jumpChain(proxyJump, flags.Host, knownHosts, 0); err != nil {
 			return Config{}, err
 		}
 	}
@@ -72,7 +81,7 @@ func (c *SSHConfig) Resolve(flags Config) (Config, error) {
 // ssh, which reaches the last host of the list through a second ssh given
 // the rest of the list as its -J, so only a chain's first host brings its
 // own ProxyJump.
-func (c *SSHConfig) jumpChain(spec, from string, flags Config, depth int) ([]Hop, error) {
+func (c *SSHConfig) jumpChain(spec, from string, knownHosts []string, depth int) ([]Hop, error) {
 	if spec == "" || strings.EqualFold(spec, "none") {
 		return nil, nil
 	}
@@ -88,7 +97,7 @@ func (c *SSHConfig) jumpChain(spec, from string, flags Config, depth int) ([]Hop
 	if alias == from {
 		return nil, fmt.Errorf("remote: %s has itself as ProxyJump; exclude it from the Host block that sets it (Host * !%s)", from, from)
 	}
-	last, ownJump, err := c.resolveHost(alias, user, port, nil, c.opts.LocalUser, flags)
+	last, ownJump, err := c.resolveHost(alias, hostFlags{user: user, port: port, defaultUser: c.opts.LocalUser, knownHosts: knownHosts})
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +105,7 @@ func (c *SSHConfig) jumpChain(spec, from string, flags Config, depth int) ([]Hop
 	if rest == "" {
 		rest = ownJump
 	}
-	before, err := c.jumpChain(rest, alias, flags, depth+1)
+	before, err := c.jumpChain(rest, alias, knownHosts, depth+1)
 	if err != nil {
 		return nil, err
 	}
@@ -131,15 +140,25 @@ func parseJumpSpec(spec string) (user, host string, port int, err error) {
 	return user, host, port, nil
 }
 
-// resolveHost applies the file to one host. user, port and identities
-// are what the caller (or the ProxyJump element) says, which win. It
-// returns the host and its ProxyJump value.
-func (c *SSHConfig) resolveHost(alias, user string, port int, identities []string, defaultUser string, flags Config) (Hop, string, error) {
+// hostFlags is what the caller, or a ProxyJump element, says about one
+// host; set fields win over the file.
+type hostFlags struct {
+	user           string
+	port           int
+	defaultUser    string // when neither the flags nor the file name a user
+	identityFiles  []string
+	identitiesOnly bool
+	knownHosts     []string
+}
+
+// resolveHost applies the file to one host and returns it with its
+// ProxyJump value.
+func (c *SSHConfig) resolveHost(alias string, flags hostFlags) (Hop, string, error) {
 	s, err := c.lookup(alias)
 	if err != nil {
 		return Hop{}, "", err
 	}
-	h := Hop{User: user, Port: port}
+	h := Hop{User: flags.user, Port: flags.port}
 	if h.Host, err = s.hostName(); err != nil {
 		return Hop{}, "", err
 	}
@@ -158,7 +177,7 @@ func (c *SSHConfig) resolveHost(alias, user string, port int, identities []strin
 		}
 	}
 	if h.User == "" {
-		h.User = defaultUser
+		h.User = flags.defaultUser
 		if st, ok := s.first["user"]; ok {
 			if h.User, err = st.one("User"); err != nil {
 				return Hop{}, "", err
@@ -181,7 +200,7 @@ func (c *SSHConfig) resolveHost(alias, user string, port int, identities []strin
 		return p, nil
 	}
 
-	h.IdentityFiles = slices.Clone(identities)
+	h.IdentityFiles = slices.Clone(flags.identityFiles)
 	for _, st := range s.identityFiles {
 		v, err := st.one("IdentityFile")
 		if err != nil {
@@ -196,7 +215,7 @@ func (c *SSHConfig) resolveHost(alias, user string, port int, identities []strin
 			h.IdentityFiles = append(h.IdentityFiles, p)
 		}
 	}
-	if len(identities) == 0 && len(s.identityFiles) == 0 {
+	if len(flags.identityFiles) == 0 && len(s.identityFiles) == 0 {
 		for _, name := range defaultIdentityNames {
 			if p := filepath.Join(c.opts.Home, ".ssh", name); fileExists(p) {
 				h.IdentityFiles = append(h.IdentityFiles, p)
@@ -204,7 +223,7 @@ func (c *SSHConfig) resolveHost(alias, user string, port int, identities []strin
 		}
 	}
 
-	h.IdentitiesOnly = flags.IdentitiesOnly
+	h.IdentitiesOnly = flags.identitiesOnly
 	if st, ok := s.first["identitiesonly"]; ok {
 		v, err := st.one("IdentitiesOnly")
 		if err != nil {
@@ -219,10 +238,9 @@ func (c *SSHConfig) resolveHost(alias, user string, port int, identities []strin
 		}
 	}
 
-	var known []string
+	known := flags.knownHosts
 	switch st, ok := s.first["userknownhostsfile"]; {
-	case flags.KnownHostsFile != "" || len(flags.ExtraKnownHostsFiles) > 0:
-		known = flags.target().knownHostsFiles()
+	case len(known) > 0:
 	case ok:
 		if len(st.args) == 0 {
 			return Hop{}, "", fmt.Errorf("remote: %s: UserKnownHostsFile names no file", st.at())

@@ -195,6 +195,10 @@ Match host real.example,!other.example
 		{name: "ProxyJump through an alias", flags: remote.Config{Host: "jumped"}, want: resolved{
 			User: "root", Host: "10.0.1.5", Port: 22, IdentityFiles: []string{idDefault}, KnownHosts: defKnown,
 			Jumps: []remote.Hop{bastion}}},
+		{name: "flag keys and IdentitiesOnly are for the target alone", flags: remote.Config{Host: "jumped",
+			IdentityFiles: []string{flagKey}, IdentitiesOnly: true}, want: resolved{
+			User: "root", Host: "10.0.1.5", Port: 22, IdentityFiles: []string{flagKey}, IdentitiesOnly: true, KnownHosts: defKnown,
+			Jumps: []remote.Hop{bastion}}},
 		{name: "ProxyJump chain; the last host's own ProxyJump yields to the list", flags: remote.Config{Host: "two-jumps"}, want: resolved{
 			User: "root", Host: "two-jumps", Port: 22, IdentityFiles: []string{idDefault}, KnownHosts: defKnown,
 			Jumps: []remote.Hop{
