@@ -42,7 +42,9 @@ var defaultIdentityNames = []string{"id_rsa", "id_ecdsa", "id_ed25519"}
 // Resolve refuses ProxyCommand, which would run a local program, and
 // ${VAR} in paths, which needs the environment. StrictHostKeyChecking
 // and HostKeyAlias are not honoured: host keys are always checked against
-// the known_hosts files under the name connected to.
+// the known_hosts files under the name connected to. Other keywords
+// (IdentityAgent, CertificateFile, CanonicalizeHostname, ...) are
+// ignored.
 func (c *SSHConfig) Resolve(flags Config) (Config, error) {
 	if flags.Host == "" {
 		return Config{}, errors.New("remote: Config.Host is empty")
