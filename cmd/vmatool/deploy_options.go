@@ -3,12 +3,15 @@ package main
 import (
 	"fmt"
 	"net"
+	"os/user"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/vmatool/vmatool/internal/pveconf"
+	"github.com/vmatool/vmatool/internal/remote"
 )
 
 // deployOptions are the settings of one deployment target.
@@ -23,6 +26,7 @@ type deployOptions struct {
 	identity   []string
 	knownHosts string
 	insecure   bool
+	sshConfig  string
 
 	restore        string // "ssh" or "api"
 	apiURL         string
@@ -55,6 +59,7 @@ func bindDeployFlags(fs *pflag.FlagSet, o *deployOptions) {
 	fs.StringArrayVarP(&o.identity, "identity", "i", nil, "SSH private key file (repeatable; default: ssh-agent, then ~/.ssh/id_*)")
 	fs.StringVar(&o.knownHosts, "known-hosts", "", "known_hosts file to check the host key against (default ~/.ssh/known_hosts)")
 	fs.BoolVar(&o.insecure, "insecure-ignore-host-key", false, "do not check the node's SSH host key (says so on stderr)")
+	fs.StringVar(&o.sshConfig, "ssh-config", "", "OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config (Host aliases, ProxyJump, ...)")
 	fs.StringVar(&o.restore, "restore", "ssh", "how to restore: ssh (qmrestore on the node) or api (Proxmox VE API)")
 	fs.StringVar(&o.apiURL, "api-url", "", "Proxmox API URL for --restore api (default https://<host>:8006)")
 	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the API token USER@REALM!ID=SECRET (default: $PVE_TOKEN)")
@@ -85,10 +90,12 @@ var (
 	nodeName  = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$`)
 )
 
-// sshTarget is a parsed --host.
+// sshTarget is a parsed --host. userGiven and portGiven say whether the
+// defaults were overridden, since only given values win over ssh_config.
 type sshTarget struct {
-	user, host string
-	port       int
+	user, host           string
+	port                 int
+	userGiven, portGiven bool
 }
 
 func (t sshTarget) String() string { return net.JoinHostPort(t.host, strconv.Itoa(t.port)) }
@@ -96,14 +103,14 @@ func (t sshTarget) String() string { return net.JoinHostPort(t.host, strconv.Ito
 func parseHost(s string) (sshTarget, error) {
 	t := sshTarget{user: "root", port: 22}
 	if u, h, ok := strings.Cut(s, "@"); ok {
-		t.user, s = u, h
+		t.user, s, t.userGiven = u, h, true
 	}
 	if host, port, err := net.SplitHostPort(s); err == nil {
 		p, perr := strconv.Atoi(port)
 		if perr != nil || p < 1 || p > 65535 {
 			return t, fmt.Errorf("--host %q: bad port", s)
 		}
-		t.host, t.port = host, p
+		t.host, t.port, t.portGiven = host, p, true
 	} else {
 		t.host = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
 	}
@@ -151,4 +158,49 @@ func (o *deployOptions) validate() error {
 		return fmt.Errorf("--keep-archive has nothing to keep with --stream")
 	}
 	return o.vm.Validate()
+}
+
+// systemSSHConfig is OpenSSH's system-wide client config; tests point it
+// elsewhere.
+var systemSSHConfig = "/etc/ssh/ssh_config"
+
+// sshSettings resolves how to reach this target over SSH as ssh would:
+// --host, --identity and --known-hosts first, then the OpenSSH client
+// config (--ssh-config, else ~/.ssh/config and /etc/ssh/ssh_config), for
+// Host aliases, HostName, Port, User, IdentityFile, IdentitiesOnly,
+// UserKnownHostsFile and ProxyJump. The user defaults to root, as for a
+// Proxmox node. getenv supplies HOME and SSH_AUTH_SOCK.
+func (o *deployOptions) sshSettings(getenv func(string) string) (remote.Config, error) {
+	h, err := parseHost(o.host)
+	if err != nil {
+		return remote.Config{}, err
+	}
+	flags := remote.Config{Host: h.host, IdentityFiles: o.identity, KnownHostsFile: o.knownHosts, InsecureIgnoreHostKey: o.insecure}
+	if h.userGiven {
+		flags.User = h.user
+	}
+	if h.portGiven {
+		flags.Port = h.port
+	}
+	if sock := getenv("SSH_AUTH_SOCK"); sock != "" {
+		flags.UseAgent, flags.AgentSocket = true, sock
+	}
+	home := getenv("HOME")
+	// ssh takes the local user name from the password database.
+	local := "root"
+	if u, err := user.Current(); err == nil {
+		local = u.Username
+	}
+	opts := remote.SSHConfigOptions{
+		UserFile: filepath.Join(home, ".ssh", "config"), SystemFile: systemSSHConfig, MissingOK: true,
+		LocalUser: local, Home: home, DefaultUser: "root",
+	}
+	if o.sshConfig != "" {
+		opts.UserFile, opts.SystemFile, opts.MissingOK = o.sshConfig, "", false
+	}
+	sc, err := remote.ReadSSHConfig(opts)
+	if err != nil {
+		return remote.Config{}, err
+	}
+	return sc.Resolve(flags)
 }

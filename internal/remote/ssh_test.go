@@ -71,6 +71,8 @@ func TestDialHostKey(t *testing.T) {
 	srv := sshtest.Start(t)
 	_, otherKey := newKeyFile(t, "")
 	pattern := knownhosts.Normalize(srv.Addr)
+	authorizedKey := func(k ssh.PublicKey) string { return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) }
+	hostKey, caKey, otherLine := authorizedKey(srv.HostKey), authorizedKey(srv.HostCA), authorizedKey(otherKey)
 	tests := []struct {
 		name       string
 		knownHosts string // file content; "-" for a file that does not exist
@@ -89,6 +91,23 @@ func TestDialHostKey(t *testing.T) {
 		{name: "revoked", knownHosts: "@revoked * " + string(ssh.MarshalAuthorizedKey(srv.HostKey)) + srv.KnownHostsLine + "\n",
 			wantErr: remote.ErrHostKeyRevoked},
 		{name: "insecure ignores a changed key", knownHosts: knownhosts.Line([]string{pattern}, otherKey) + "\n", insecure: true},
+		{name: "hashed, with the port", knownHosts: knownhosts.HashHostname(pattern) + " " + hostKey},
+		{name: "hashed, without the port", knownHosts: knownhosts.HashHostname(srv.Host) + " " + hostKey, wantErr: remote.ErrUnknownHost},
+		{name: "plain, without the port", knownHosts: srv.Host + " " + hostKey, wantErr: remote.ErrUnknownHost},
+		{name: "hashed among others", knownHosts: knownhosts.HashHostname("[other.example]:22") + " " + otherLine + "\n" +
+			knownhosts.HashHostname(pattern) + " " + hostKey},
+		{name: "hashed, changed", knownHosts: knownhosts.HashHostname(pattern) + " " + otherLine, wantErr: remote.ErrHostKeyMismatch},
+		{name: "@cert-authority for [host]:port", knownHosts: "@cert-authority " + pattern + " " + caKey},
+		{name: "@cert-authority for *", knownHosts: "@cert-authority * " + caKey},
+		{name: "@cert-authority, hashed", knownHosts: "@cert-authority " + knownhosts.HashHostname(pattern) + " " + caKey},
+		{name: "@cert-authority for a pattern list with the host", knownHosts: "@cert-authority other.example,[127.0.0.?]:* " + caKey},
+		{name: "@cert-authority negated for the host", knownHosts: "@cert-authority *,!" + pattern + " " + caKey, wantErr: remote.ErrUnknownHost},
+		{name: "@cert-authority for another host", knownHosts: "@cert-authority other.example " + caKey, wantErr: remote.ErrUnknownHost},
+		{name: "@cert-authority of another CA", knownHosts: "@cert-authority * " + otherLine, wantErr: remote.ErrUnknownHost},
+		{name: "@cert-authority of another CA, plain key known", knownHosts: "@cert-authority * " + otherLine + "\n" + srv.KnownHostsLine},
+		{name: "@cert-authority, plain key changed", knownHosts: "@cert-authority * " + caKey + "\n" + knownhosts.Line([]string{pattern}, otherKey)},
+		{name: "@cert-authority, CA revoked", knownHosts: "@cert-authority * " + caKey + "\n@revoked * " + caKey, wantErr: remote.ErrHostKeyRevoked},
+		{name: "@cert-authority, host key revoked", knownHosts: "@cert-authority * " + caKey + "\n@revoked * " + hostKey, wantErr: remote.ErrHostKeyRevoked},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,15 @@
 // from sourcing ~/.bashrc, which could otherwise put other directories
 // before BinDir.
 //
+// StartJump runs a second kind of server, a jump host (OpenSSH's
+// ProxyJump, ssh -J): it lets clients open TCP forwards to the targets it
+// was started for and to nothing else, and records each forward, so a test
+// can tell a connection that went through it from one that went straight
+// to the target. Plain servers refuse forwarding altogether.
+//
+// Every server also holds a host certificate for its ed25519 key, signed
+// by a CA of its own (HostCA), for tests of @cert-authority lines.
+//
 // When sshd is not installed the tests that call Start are skipped, unless
 // the environment variable VMATOOL_REQUIRE_TOOLS=1 makes that a failure.
 package sshtest
@@ -57,12 +66,20 @@ type Server struct {
 	HostKey        ssh.PublicKey // the server's ed25519 host key
 	KnownHostsLine string        // a known_hosts line for HostKey at Addr
 	KnownHostsFile string        // a file holding KnownHostsLine
+	// HostCA signed the certificate the server offers for HostKey, valid
+	// for the principal Host. Clients only see it when they ask for
+	// certificate host key algorithms.
+	HostCA ssh.PublicKey
 
 	ClientKeyFile string     // unencrypted OpenSSH private key, authorized
 	ClientKey     ssh.Signer // the same key, parsed
 
 	BinDir string // first on PATH for every remote command
 	Dir    string // scratch directory owned by the server's test
+
+	// permitOpen lists the host:port a jump host forwards to; empty for
+	// a plain server, which forwards nothing.
+	permitOpen []string
 
 	cmd  *exec.Cmd
 	log  *syncBuffer
@@ -73,6 +90,23 @@ type Server struct {
 // an ECDSA host key that is deliberately not in KnownHostsFile: clients
 // must still pick the ed25519 key that is on record.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, nil)
+}
+
+// StartJump runs a fresh sshd that serves as a jump host: it accepts the
+// same kind of login as Start's servers and opens TCP forwards
+// (direct-tcpip channels) to the targets, host:port addresses such as a
+// Server's Addr, and only to those.
+func StartJump(t testing.TB, targets ...string) *Server {
+	t.Helper()
+	if len(targets) == 0 {
+		t.Fatal("sshtest: StartJump needs at least one target")
+	}
+	return start(t, targets)
+}
+
+func start(t testing.TB, permitOpen []string) *Server {
 	t.Helper()
 	if _, err := os.Stat(SSHD); err != nil {
 		if os.Getenv("VMATOOL_REQUIRE_TOOLS") == "1" {
@@ -91,7 +125,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("sshtest: %v", err)
 	}
-	s := &Server{Host: "127.0.0.1", User: u.Username, Dir: t.TempDir()}
+	s := &Server{Host: "127.0.0.1", User: u.Username, Dir: t.TempDir(), permitOpen: permitOpen}
 	s.BinDir = filepath.Join(s.Dir, "bin")
 	if err := os.Mkdir(s.BinDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -163,6 +197,89 @@ func (s *Server) DropConnections(t testing.TB) int {
 // Log returns what sshd wrote to its standard error so far.
 func (s *Server) Log() string { return s.log.String() }
 
+// AuthorizeKey lets key log in too. sshd reads the authorized keys at
+// every login, so this takes effect for the next connection.
+func (s *Server) AuthorizeKey(t testing.TB, key ssh.PublicKey) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(s.Dir, "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(ssh.MarshalAuthorizedKey(key)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Forwards returns the host:port targets of the TCP forwards the server
+// opened so far, in order. Only a jump host opens any.
+func (s *Server) Forwards() []string {
+	var out []string
+	for _, line := range strings.Split(s.Log(), "\n") {
+		// sshd logs at DEBUG1, before it connects: "server_request_direct_tcpip:
+		// originator 0.0.0.0 port 0, target 127.0.0.1 port 2222"
+		if !strings.Contains(line, "server_request_direct_tcpip:") {
+			continue
+		}
+		_, target, ok := strings.Cut(line, ", target ")
+		if f := strings.Fields(target); ok && len(f) == 3 && f[1] == "port" {
+			out = append(out, net.JoinHostPort(f[0], f[2]))
+		}
+	}
+	return out
+}
+
+// KeysOffered returns the SHA-256 fingerprints of the client keys the
+// server was offered so far, accepted or not, each once, in order.
+func (s *Server) KeysOffered() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(s.Log(), "\n") {
+		if !strings.Contains(line, "Failed publickey for ") && !strings.Contains(line, "Accepted key ") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if strings.HasPrefix(f, "SHA256:") && !seen[f] {
+				seen[f] = true
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// Dialed reports whether one of the server's processes holds the local
+// end of a TCP connection from 127.0.0.1:port: a target can tell from the
+// source port of a login whether its jump host made the connection.
+func (s *Server) Dialed(port int) bool {
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			if p, err := strconv.ParseUint(hexPort, 16, 16); err == nil && int(p) == port {
+				inodes["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	for _, pid := range append(descendants(s.cmd.Process.Pid), s.cmd.Process.Pid) {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			if link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && inodes[link] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (s *Server) writeKeys(t testing.TB) {
 	t.Helper()
 	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
@@ -198,6 +315,27 @@ func (s *Server) writeKeys(t testing.TB) {
 	}
 	writeFile(t, filepath.Join(s.Dir, "authorized_keys"),
 		string(ssh.MarshalAuthorizedKey(s.ClientKey.PublicKey())), 0o600)
+
+	_, caPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := ssh.NewSignerFromKey(caPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.HostCA = ca.PublicKey()
+	cert := &ssh.Certificate{
+		Key:             s.HostKey,
+		CertType:        ssh.HostCert,
+		KeyId:           "sshtest host",
+		ValidPrincipals: []string{s.Host},
+		ValidBefore:     ssh.CertTimeInfinity,
+	}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(s.Dir, "ssh_host_ed25519_key-cert.pub"), string(ssh.MarshalAuthorizedKey(cert)), 0o644)
 }
 
 // start tries one free port.
@@ -207,13 +345,25 @@ func (s *Server) start(t testing.TB) error {
 		return err
 	}
 	q := strconv.Quote
-	conf := strings.Join([]string{
+	// A plain server forwards nothing, so a connection that reaches a
+	// target through a jump host can only have come through that jump.
+	forwarding := []string{"AllowTcpForwarding no", "LogLevel VERBOSE"}
+	if len(s.permitOpen) > 0 {
+		forwarding = []string{
+			"AllowTcpForwarding yes",
+			"PermitOpen " + strings.Join(s.permitOpen, " "),
+			// DEBUG1 is the level at which sshd logs each forward.
+			"LogLevel DEBUG1",
+		}
+	}
+	conf := strings.Join(append(forwarding,
 		"ListenAddress 127.0.0.1",
-		"Port " + strconv.Itoa(port),
-		"HostKey " + q(filepath.Join(s.Dir, "ssh_host_ed25519_key")),
-		"HostKey " + q(filepath.Join(s.Dir, "ssh_host_ecdsa_key")),
-		"AuthorizedKeysFile " + q(filepath.Join(s.Dir, "authorized_keys")),
-		"PidFile " + q(filepath.Join(s.Dir, "sshd.pid")),
+		"Port "+strconv.Itoa(port),
+		"HostKey "+q(filepath.Join(s.Dir, "ssh_host_ed25519_key")),
+		"HostKey "+q(filepath.Join(s.Dir, "ssh_host_ecdsa_key")),
+		"HostCertificate "+q(filepath.Join(s.Dir, "ssh_host_ed25519_key-cert.pub")),
+		"AuthorizedKeysFile "+q(filepath.Join(s.Dir, "authorized_keys")),
+		"PidFile "+q(filepath.Join(s.Dir, "sshd.pid")),
 		"StrictModes no",
 		"UsePAM no",
 		"PasswordAuthentication no",
@@ -221,14 +371,13 @@ func (s *Server) start(t testing.TB) error {
 		"PubkeyAuthentication yes",
 		"PermitRootLogin yes",
 		"PrintMotd no",
-		"LogLevel VERBOSE",
 		"MaxStartups 50",
 		// Debian's bash sources ~/.bashrc for sshd's commands only while
 		// SHLVL < 2, and a .bashrc may prepend to PATH; SHLVL=1 keeps
 		// BinDir first on PATH without a ForceCommand wrapper, which would
 		// change how sshd treats the session.
-		"SetEnv " + strconv.Quote("PATH="+s.BinDir+":"+systemPath) + " SHLVL=1",
-	}, "\n") + "\n"
+		"SetEnv "+strconv.Quote("PATH="+s.BinDir+":"+systemPath)+" SHLVL=1",
+	), "\n") + "\n"
 	confPath := filepath.Join(s.Dir, "sshd_config")
 	writeFile(t, confPath, conf, 0o600)
 
@@ -262,11 +411,12 @@ func (s *Server) start(t testing.TB) error {
 	}
 }
 
-// stop ends the listener and every connection it spawned.
+// stop ends the listener and every connection it spawned. The
+// connections go before the wait: they share sshd's log pipe, so Wait
+// would not return while a client still held one open.
 func (s *Server) stop() {
 	kids := descendants(s.cmd.Process.Pid)
 	s.cmd.Process.Kill()
-	<-s.done
 	for _, pid := range kids {
 		if comm(pid) == "sshd" {
 			if p, err := os.FindProcess(pid); err == nil {
@@ -274,6 +424,7 @@ func (s *Server) stop() {
 			}
 		}
 	}
+	<-s.done
 }
 
 // banner reports whether an SSH server answers on addr.
