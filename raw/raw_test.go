@@ -28,6 +28,7 @@ func makeFile(t testing.TB, size int64, spans ...span) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	markSparse(t, f)
 	if err := f.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
