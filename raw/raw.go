@@ -80,6 +80,11 @@ func newDisk(f *os.File, name string) (*Disk, error) {
 		if err != nil {
 			return nil, fmt.Errorf("raw: %s: size of block device: %w", name, err)
 		}
+		if d.size == 0 {
+			// Linux measures a block device this way; macOS answers 0,
+			// which would pass for an empty disk.
+			return nil, fmt.Errorf("raw: %s: block device reports size 0 (nothing attached, or a system such as macOS that does not give device sizes through lseek)", name)
+		}
 	default:
 		return nil, fmt.Errorf("raw: %s: %s, %w", name, describe(mode), ErrNotDisk)
 	}
