@@ -7,9 +7,11 @@
 // A *Disk is an io.ReaderAt with a size, plus NextData, which reports where
 // data may be so that callers never read a file's holes: a 100 GiB sparse
 // image with 2 GiB written costs 2 GiB of reads. Holes come from the
-// filesystem through lseek(SEEK_DATA/SEEK_HOLE); where that is unavailable
-// (block devices, other systems, old filesystems) the whole disk counts as
-// data, which is slower but never wrong.
+// filesystem: through lseek(SEEK_DATA/SEEK_HOLE) on Linux and macOS, and
+// FSCTL_QUERY_ALLOCATED_RANGES on Windows (where only files marked sparse
+// have holes). Where that is unavailable (block devices, other systems,
+// filesystems without sparse files) the whole disk counts as data, which is
+// slower but never wrong.
 //
 // The package knows nothing about the archive format; *Disk satisfies the
 // vma package's SparseDisk interface by shape alone.

@@ -22,11 +22,12 @@ var errNegativeOffset = errors.New("raw: negative offset")
 // immutable after Open, so all methods are safe for concurrent use.
 type Disk struct {
 	f    *os.File
-	conn syscall.RawConn // keeps the descriptor alive while lseek runs on it
+	conn syscall.RawConn // keeps the descriptor alive while sysSeek runs on it
 	name string
 	size int64
-	// holes reports whether the file answers SEEK_DATA. When false, the
-	// whole disk is reported as data.
+	// holes reports whether the file answers SEEK_DATA (or, on Windows,
+	// the allocated-range query). When false, the whole disk is reported
+	// as data.
 	holes bool
 }
 
@@ -78,6 +79,11 @@ func newDisk(f *os.File, name string) (*Disk, error) {
 		d.size, err = f.Seek(0, io.SeekEnd)
 		if err != nil {
 			return nil, fmt.Errorf("raw: %s: size of block device: %w", name, err)
+		}
+		if d.size == 0 {
+			// Linux measures a block device this way; macOS answers 0,
+			// which would pass for an empty disk.
+			return nil, fmt.Errorf("raw: %s: block device reports size 0 (nothing attached, or a system such as macOS that does not give device sizes through lseek)", name)
 		}
 	default:
 		return nil, fmt.Errorf("raw: %s: %s, %w", name, describe(mode), ErrNotDisk)
@@ -135,8 +141,8 @@ func (d *Disk) Close() error { return d.f.Close() }
 // conservative (holding zeros), never optimistic.
 //
 // Ranges follow the filesystem's allocation, so their granularity is its
-// block or page size. On filesystems and devices without SEEK_DATA the one
-// range is [off, Size()).
+// block or page size. On filesystems and devices without SEEK_DATA (or,
+// on Windows, FSCTL_QUERY_ALLOCATED_RANGES) the one range is [off, Size()).
 func (d *Disk) NextData(off int64) (start, end int64, err error) {
 	switch {
 	case off < 0:
@@ -148,7 +154,8 @@ func (d *Disk) NextData(off int64) (start, end int64, err error) {
 	}
 	// lseek moves the shared file offset, but SEEK_DATA and SEEK_HOLE
 	// answer from their offset argument alone, and reads use pread, so
-	// concurrent callers cannot disturb each other.
+	// concurrent callers cannot disturb each other. (Windows's query
+	// moves no offset at all.)
 	start, err = d.seek(off, whenceData)
 	switch {
 	case errors.Is(err, errNoData):
@@ -179,8 +186,8 @@ func (d *Disk) NextData(off int64) (start, end int64, err error) {
 	return start, end, nil
 }
 
-// seek runs lseek on the descriptor through RawConn, which keeps it from
-// being closed and reused while the call runs.
+// seek runs sysSeek on the descriptor (on Windows, the handle) through
+// RawConn, which keeps it from being closed and reused while the call runs.
 func (d *Disk) seek(off int64, whence int) (int64, error) {
 	var (
 		ret  int64

@@ -28,6 +28,7 @@ func makeFile(t testing.TB, size int64, spans ...span) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	markSparse(t, f)
 	if err := f.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
@@ -357,6 +358,35 @@ func TestBlockDevice(t *testing.T) {
 	if _, err := d.ReadAt(make([]byte, 512), d.Size()-512); err != nil {
 		t.Errorf("reading the last sector: %v", err)
 	}
+}
+
+// TestEmptyBlockDevice opens a loop device with nothing attached, which
+// reports size 0 as macOS reports every block device: it must be refused,
+// not read as an empty disk.
+func TestEmptyBlockDevice(t *testing.T) {
+	paths, _ := filepath.Glob("/dev/loop[0-9]*")
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode()&fs.ModeDevice == 0 || fi.Mode()&fs.ModeCharDevice != 0 {
+			continue
+		}
+		d, err := Open(p)
+		switch {
+		case err == nil && d.Size() > 0:
+			d.Close() // attached: try the next one
+			continue
+		case err == nil:
+			d.Close()
+			t.Fatalf("Open(%s) took a block device of size 0 as an empty disk", p)
+		case errors.Is(err, fs.ErrPermission):
+			continue
+		case !strings.Contains(err.Error(), "block device reports size 0"):
+			t.Fatalf("Open(%s) error = %v, want one saying the size is 0", p, err)
+		}
+		t.Logf("%v", err)
+		return
+	}
+	t.Skip("no readable loop device without a file attached")
 }
 
 // BenchmarkReadAt reads a dense file sequentially in 3.7 MiB chunks, the

@@ -1,10 +1,10 @@
-//go:build !linux
+//go:build !linux && !darwin && !windows
 
 package raw
 
 import "errors"
 
-// Outside Linux the package does not ask for holes: every disk is all data,
+// Elsewhere the package does not ask for holes: every disk is all data,
 // which costs reads of zeros but never misses data.
 const (
 	whenceData = 3

@@ -213,7 +213,7 @@ func (d *deployment) step(format string, args ...any) {
 func (d *deployment) connect(ctx context.Context) error {
 	o, s := d.o, d.env.s
 	h, _ := parseHost(o.host)
-	home := s.getenv("HOME")
+	home := homeDir(s.getenv)
 	cfg := remote.Config{User: h.user, Host: h.host, Port: h.port, KnownHostsFile: o.knownHosts, InsecureIgnoreHostKey: o.insecure}
 	if cfg.KnownHostsFile == "" {
 		cfg.KnownHostsFile = filepath.Join(home, ".ssh", "known_hosts")

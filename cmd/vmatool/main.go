@@ -60,10 +60,11 @@ type streams struct {
 	stdout   *stdoutWriter // out, when it is the process's standard output
 }
 
-// stdoutWriter is standard output. When its reader goes away (EPIPE) it
-// cancels the command, which then stops and removes its partial outputs,
-// and vmatool exits with exitBrokenPipe without a word: the reader is gone,
-// and the writer of the pipeline should end as quietly as cat does.
+// stdoutWriter is standard output. When its reader goes away (EPIPE, or
+// Windows's equivalents: isBrokenPipe) it cancels the command, which then
+// stops and removes its partial outputs, and vmatool exits with
+// exitBrokenPipe without a word: the reader is gone, and the writer of the
+// pipeline should end as quietly as cat does.
 type stdoutWriter struct {
 	f      *os.File
 	cancel context.CancelFunc
@@ -72,7 +73,7 @@ type stdoutWriter struct {
 
 func (w *stdoutWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
-	if err != nil && errors.Is(err, syscall.EPIPE) {
+	if err != nil && isBrokenPipe(err) {
 		w.closed.Store(true)
 		w.cancel()
 	}
@@ -100,16 +101,16 @@ var finish struct {
 }
 
 func main() {
+	// On Windows, Go reports ^C as os.Interrupt and a closed console,
+	// logoff or shutdown as SIGTERM, which leaves a few seconds to clean up.
 	interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// With SIGPIPE caught, a write to a closed standard output returns
-	// EPIPE instead of killing the process, so the command can clean up.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	catchSIGPIPE()
 	ctx, cancel := context.WithCancel(interrupted)
 	defer cancel()
 	s := &streams{
 		in: os.Stdin, err: os.Stderr,
-		errisTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		errisTTY: term.IsTerminal(int(os.Stderr.Fd())) && drawsEscapes(os.Stderr),
 		now:      time.Now, getenv: os.Getenv,
 		stdout: &stdoutWriter{f: os.Stdout, cancel: cancel},
 	}

@@ -158,22 +158,6 @@ func syncFile(f *os.File) error {
 	return err
 }
 
-// syncDir makes the entries of the folder dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = syncFile(d)
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("syncing folder %s: %w", dir, err)
-	}
-	return nil
-}
-
 // moveNoReplace renames from to to, but fails with errExists rather than
 // replace an existing to. A hard link does that atomically; for folders and
 // on filesystems without hard links it checks and then renames, which
@@ -197,16 +181,6 @@ func moveNoReplace(from, to string) error {
 		return serr
 	}
 	return os.Rename(from, to)
-}
-
-// renameOverEmpty renames the folder from over the empty folder to, which
-// rename(2) allows and os.Rename refuses; a folder that is not empty makes
-// it fail.
-func renameOverEmpty(from, to string) error {
-	if err := syscall.Rename(from, to); err != nil {
-		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
-	}
-	return nil
 }
 
 // outFile is one output written under a temporary name in its final
@@ -504,6 +478,10 @@ func (s *outputSet) create(name string) (*os.File, error) {
 	}
 	s.names = append(s.names, name)
 	s.files = append(s.files, f)
+	// Disks are written with gaps where the archive has zeros.
+	if err := makeSparse(f); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 

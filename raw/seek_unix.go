@@ -1,3 +1,5 @@
+//go:build linux || darwin
+
 package raw
 
 import (
@@ -6,6 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Linux and macOS share lseek's SEEK_DATA and SEEK_HOLE; on macOS, APFS
+// tracks holes, and filesystems without sparse files answer "all data" or
+// refuse the whence (see sysSeek). x/sys/unix carries each system's
+// numbers: SEEK_DATA is 3 on Linux and 4 on macOS, SEEK_HOLE the other.
 const (
 	whenceData = unix.SEEK_DATA
 	whenceHole = unix.SEEK_HOLE
@@ -19,8 +25,9 @@ var (
 )
 
 // sysSeek is lseek(2) that folds "SEEK_DATA not supported" errors into
-// errNoSeekData. Linux returns EINVAL for an unknown whence; some FUSE and
-// network filesystems return EOPNOTSUPP (ENOTSUP is the same number here).
+// errNoSeekData. Both systems return EINVAL for an unknown whence; some
+// FUSE, network and older macOS filesystems return EOPNOTSUPP or ENOTSUP
+// (one number on Linux, two on macOS).
 func sysSeek(fd uintptr, off int64, whence int) (int64, error) {
 	ret, err := unix.Seek(int(fd), off, whence)
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTSUP) {
