@@ -12,6 +12,10 @@ type ExtractOptions struct {
 	// WriteZeros writes zero blocks out instead of skipping them. Use it
 	// when a target does not already read as zeros (a reused block device).
 	WriteZeros bool
+	// WriteZerosTo, if not nil, says it per dev_id instead, for targets of
+	// different kinds (qmrestore's map lines decide per device: storages
+	// that hand out zero-filled volumes are spared the zeros).
+	WriteZerosTo map[int]bool
 }
 
 // extractBuffers is how many extents may be in flight between the goroutine
@@ -80,7 +84,13 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts E
 		}
 	}()
 
-	ew := extentWriter{targets: targets, devs: &r.devs, writeZeros: opts.WriteZeros}
+	ew := extentWriter{targets: targets, devs: &r.devs}
+	for id := range targets {
+		ew.writeZeros[id] = opts.WriteZeros
+		if opts.WriteZerosTo != nil {
+			ew.writeZeros[id] = opts.WriteZerosTo[id]
+		}
+	}
 	for {
 		var it *item
 		select {
@@ -118,7 +128,7 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, opts E
 type extentWriter struct {
 	targets    map[int]io.WriterAt
 	devs       *[256]*deviceState
-	writeZeros bool
+	writeZeros [256]bool // by dev_id
 
 	runDev  int
 	runOff  int64
@@ -130,6 +140,7 @@ func (ew *extentWriter) write(ext *Extent) error {
 		c := &ext.Clusters[i]
 		size := ew.devs[c.Device].dev.Size
 		base := int64(c.Index) * ClusterSize
+		writeZeros := ew.writeZeros[c.Device]
 		k := 0
 		for b := 0; b < BlocksPerCluster; b++ {
 			off := base + int64(b)*BlockSize
@@ -140,10 +151,10 @@ func (ew *extentWriter) write(ext *Extent) error {
 			if c.Mask&(1<<b) != 0 {
 				blk = c.Data[k*BlockSize : (k+1)*BlockSize]
 				k++
-				if !ew.writeZeros && isZero(blk) {
+				if !writeZeros && isZero(blk) {
 					blk = nil
 				}
-			} else if ew.writeZeros {
+			} else if writeZeros {
 				blk = zeroBlock[:]
 			}
 			if blk == nil {

@@ -59,6 +59,7 @@ type Reader struct {
 	started bool
 	buf     []byte
 	ext     Extent
+	watch   func(Cluster) // see OnCluster
 }
 
 type deviceState struct {
@@ -288,11 +289,13 @@ func (r *Reader) next(bufp *[]byte, ext *Extent, keep bool) error {
 		}
 		pos += n
 		if d.skip {
+			r.notify(id, c, mask)
 			continue
 		}
 		if err := r.account(d, c, mask, slotOff); err != nil {
 			return err
 		}
+		r.notify(id, c, mask)
 		d.stored += int64(n)
 		ext.Clusters = append(ext.Clusters, Cluster{Device: int(id), Index: c, Mask: mask, Data: data})
 	}

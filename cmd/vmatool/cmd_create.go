@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,12 +22,20 @@ const createHelp = `Usage: vmatool create <file> [-v] [-c <config>]... [-d forma
 
 The arguments of Proxmox's "vma create", so scripts written for it (such as
 nixpkgs' proxmox image builder) work unchanged. Configs are stored under
-their base names, byte for byte, and devices in argument order; a device
-without <devname>= is named disk<N>. <fmt> is raw or qcow2. <file> must not
-exist; it may also be an existing FIFO or exec:<command> (the archive is
-piped into "sh -c <command>"). The archive is uncompressed, as Proxmox's.
-For the same inputs, uuid and ctime the archive is byte-identical to the
-one Proxmox's tool writes.
+their base names, byte for byte (a config given twice is stored once), and
+devices in argument order; a device without <devname>= is named disk<N>,
+one named vmstate is the VM's RAM state. <fmt> is raw or qcow2. An image
+whose size is not a multiple of 512 is rounded up with zeros, as QEMU
+measures it. Devices given without -d get Proxmox's deprecation warning.
+<file> must not exist; it may also be an existing FIFO or exec:<command>
+(the archive is piped into "sh -c <command>"). The archive is
+uncompressed, as Proxmox's. For the same inputs, uuid and ctime the
+archive is byte-identical to the one Proxmox's tool writes.
+
+With -v, standard error gets Proxmox's lines: "progress N% DONE/TOTAL
+ZEROS" whenever the percentage changes, then "image NAME: size=S zeros=Z
+saved=S-Z" per device, where zeros counts the 4 KiB blocks not stored,
+those past the end of the device's last 64 KiB cluster included.
 
 OPTIONS:
 
@@ -70,6 +76,7 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 		names, paths, formats = append(names, n), append(paths, p), append(formats, f)
 	}
 	for i, spec := range legacy {
+		warnPositionalDevice(s.err, spec)
 		n, p := splitDevice(spec, i)
 		names, paths, formats = append(names, n), append(paths, p), append(formats, "")
 	}
@@ -80,7 +87,7 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 		if err != nil {
 			return fmt.Errorf("Unable to read file: %s: %w", p, err)
 		}
-		cfgs = append(cfgs, vma.Config{Name: filepath.Base(p), Data: data})
+		cfgs = appendConfig(cfgs, vma.Config{Name: filepath.Base(p), Data: data})
 	}
 	disks := make([]*openedDisk, len(paths))
 	defer closeDisks(disks)
@@ -89,6 +96,7 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 		if disks[i], err = openDisk(p, formats[i], ""); err != nil {
 			return err
 		}
+		disks[i].disk = wholeSectors(disks[i].disk)
 	}
 	var opts []vma.WriterOption
 	if *uuidFlag != "" {
@@ -109,6 +117,12 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 		return err
 	}
 
+	var stats *writeStats
+	if *verbose {
+		if stats, err = watchCreate(s.err, ps, names); err != nil {
+			return err
+		}
+	}
 	var sink *archiveSink
 	if cmdline, ok := strings.CutPrefix(target, "exec:"); ok {
 		sink, err = execSink(ctx, s, cmdline)
@@ -118,11 +132,7 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	var p vma.Progress
-	if *verbose {
-		p = &percentPrinter{w: s.err, total: ps.total}
-	}
-	if err := ps.writeTo(ctx, sink, p); err != nil {
+	if err := ps.writeTo(ctx, sink, nil); err != nil {
 		if werr := sink.abort(); werr != nil {
 			err = fmt.Errorf("%w (%v)", err, werr)
 		}
@@ -131,11 +141,8 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 	if err := sink.finish(); err != nil {
 		return fmt.Errorf("creating vma archive failed: %w", err)
 	}
-	if *verbose {
-		for i, d := range disks {
-			size, stored := d.disk.Size(), ps.w.StoredBytes(ps.ids[i])
-			fmt.Fprintf(s.err, "image %s: size=%d zeros=%d saved=%d\n", names[i], size, size-stored, size-stored)
-		}
+	if stats != nil {
+		stats.images()
 	}
 	return nil
 }
@@ -175,27 +182,4 @@ func execSink(ctx context.Context, s *streams, cmdline string) (*archiveSink, er
 		return nil
 	}
 	return k, nil
-}
-
-// percentPrinter prints Proxmox's "progress N% done/total zeros" lines
-// whenever the percentage changes.
-type percentPrinter struct {
-	mu    sync.Mutex
-	w     io.Writer
-	total int64
-	done  int64
-	last  int64
-}
-
-func (p *percentPrinter) Update(n int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done += n
-	if p.total == 0 {
-		return
-	}
-	if pct := p.done * 100 / p.total; pct != p.last {
-		p.last = pct
-		fmt.Fprintf(p.w, "progress %d%% %d/%d\n", pct, p.done, p.total)
-	}
 }
