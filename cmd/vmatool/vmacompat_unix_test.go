@@ -41,6 +41,13 @@ var devLine = regexp.MustCompile(`^DEV:\sdev_id=(\d+)\ssize:\s(\d+)\sdevname:\s(
 // into the FIFO, then "done", and closes it.
 func qmrestore(t *testing.T, archive string, stdin io.Reader, mapLine func(devname string, size int64) string) restoreRun {
 	t.Helper()
+	return qmrestoreThen(t, archive, stdin, mapLine, nil)
+}
+
+// qmrestoreThen is qmrestore, calling then with the running command once
+// the map is written.
+func qmrestoreThen(t *testing.T, archive string, stdin io.Reader, mapLine func(devname string, size int64) string, then func(*exec.Cmd)) restoreRun {
+	t.Helper()
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "vzdumptmp.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -101,6 +108,9 @@ func qmrestore(t *testing.T, archive string, stdin io.Reader, mapLine func(devna
 		}
 		fmt.Fprintln(fh, "done")
 		fh.Close()
+		if then != nil {
+			then(cmd)
+		}
 	}
 	cmd.Wait()
 	// If vmatool ended without opening the FIFO, free the writer.
@@ -270,6 +280,23 @@ func TestExtractRestoreVMState(t *testing.T) {
 	if !strings.Contains(run.stdout, "progress 200% (read 524288 bytes, duration ") {
 		t.Errorf("progress lines:\n%s", run.stdout)
 	}
+}
+
+// An interrupted restore removes what it made in TMPDIR, and exits 130.
+func TestExtractRestoreInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	vol := writeFile(t, filepath.Join(dir, "vol.raw"), make([]byte, 1056768))
+	// At 64 KiB/s the restore takes 16 s: time to interrupt it.
+	run := qmrestoreThen(t, filepath.Join(vectorDir, "v01-single.vma"), nil, func(dev string, _ int64) string {
+		return "throttling.bps=65536:format=raw:1:" + dev + "=" + vol
+	}, func(cmd *exec.Cmd) {
+		time.Sleep(300 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGINT)
+	})
+	if run.code != 130 || run.stderr != "vmatool extract: interrupted\n" {
+		t.Errorf("exit %d, stderr %q; want 130 and one line", run.code, run.stderr)
+	}
+	assertGone(t, run.tmpdir)
 }
 
 // Targets in one throttling group share its limit, the last one given.
