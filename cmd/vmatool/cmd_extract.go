@@ -46,7 +46,8 @@ as zeros). <path> is an existing regular file or block device, of the
 disk's size or up to 4 MiB larger; <fmt> must be raw (or left out). Other
 targets, such as QEMU's rbd:, iscsi:// or nbd: block drivers, or other
 formats, are refused before anything is read. Writes to targets that
-share a throttling.group share its limit. Every disk not skipped (or left
+share a throttling.group share its limit. cache= takes QEMU's modes; it
+changes nothing, as every target is synced at the end. Every disk not skipped (or left
 out by -d) needs a line. The VM state goes to <tmpdir>/vmstate.bin. The
 targets are synced before vmatool exits; if the restore fails, what it
 made in <tmpdir> is removed, and the targets hold partial data.
@@ -65,7 +66,8 @@ EXAMPLES:
   zstd -dc backup.vma.zst | vmatool extract -v -r /var/tmp/map.fifo - /var/tmp/restore
 
 EXIT STATUS:
-  0 ok, 1 error (nothing written), 2 usage error, 130 interrupted.
+  0 ok, 1 error (nothing written; with -r, the targets may hold partial
+  data), 2 usage error, 130 interrupted.
 `
 
 func runExtract(ctx context.Context, s *streams, args []string) error {
