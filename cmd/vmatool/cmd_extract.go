@@ -45,11 +45,11 @@ written (1: the target may hold old data) or may be skipped (0: it reads
 as zeros). <path> is an existing regular file or block device, of the
 disk's size or up to 4 MiB larger; <fmt> must be raw (or left out). Other
 targets, such as QEMU's rbd:, iscsi:// or nbd: block drivers, or other
-formats, are refused before anything is read. Writes to targets that
-share a throttling.group share its limit. cache= takes QEMU's modes; it
-changes nothing, as every target is synced at the end. Every disk not skipped (or left
-out by -d) needs a line. The VM state goes to <tmpdir>/vmstate.bin. The
-targets are synced before vmatool exits; if the restore fails, what it
+formats, are refused before anything is read. Writes to targets that share
+a throttling.group share its limit. cache= takes QEMU's modes; it changes
+nothing, as every target is synced at the end. Every disk not skipped (or
+left out by -d) needs a line. The VM state goes to <tmpdir>/vmstate.bin.
+The targets are synced before vmatool exits; if the restore fails, what it
 made in <tmpdir> is removed, and the targets hold partial data.
 
 With -v, progress lines "progress N% (read BYTES bytes, duration S sec)"
