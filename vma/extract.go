@@ -11,13 +11,21 @@ import (
 type ExtractOption func(*extractOptions) error
 
 type extractOptions struct {
-	writeZeros bool
+	writeZeros   bool
+	writeZerosTo map[int]bool
 }
 
 // WithWriteZeros writes zero blocks out instead of skipping them. Use it
 // when a target does not already read as zeros (a reused block device).
 func WithWriteZeros() ExtractOption {
 	return func(o *extractOptions) error { o.writeZeros = true; return nil }
+}
+
+// WithWriteZerosTo says per dev_id whether zero blocks are written, for
+// targets of different kinds: qmrestore's map lines decide it per device,
+// so storages that hand out zero-filled volumes are spared the zeros.
+func WithWriteZerosTo(byDevice map[int]bool) ExtractOption {
+	return func(o *extractOptions) error { o.writeZerosTo = byDevice; return nil }
 }
 
 // extractBuffers is how many extents may be in flight between the goroutine
@@ -94,7 +102,13 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, option
 		}
 	}()
 
-	ew := extentWriter{targets: targets, devs: &r.devs, writeZeros: opts.writeZeros}
+	ew := extentWriter{targets: targets, devs: &r.devs}
+	for id := range targets {
+		ew.writeZeros[id] = opts.writeZeros
+		if opts.writeZerosTo != nil {
+			ew.writeZeros[id] = opts.writeZerosTo[id]
+		}
+	}
 	for {
 		var it *item
 		select {
@@ -132,7 +146,7 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, option
 type extentWriter struct {
 	targets    map[int]io.WriterAt
 	devs       *[256]*deviceState
-	writeZeros bool
+	writeZeros [256]bool // by dev_id
 
 	runDev  int
 	runOff  int64
@@ -144,6 +158,7 @@ func (ew *extentWriter) write(ext *Extent) error {
 		c := &ext.Clusters[i]
 		size := ew.devs[c.Device].dev.Size
 		base := int64(c.Index) * ClusterSize
+		writeZeros := ew.writeZeros[c.Device]
 		k := 0
 		for b := 0; b < BlocksPerCluster; b++ {
 			off := base + int64(b)*BlockSize
@@ -154,10 +169,10 @@ func (ew *extentWriter) write(ext *Extent) error {
 			if c.Mask&(1<<b) != 0 {
 				blk = c.Data[k*BlockSize : (k+1)*BlockSize]
 				k++
-				if !ew.writeZeros && isZero(blk) {
+				if !writeZeros && isZero(blk) {
 					blk = nil
 				}
-			} else if ew.writeZeros {
+			} else if writeZeros {
 				blk = zeroBlock[:]
 			}
 			if blk == nil {

@@ -49,6 +49,7 @@ type Reader struct {
 	started bool
 	buf     []byte
 	ext     Extent
+	watch   func(Cluster) // see OnCluster
 
 	salv      *salvageState // set by WithSalvage
 	failStage int           // where the last readExtent failed
@@ -390,6 +391,7 @@ func (r *Reader) takeSlots(h *extentHeader, off int64, body []byte, avail int, e
 		pos += n
 		d := r.devs[id]
 		if d.skip {
+			r.notify(id, c, mask)
 			continue
 		}
 		if d.dev.IsVMState() {
@@ -398,6 +400,7 @@ func (r *Reader) takeSlots(h *extentHeader, off int64, body []byte, avail int, e
 		if !d.dev.IsVMState() || r.salv != nil {
 			d.seen.add(c)
 		}
+		r.notify(id, c, mask)
 		d.stored += int64(n)
 		ext.Clusters = append(ext.Clusters, Cluster{Device: int(id), Index: c, Mask: mask, Data: data})
 	}

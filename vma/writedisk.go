@@ -157,8 +157,10 @@ func (w *Writer) emit(d *writerDevice, job *diskJob) error {
 		return w.write(job.holeBuf)
 	}
 	for i := 0; i < job.count; i++ {
+		mask := job.ext.info[i].mask()
 		d.seen.add(uint32(job.first + i))
-		d.stored += int64(countBlocks(job.ext.info[i].mask())) * BlockSize
+		d.stored += int64(countBlocks(mask)) * BlockSize
+		w.notify(d.dev.ID, uint32(job.first+i), mask)
 	}
 	if job.standalone {
 		if w.ext.n >= writerSlots {

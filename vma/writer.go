@@ -76,6 +76,8 @@ type Writer struct {
 	written int64
 
 	ext extentBuilder // the pending extent
+
+	watch func(Cluster) // see OnCluster
 }
 
 type writerDevice struct {
@@ -152,13 +154,17 @@ func validDeviceName(name string) error {
 }
 
 // AddDevice registers a device and returns its dev_id (1, 2, ... in order).
-// size must be a positive multiple of 512.
+// size must be a positive multiple of 512. A device named "vmstate" is the
+// VM's RAM state, as in Proxmox's writer: at most one, and its clusters
+// must be written in order.
 func (w *Writer) AddDevice(name string, size int64) (int, error) {
 	if err := w.setupCheck(); err != nil {
 		return 0, err
 	}
-	if err := validDeviceName(name); err != nil {
-		return 0, err
+	if name != vmstateName {
+		if err := validDeviceName(name); err != nil {
+			return 0, err
+		}
 	}
 	switch {
 	case size <= 0 || size%512 != 0:
@@ -244,6 +250,10 @@ func (w *Writer) WriteCluster(id int, c uint32, data []byte) error {
 	if d.seen.has(c) {
 		return fmt.Errorf("vma: cluster %d of %s written twice: %w", c, d.dev.Name, ErrDuplicateCluster)
 	}
+	// Readers take the VM state as a stream: they refuse it out of order.
+	if d.dev.IsVMState() && int64(c) != d.seen.count {
+		return fmt.Errorf("vma: vmstate cluster %d written after %d clusters: %w", c, d.seen.count, ErrVMStateOrder)
+	}
 	if w.ext.n >= writerSlots {
 		if err := w.flush(); err != nil {
 			return err
@@ -253,6 +263,7 @@ func (w *Writer) WriteCluster(id int, c uint32, data []byte) error {
 	valid := min(d.dev.Size-int64(c)*ClusterSize, ClusterSize)
 	mask := w.ext.addCluster(uint8(id), c, data, int(valid), 0)
 	d.stored += int64(countBlocks(mask)) * BlockSize
+	w.notify(id, c, mask)
 	return nil
 }
 

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os/exec"
 	"strings"
-	"sync"
 
 	"github.com/vmatool/vmatool/internal/recipe"
 	"github.com/vmatool/vmatool/vma"
@@ -21,12 +19,20 @@ const createHelp = `Usage: vmatool create <file> [-v] [-c <config>]... [-d forma
 
 The arguments of Proxmox's "vma create", so scripts written for it (such as
 nixpkgs' proxmox image builder) work unchanged. Configs are stored under
-their base names, byte for byte, and devices in argument order; a device
-without <devname>= is named disk<N>. <fmt> is raw or qcow2. <file> must not
-exist; it may also be an existing FIFO or exec:<command> (the archive is
-piped into "sh -c <command>"). The archive is uncompressed, as Proxmox's.
-For the same inputs, uuid and ctime the archive is byte-identical to the
-one Proxmox's tool writes.
+their base names, byte for byte (a config given twice is stored once), and
+devices in argument order; a device without <devname>= is named disk<N>,
+one named vmstate is the VM's RAM state. <fmt> is raw or qcow2. An image
+whose size is not a multiple of 512 is rounded up with zeros, as QEMU
+measures it. Devices given without -d get Proxmox's deprecation warning.
+<file> must not exist; it may also be an existing FIFO or exec:<command>
+(the archive is piped into "sh -c <command>"). The archive is
+uncompressed, as Proxmox's. For the same inputs, uuid and ctime the
+archive is byte-identical to the one Proxmox's tool writes.
+
+With -v, standard error gets Proxmox's lines: "progress N% DONE/TOTAL
+ZEROS" whenever the percentage changes, then "image NAME: size=S zeros=Z
+saved=S-Z" per device, where zeros counts the 4 KiB blocks not stored,
+those past the end of the device's last 64 KiB cluster included.
 
 OPTIONS:
 
@@ -67,6 +73,7 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 		disks = append(disks, recipe.Disk{Name: n, Path: p, Format: f})
 	}
 	for i, spec := range legacy {
+		warnPositionalDevice(s.err, spec)
 		n, p := splitDevice(spec, i)
 		disks = append(disks, recipe.Disk{Name: n, Path: p})
 	}
@@ -81,7 +88,9 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 		if err != nil {
 			return fmt.Errorf("Unable to read file: %s: %w", p, err)
 		}
-		cfgs = append(cfgs, c...)
+		for _, x := range c {
+			cfgs = appendConfig(cfgs, x)
+		}
 	}
 	pack, err := recipe.Open(recipe.Spec{Configs: cfgs, Disks: disks, Verbatim: true}, append(idOpts, recipe.WithNow(s.now()))...)
 	if err != nil {
@@ -89,6 +98,12 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 	}
 	defer pack.Close()
 
+	var stats *writeStats
+	if *verbose {
+		if stats, err = watchCreate(s.err, pack); err != nil {
+			return err
+		}
+	}
 	var sink *archiveSink
 	if cmdline, ok := strings.CutPrefix(target, "exec:"); ok {
 		sink, err = execSink(ctx, s, cmdline)
@@ -98,11 +113,7 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	var p vma.Progress
-	if *verbose {
-		p = &percentPrinter{w: s.err, total: pack.Size}
-	}
-	if err := pack.WriteArchive(ctx, sink, vma.None, 0, p); err != nil {
+	if err := pack.WriteArchive(ctx, sink, vma.None, 0, nil); err != nil {
 		if werr := sink.abort(); werr != nil {
 			err = fmt.Errorf("%w (%v)", err, werr)
 		}
@@ -111,11 +122,8 @@ func runCreate(ctx context.Context, s *streams, args []string) error {
 	if err := sink.finish(); err != nil {
 		return fmt.Errorf("creating vma archive failed: %w", err)
 	}
-	if *verbose {
-		for i, d := range pack.Devices {
-			size, stored := d.Disk.Size(), pack.StoredBytes(i)
-			fmt.Fprintf(s.err, "image %s: size=%d zeros=%d saved=%d\n", d.Name, size, size-stored, size-stored)
-		}
+	if stats != nil {
+		stats.images()
 	}
 	return nil
 }
@@ -149,27 +157,4 @@ func execSink(ctx context.Context, s *streams, cmdline string) (*archiveSink, er
 		return nil
 	}
 	return k, nil
-}
-
-// percentPrinter prints Proxmox's "progress N% done/total zeros" lines
-// whenever the percentage changes.
-type percentPrinter struct {
-	mu    sync.Mutex
-	w     io.Writer
-	total int64
-	done  int64
-	last  int64
-}
-
-func (p *percentPrinter) Update(n int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done += n
-	if p.total == 0 {
-		return
-	}
-	if pct := p.done * 100 / p.total; pct != p.last {
-		p.last = pct
-		fmt.Fprintf(p.w, "progress %d%% %d/%d\n", pct, p.done, p.total)
-	}
 }

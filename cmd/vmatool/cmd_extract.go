@@ -2,38 +2,79 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
+
+	"github.com/vmatool/vmatool/vma"
 )
 
 func init() {
-	commands = append(commands, command{name: "extract", summary: "Proxmox-compatible form: vmatool extract <file> [-v] [-d drive-list] <targetdir>", run: runExtract})
+	commands = append(commands, command{name: "extract", summary: "Proxmox-compatible form: vmatool extract <file> [-v] [-d drive-list] [-r fifo] <targetdir>", run: runExtract})
 }
 
 const extractHelp = `Usage: vmatool extract <file> [-v] [-d <drive-list>] <targetdir>
+       vmatool extract <file> [-v] [-d <drive-list>] -r <fifo> <tmpdir>
 
-The arguments of Proxmox's "vma extract", so scripts written for it work
-unchanged. <targetdir> must not exist; it is created. Configs are written to
-<targetdir>/<name>, disks to <targetdir>/disk-<devname>.raw. <file> may be
-compressed or "-" for standard input. Unlike Proxmox's tool, everything is
-written into a temporary .vmatool-* folder beside <targetdir> (the paths
-DEVINFO prints), which becomes <targetdir> in one rename once the whole
-archive has been read: a failed or interrupted extract leaves nothing
-behind.
+The arguments and output of Proxmox's "vma extract", so scripts written for
+it work unchanged. <file> may be compressed or "-" for standard input.
+
+Without -r, <targetdir> must not exist; it is created. Configs are written
+to <targetdir>/<name>, disks to <targetdir>/disk-<devname>.raw, the VM
+state to <targetdir>/vmstate.bin, and a "DEVINFO <path> <size>" line is
+printed per disk. Unlike Proxmox's tool, everything is written into a
+temporary .vmatool-* folder beside <targetdir> (the paths DEVINFO prints),
+which becomes <targetdir> in one rename once the whole archive has been
+read: a failed or interrupted extract leaves nothing behind.
+
+-d limits the disks to those named (comma-separated; the last -d counts).
+Names the archive lacks are ignored, as Proxmox ignores them; a warning
+says so.
+
+With -r, the restore protocol of qmrestore ("vma extract -v -r FIFO
+ARCHIVE TMPDIR"): the configs are written to <tmpdir> (which must not
+exist), the archive's listing is printed (CFG:, DEV:, VMSTATE: and last
+CTIME: lines, as "vmatool list" prints them), and then one line per disk
+is read from <fifo> (a FIFO or a file), up to a line "done", an empty
+line or the end:
+
+  [format=<fmt>:][throttling.bps=<bytes/s>:][throttling.group=<name>:][cache=<mode>:]<0|1>:<devname>=<path>
+  skip=<devname>
+
+The options come in any order. <0|1> says whether zero blocks must be
+written (1: the target may hold old data) or may be skipped (0: it reads
+as zeros). <path> is an existing regular file or block device, of the
+disk's size or up to 4 MiB larger; <fmt> must be raw (or left out). Other
+targets, such as QEMU's rbd:, iscsi:// or nbd: block drivers, or other
+formats, are refused before anything is read. Writes to targets that share
+a throttling.group share its limit. cache= takes QEMU's modes; it changes
+nothing, as every target is synced at the end. Every disk not skipped (or
+left out by -d) needs a line. The VM state goes to <tmpdir>/vmstate.bin.
+The targets are synced before vmatool exits; if the restore fails, what it
+made in <tmpdir> is removed, and the targets hold partial data.
+
+With -v, progress lines "progress N% (read BYTES bytes, duration S sec)"
+whenever the percentage changes and a summary follow, on standard
+output, with Proxmox's figures: BYTES counts whole 64 KiB clusters of every
+disk, extracted or not, and N is them against the disks' whole clusters,
+so it passes 100% on disks that are not 64 KiB-aligned.
 
 OPTIONS:
 
 EXAMPLES:
   vmatool extract backup.vma /tmp/restore
   vmatool extract backup.vma -v -d drive-scsi0,drive-efidisk0 /tmp/restore
+  zstd -dc backup.vma.zst | vmatool extract -v -r /var/tmp/map.fifo - /var/tmp/restore
 
 EXIT STATUS:
-  0 ok, 1 error (nothing written), 2 usage error, 130 interrupted.
+  0 ok, 1 error (nothing written; with -r, the targets may hold partial
+  data), 2 usage error, 130 interrupted.
 `
 
 func runExtract(ctx context.Context, s *streams, args []string) error {
 	fs := newFlags("extract")
-	verbose := fs.BoolP("verbose", "v", false, "print DEVINFO lines and a summary, as Proxmox does")
+	verbose := fs.BoolP("verbose", "v", false, "print progress lines and a summary, as Proxmox does")
 	driveList := fs.StringP("drives", "d", "", "comma-separated device names to extract (the last -d counts)")
+	readMap := fs.StringP("read-map", "r", "", "read where each disk goes from this FIFO or file, as qmrestore drives vma")
 	window := addMaxWindowFlag(fs)
 	if err := parseFlags(s, fs, extractHelp, args); err != nil {
 		return err
@@ -46,12 +87,36 @@ func runExtract(ctx context.Context, s *streams, args []string) error {
 		return err
 	}
 	defer a.Close()
-	job := unpackJob{dir: fs.Arg(1), mustBeNew: true, warn: s.err}
-	if *driveList != "" {
-		job.devices = strings.Split(*driveList, ",")
+	var drives []string
+	if fs.Changed("drives") {
+		drives = strings.Split(*driveList, ",")
+		warnMissingDrives(s, a.reader.Header(), drives)
 	}
+	var stats *readStats
 	if *verbose {
-		job.verbose = s.out
+		stats = newReadStats(s.out, s.now, a.reader.Header(), false)
 	}
+	if fs.Changed("read-map") {
+		return restoreMapped(ctx, s, a, mappedRestore{dir: fs.Arg(1), mapPath: *readMap, drives: drives, stats: stats})
+	}
+	job := unpackJob{dir: fs.Arg(1), mustBeNew: true, anyDevices: true, devinfo: s.out, stats: stats, warn: s.err}
+	job.devices = drives
 	return unpackArchive(ctx, a, &job)
+}
+
+// warnMissingDrives says which names of -d the archive lacks. Proxmox's
+// extract skips every disk not named and ignores names it does not know,
+// so a typo extracts nothing; the warning is vmatool's own.
+func warnMissingDrives(s *streams, h *vma.Header, drives []string) {
+	var have []string
+	for _, d := range h.Devices {
+		if !d.IsVMState() {
+			have = append(have, d.Name)
+		}
+	}
+	for _, n := range drives {
+		if _, ok := h.Device(n); !ok {
+			fmt.Fprintf(s.err, "vmatool extract: warning: -d %s: the archive has no such disk (it has: %s)\n", n, strings.Join(have, ", "))
+		}
+	}
 }

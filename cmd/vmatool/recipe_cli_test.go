@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -23,6 +24,15 @@ func TestPackRefusesArchive(t *testing.T) {
 				{"create", filepath.Join(out, "x.vma"), "drive-scsi0=" + archive},
 			} {
 				r := vmatool(t, nil, nil, args...)
+				if args[0] == "create" {
+					// A device without -d format= gets vma's deprecation
+					// warning first, as Proxmox's tool prints it.
+					warning, rest, _ := strings.Cut(r.stderr, "\n")
+					if !strings.Contains(warning, "deprecated") {
+						t.Errorf("create: first line %q, want vma's deprecation warning", warning)
+					}
+					r.stderr = rest
+				}
 				assertOneLine(t, r, archive, "VMA archive", "vmatool convert")
 			}
 			if left, _ := os.ReadDir(out); len(left) != 0 {

@@ -19,8 +19,12 @@ type unpackJob struct {
 	force   bool
 	// mustBeNew requires that dir not exist, as Proxmox's extract does.
 	mustBeNew bool
-	verbose   io.Writer // DEVINFO and summary lines, or nil
-	warn      io.Writer // warnings, such as an undo that failed
+	// anyDevices lets devices name disks the archive lacks, which
+	// Proxmox's extract ignores.
+	anyDevices bool
+	devinfo    io.Writer  // DEVINFO lines, or nil
+	stats      *readStats // counts for vma's -v lines, or nil
+	warn       io.Writer  // warnings, such as an undo that failed
 	// partial salvages a damaged archive (its reader must be made with
 	// vma.WithSalvage): the outputs are committed with holes where data
 	// is missing, and salvage says what.
@@ -35,7 +39,7 @@ type unpackJob struct {
 // been read as far as it goes, and job.salvage lists what was missing.
 func unpackArchive(ctx context.Context, a *archiveInput, job *unpackJob) (err error) {
 	h := a.reader.Header()
-	selected, err := selectDevices(h, job.devices)
+	selected, err := selectDevices(h, job.devices, job.anyDevices)
 	if err != nil {
 		return fmt.Errorf("%s: %w", a.name, err)
 	}
@@ -96,12 +100,18 @@ func unpackArchive(ctx context.Context, a *archiveInput, job *unpackJob) (err er
 		if err := f.Truncate(d.Size); err != nil {
 			return a.outputErr(fmt.Sprintf("device %q", d.Name), d.NameOffset(), err)
 		}
-		if job.verbose != nil && !d.IsVMState() {
+		if job.devinfo != nil && !d.IsVMState() {
 			// Proxmox names the file being written; here it is in the
 			// staging folder until the set is complete.
-			fmt.Fprintf(job.verbose, "DEVINFO %s %d\n", set.path(name), d.Size)
+			fmt.Fprintf(job.devinfo, "DEVINFO %s %d\n", set.path(name), d.Size)
 		}
 		targets[d.ID] = f
+	}
+	if job.stats != nil {
+		if err := job.stats.attach(a.reader); err != nil {
+			return err
+		}
+		defer job.stats.stop()
 	}
 	if err := vma.Extract(ctx, a.reader, targets); err != nil {
 		return a.wrap(err)
@@ -112,32 +122,16 @@ func unpackArchive(ctx context.Context, a *archiveInput, job *unpackJob) (err er
 	if err := set.commit(ctx); err != nil {
 		return err
 	}
-	if job.verbose != nil {
-		printRestoreSummary(job.verbose, a.reader, h, selected)
+	if job.stats != nil {
+		job.stats.summary()
 	}
 	return nil
 }
 
-func printRestoreSummary(w io.Writer, r *vma.Reader, h *vma.Header, selected map[int]bool) {
-	var total, stored int64
-	for _, d := range h.Devices {
-		if selected[d.ID] {
-			total += d.Size
-			stored += r.StoredBytes(d.ID)
-		}
-	}
-	if total == 0 {
-		fmt.Fprintln(w, "vma archive contains no image data")
-		return
-	}
-	sparse := total - stored
-	fmt.Fprintf(w, "total bytes read %d, sparse bytes %d (%.3g%%)\n", total, sparse, float64(sparse)*100/float64(total))
-	fmt.Fprintf(w, "space reduction due to 4K zero blocks %.3g%%\n", float64(sparse)*100/float64(total))
-}
-
 // selectDevices resolves names to dev_ids; the VM state, if any, is always
-// included, as in Proxmox's extract.
-func selectDevices(h *vma.Header, names []string) (map[int]bool, error) {
+// included, as in Proxmox's extract. Names the archive lacks are an error
+// unless anyNames.
+func selectDevices(h *vma.Header, names []string, anyNames bool) (map[int]bool, error) {
 	sel := map[int]bool{}
 	for _, d := range h.Devices {
 		if len(names) == 0 || d.IsVMState() || slices.Contains(names, d.Name) {
@@ -145,7 +139,7 @@ func selectDevices(h *vma.Header, names []string) (map[int]bool, error) {
 		}
 	}
 	for _, n := range names {
-		if _, ok := h.Device(n); !ok {
+		if _, ok := h.Device(n); !ok && !anyNames {
 			var have []string
 			for _, d := range h.Devices {
 				have = append(have, d.Name)

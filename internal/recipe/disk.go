@@ -43,6 +43,8 @@ type Device struct {
 	// Backing lists the backing chain a qcow2 image reads through, in
 	// lookup order; empty if it has none or it was not opened.
 	Backing []qcow2.BackingInfo
+	// ID is the device's dev_id in the archive, set by Open.
+	ID int
 
 	close func() error
 }

@@ -45,7 +45,6 @@ type Pack struct {
 
 	w       *vma.Writer
 	out     *deferredWriter
-	ids     []int
 	written bool
 }
 
@@ -95,6 +94,11 @@ func Open(spec Spec, opts ...Option) (_ *Pack, err error) {
 			return nil, err
 		}
 		dev.Name, dev.Key = d.name, d.key
+		if spec.Verbatim {
+			// As vma create sees it: QEMU measures images in whole
+			// sectors, reading past the end of the file as zeros.
+			dev.Disk = wholeSectors(dev.Disk)
+		}
 		p.Devices = append(p.Devices, dev)
 		p.Size += dev.Disk.Size()
 		drives[i] = pveconf.Drive{Key: d.key, DevName: d.name, Storage: storage, Format: "raw", Size: dev.Disk.Size()}
@@ -115,11 +119,9 @@ func Open(spec Spec, opts ...Option) (_ *Pack, err error) {
 		}
 	}
 	for _, d := range p.Devices {
-		id, err := p.w.AddDevice(d.Name, d.Disk.Size())
-		if err != nil {
+		if d.ID, err = p.w.AddDevice(d.Name, d.Disk.Size()); err != nil {
 			return nil, fmt.Errorf("%s: %w", d.Path, err)
 		}
-		p.ids = append(p.ids, id)
 	}
 	return p, nil
 }
@@ -208,7 +210,7 @@ func (p *Pack) WriteArchive(ctx context.Context, w io.Writer, c vma.Compression,
 	}
 	p.out.w = cw
 	for i, d := range p.Devices {
-		if err := p.w.WriteDisk(ctx, p.ids[i], d.Disk, progress); err != nil {
+		if err := p.w.WriteDisk(ctx, p.Devices[i].ID, d.Disk, progress); err != nil {
 			cw.Close() // stops the compressor; the output is unusable anyway
 			return fmt.Errorf("%s: %w", d.Path, err)
 		}
@@ -220,9 +222,14 @@ func (p *Pack) WriteArchive(ctx context.Context, w io.Writer, c vma.Compression,
 	return cw.Close()
 }
 
+// OnCluster makes WriteArchive call f for every cluster it writes, in
+// archive order (see vma.Writer.OnCluster); for statistics such as those
+// "vma create -v" prints.
+func (p *Pack) OnCluster(f func(vma.Cluster)) error { return p.w.OnCluster(f) }
+
 // StoredBytes returns the bytes of non-zero blocks WriteArchive stored for
 // device i (an index into Devices).
-func (p *Pack) StoredBytes(i int) int64 { return p.w.StoredBytes(p.ids[i]) }
+func (p *Pack) StoredBytes(i int) int64 { return p.w.StoredBytes(p.Devices[i].ID) }
 
 // Close closes every disk.
 func (p *Pack) Close() error {
