@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/vmatool/vmatool/qcow2"
@@ -72,16 +71,6 @@ func qcow2Bytes(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// allocated is the bytes a file takes on disk.
-func allocated(t *testing.T, path string) int64 {
-	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Blocks * 512
 }
 
 // convertDoc is convert --json.
@@ -279,7 +268,7 @@ func TestConvertLargeSparse(t *testing.T) {
 				t.Errorf("sha256 %s, want %s", got, want)
 			}
 			// The zero blocks the source wrote out are holes here.
-			if a, b := allocated(t, out), allocated(t, img); a >= b {
+			if a, b := allocatedBytes(t, out), allocatedBytes(t, img); a >= b {
 				t.Errorf("raw output allocates %d bytes, the source %d: zero blocks not made holes", a, b)
 			}
 		})

@@ -286,26 +286,6 @@ func TestHardeningInfoFragmented(t *testing.T) {
 	}
 }
 
-// assertOneLine checks that the run failed with exit status 1 and one
-// line on stderr that holds every want.
-func assertOneLine(t *testing.T, r result, want ...string) {
-	t.Helper()
-	if r.code != 1 {
-		t.Errorf("exit %d, want 1 (stderr %q)", r.code, r.stderr)
-	}
-	line, ok := strings.CutSuffix(r.stderr, "\n")
-	if !ok || strings.Contains(line, "\n") {
-		t.Errorf("stderr %q is not one line", r.stderr)
-	}
-	for _, w := range want {
-		if !strings.Contains(line, w) {
-			t.Errorf("stderr %q does not mention %q", line, w)
-		}
-	}
-	if strings.Contains(r.stderr, "panic") {
-		t.Errorf("panic: %s", r.stderr)
-	}
-}
 
 // TestHardeningBackingNotRegular gives images whose backing file, named
 // by the image at the top or by one further down, is a FIFO, a character
