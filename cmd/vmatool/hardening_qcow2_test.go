@@ -286,7 +286,6 @@ func TestHardeningInfoFragmented(t *testing.T) {
 	}
 }
 
-
 // TestHardeningBackingNotRegular gives images whose backing file, named
 // by the image at the top or by one further down, is a FIFO, a character
 // device, a directory or a socket. Opening a FIFO used to block forever.
