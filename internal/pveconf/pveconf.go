@@ -1,12 +1,15 @@
 // Package pveconf knows the parts of Proxmox VE's VM config that an archive
 // writer must get right: how drive keys map to VMA device names, the
-// #qmdump#map lines qmrestore reads to place each disk, and a minimal
-// config for an image that comes without one.
+// #qmdump#map lines qmrestore reads to place each disk, and the config of a
+// VM made for disk images that come without one (Generate): its settings,
+// network devices and drives, validated as Proxmox validates them, and the
+// settings only a call after the restore can apply.
 package pveconf
 
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -16,7 +19,22 @@ const ConfigName = "qemu-server.conf"
 // FirewallName is the optional firewall config vzdump stores.
 const FirewallName = "qemu-server.fw"
 
-var driveKey = regexp.MustCompile(`^(ide|sata|scsi|virtio|efidisk|tpmstate)[0-9]+$`)
+var driveKey = regexp.MustCompile(`^(ide|sata|scsi|virtio|efidisk|tpmstate)(0|[1-9][0-9]*)$`)
+
+// driveCount is how many drives of each bus a VM can have
+// (qemu-server src/PVE/QemuServer/Drive.pm): a key beyond it is no drive
+// Proxmox knows, and a restore would drop its line.
+var driveCount = map[string]int{"ide": 4, "sata": 6, "scsi": 31, "virtio": 16, "efidisk": 1, "tpmstate": 1}
+
+// validDriveKey reports whether key names a drive slot of a Proxmox VM.
+func validDriveKey(key string) bool {
+	m := driveKey.FindStringSubmatch(key)
+	if m == nil {
+		return false
+	}
+	n, err := strconv.Atoi(m[2])
+	return err == nil && n < driveCount[m[1]]
+}
 
 // Drive is one disk as the config sees it.
 type Drive struct {
@@ -40,8 +58,8 @@ func DevName(key string) string {
 // ("scsi0") and returns the key and the device name.
 func ParseDriveName(name string) (key, devName string, err error) {
 	key = strings.TrimSuffix(strings.TrimPrefix(name, "drive-"), "-backup")
-	if !driveKey.MatchString(key) {
-		return "", "", fmt.Errorf("disk name %q: want a Proxmox drive key like scsi0, virtio0, sata0, ide0, efidisk0 or tpmstate0, optionally with the drive- prefix", name)
+	if !validDriveKey(key) {
+		return "", "", fmt.Errorf("disk name %q: want a Proxmox drive key (scsi0-30, virtio0-15, sata0-5, ide0-3, efidisk0 or tpmstate0), optionally with the drive- prefix", name)
 	}
 	return key, DevName(key), nil
 }
@@ -92,12 +110,6 @@ func EnsureMapLines(conf []byte, drives []Drive) (out []byte, unattached []strin
 		text += "\n"
 	}
 	return []byte(text + add.String()), unattached
-}
-
-// Minimal returns a small config that boots a Linux VM from the given
-// drives, with the defaults of Generate and a serial console.
-func Minimal(vmid int, drives []Drive) []byte {
-	return Generate(vmid, VMOptions{Serial: true}, drives)
 }
 
 // SizeString formats a disk size the way Proxmox writes it in drive lines

@@ -53,7 +53,7 @@ func WithUUID(u uuid.UUID) Option {
 func WithCtime(t time.Time) Option {
 	return func(o *options) error {
 		if t.Unix() < 0 {
-			return &SpecError{"ctime must not be negative"}
+			return &SpecError{Msg: "ctime must not be negative"}
 		}
 		o.ctime = &t
 		return nil
@@ -68,7 +68,7 @@ func WithCtime(t time.Time) Option {
 func WithSourceDateEpoch(t time.Time) Option {
 	return func(o *options) error {
 		if t.Unix() < 0 {
-			return &SpecError{"SOURCE_DATE_EPOCH must not be negative"}
+			return &SpecError{Msg: "SOURCE_DATE_EPOCH must not be negative"}
 		}
 		o.epoch = &t
 		return nil

@@ -34,6 +34,10 @@ type Pack struct {
 	// no line for: qmrestore restores those disks but attaches them to
 	// nothing, which a caller may want to warn about.
 	Unattached []string
+	// PostRestore are the settings that complete a generated config once
+	// the archive is restored (see pveconf.Generated.PostRestore); empty
+	// when Spec brought its own qemu-server.conf.
+	PostRestore []pveconf.Setting
 	// UUID and Ctime are the archive's identity.
 	UUID  uuid.UUID
 	Ctime time.Time
@@ -77,6 +81,9 @@ func Open(spec Spec, opts ...Option) (_ *Pack, err error) {
 	if storage == "" {
 		storage = DefaultStorage
 	}
+	if err := pveconf.ValidateStorage(storage); err != nil {
+		return nil, &SpecError{Msg: err.Error(), Err: err} // it goes into drive and map lines
+	}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -105,7 +112,9 @@ func Open(spec Spec, opts ...Option) (_ *Pack, err error) {
 	}
 	p.Configs = append([]vma.Config(nil), spec.Configs...)
 	if !spec.Verbatim {
-		p.Configs, p.Unattached = withMapLines(p.Configs, drives, p.VMID, spec.VM)
+		if err := p.withMapLines(drives, spec.VM); err != nil {
+			return nil, err
+		}
 	}
 	p.identify(o)
 
@@ -149,7 +158,7 @@ func deviceNames(spec Spec) ([]namedDisk, error) {
 		}
 		key, _, err := pveconf.ParseDriveName(d.Name)
 		if err != nil {
-			return nil, &SpecError{err.Error()}
+			return nil, &SpecError{Msg: err.Error()}
 		}
 		if used[key] {
 			return nil, specErrorf("disk name %s used twice", key)
@@ -164,21 +173,28 @@ func deviceNames(spec Spec) ([]namedDisk, error) {
 	return out, nil
 }
 
-// withMapLines makes sure qemu-server.conf exists and maps every disk.
-func withMapLines(cfgs []vma.Config, drives []pveconf.Drive, vmid int, vm *pveconf.VMOptions) ([]vma.Config, []string) {
-	for i, c := range cfgs {
+// withMapLines makes sure p.Configs has a qemu-server.conf that maps
+// every disk: the given one with map lines added, or one generated from
+// vm, first.
+func (p *Pack) withMapLines(drives []pveconf.Drive, vm *pveconf.VMOptions) error {
+	for i, c := range p.Configs {
 		if c.Name != pveconf.ConfigName {
 			continue
 		}
-		data, unattached := pveconf.EnsureMapLines(c.Data, drives)
-		cfgs[i].Data = data
-		return cfgs, unattached
+		p.Configs[i].Data, p.Unattached = pveconf.EnsureMapLines(c.Data, drives)
+		return nil
 	}
-	conf := pveconf.Minimal(vmid, drives)
+	o := pveconf.VMOptions{Serial: true}
 	if vm != nil {
-		conf = pveconf.Generate(vmid, *vm, drives)
+		o = *vm
 	}
-	return append([]vma.Config{{Name: pveconf.ConfigName, Data: conf}}, cfgs...), nil
+	g, err := pveconf.Generate(p.VMID, o, drives)
+	if err != nil {
+		return &SpecError{Msg: err.Error(), Err: err}
+	}
+	p.Configs = append([]vma.Config{{Name: pveconf.ConfigName, Data: g.Config}}, p.Configs...)
+	p.PostRestore = g.PostRestore
+	return nil
 }
 
 // Name is the file name vzdump would give this archive with compression

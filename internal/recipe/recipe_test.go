@@ -6,16 +6,20 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/vmatool/vmatool/internal/pveconf"
 	"github.com/vmatool/vmatool/internal/recipe"
 	"github.com/vmatool/vmatool/qcow2"
 	"github.com/vmatool/vmatool/vma"
@@ -335,10 +339,119 @@ func TestGeneratedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pack.Close()
-	want := "boot: order=scsi0\ncores: 1\nmemory: 1024\nname: vm100\nnet0: virtio,bridge=vmbr0\nostype: l26\nscsihw: virtio-scsi-single\n" +
-		"serial0: socket\nscsi0: local-lvm:vm-100-disk-0,size=64K\n#qmdump#map:scsi0:drive-scsi0:local-lvm:raw:\n"
+	want := "boot: order=scsi0\ncores: 1\nmemory: 1024\nname: vm100\nnet0: virtio,bridge=vmbr0\nostype: l26\n" +
+		"scsi0: local-lvm:vm-100-disk-0,size=64K\nscsihw: virtio-scsi-single\nserial0: socket\n#qmdump#map:scsi0:drive-scsi0:local-lvm:raw:\n"
 	if len(pack.Configs) != 1 || pack.Configs[0].Name != "qemu-server.conf" || string(pack.Configs[0].Data) != want {
 		t.Errorf("configs %+v, want qemu-server.conf %q", pack.Configs, want)
+	}
+	// Without a MAC, Proxmox makes up one at every start until a config
+	// update writes one down.
+	if want := []pveconf.Setting{{Key: "net0", Value: "virtio,bridge=vmbr0"}}; !reflect.DeepEqual(pack.PostRestore, want) {
+		t.Errorf("PostRestore = %+v, want %+v", pack.PostRestore, want)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		spec   recipe.Spec
+		option string
+	}{
+		{"storage", recipe.Spec{Disks: []recipe.Disk{{Path: p}}, Storage: "local\nbios: ovmf"}, "storage"},
+		{"storage of a given config", recipe.Spec{Disks: []recipe.Disk{{Path: p}}, Storage: "a:b",
+			Configs: []vma.Config{{Name: "qemu-server.conf", Data: []byte("memory: 512\n")}}}, "storage"},
+		{"VM setting", recipe.Spec{Disks: []recipe.Disk{{Path: p}}, VM: &pveconf.VMOptions{Nets: []pveconf.Net{{Tag: 4095}}}}, "net0"},
+		{"cloud-init slot", recipe.Spec{Disks: []recipe.Disk{{Name: "ide2", Path: p}}, VM: &pveconf.VMOptions{CloudInit: true}}, "ide2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := recipe.Open(tc.spec)
+			var se *recipe.SpecError
+			var oe *pveconf.OptionError
+			if !errors.As(err, &se) || !errors.As(err, &oe) || oe.Option != tc.option {
+				t.Errorf("Open = %v, want a *SpecError over an *OptionError for %s", err, tc.option)
+			}
+		})
+	}
+}
+
+// A generated config for disks on three buses, plus the EFI vars the
+// image brings, packed and read back: every device has exactly one map
+// line, under its own key, and that key has a drive line; the disks come
+// back as they went in; what the archive cannot hold is left to
+// PostRestore.
+func TestGeneratedConfigRoundTrip(t *testing.T) {
+	contents := map[string][]byte{
+		"drive-scsi0":    bytes.Repeat([]byte{1}, 1<<20),
+		"drive-virtio1":  bytes.Repeat([]byte{2}, 2<<20),
+		"drive-sata2":    bytes.Repeat([]byte{3}, 3<<20),
+		"drive-efidisk0": bytes.Repeat([]byte{4}, 540672),
+	}
+	disks := []recipe.Disk{{Path: writeFile(t, "root.raw", contents["drive-scsi0"])},
+		{Name: "virtio1", Path: writeFile(t, "data.raw", contents["drive-virtio1"])},
+		{Name: "drive-sata2", Path: writeFile(t, "logs.raw", contents["drive-sata2"])},
+		{Name: "efidisk0", Path: writeFile(t, "vars.raw", contents["drive-efidisk0"])}}
+	vm := &pveconf.VMOptions{Name: "fleet-1", BIOS: "ovmf", TPM: true, CloudInit: true,
+		Nets: []pveconf.Net{{Bridge: "vmbr0", Tag: 20}, {Bridge: "vmbr1", MACAddr: "bc:24:11:00:00:02", Firewall: true}}}
+	pack, err := recipe.Open(recipe.Spec{Disks: disks, VMID: 130, Storage: "tank", VM: vm},
+		recipe.WithSourceDateEpoch(time.Unix(1700000000, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pack.Close()
+	wantPost := []pveconf.Setting{{Key: "net0", Value: "virtio,bridge=vmbr0,tag=20"}, {Key: "tpmstate0", Value: "tank:1,version=v2.0"}}
+	if !reflect.DeepEqual(pack.PostRestore, wantPost) {
+		t.Errorf("PostRestore = %+v, want %+v", pack.PostRestore, wantPost)
+	}
+	var out bytes.Buffer
+	if err := pack.WriteArchive(context.Background(), &out, vma.Zstd, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	h, got := extracted(t, out.Bytes())
+	conf, ok := h.Config("qemu-server.conf")
+	if !ok {
+		t.Fatalf("no qemu-server.conf in %+v", h.Configs)
+	}
+	mapRE := regexp.MustCompile(`^#qmdump#map:(\S+):(\S+):(\S*):(\S*):$`)
+	keyOf := map[string]string{}  // device name -> drive key, from the map lines
+	values := map[string]string{} // config key -> value
+	for _, line := range strings.Split(strings.TrimSuffix(string(conf), "\n"), "\n") {
+		if m := mapRE.FindStringSubmatch(line); m != nil {
+			if _, dup := keyOf[m[2]]; dup {
+				t.Errorf("%s mapped twice", m[2])
+			}
+			keyOf[m[2]] = m[1]
+			if m[3] != "tank" || m[4] != "raw" {
+				t.Errorf("map line %q: want storage tank, format raw", line)
+			}
+			continue
+		}
+		k, v, _ := strings.Cut(line, ": ")
+		values[k] = v
+	}
+	if len(keyOf) != len(h.Devices) {
+		t.Errorf("%d map lines for %d devices", len(keyOf), len(h.Devices))
+	}
+	for _, d := range h.Devices {
+		key, ok := keyOf[d.Name]
+		if !ok || "drive-"+key != d.Name {
+			t.Errorf("device %s: map line key %q", d.Name, key)
+			continue
+		}
+		want := fmt.Sprintf("size=%s", pveconf.SizeString(d.Size))
+		if v := values[key]; !strings.HasPrefix(v, "tank:vm-130-disk-") || !strings.HasSuffix(v, want) {
+			t.Errorf("drive line %s: %q, want tank:vm-130-disk-N,...,%s", key, v, want)
+		}
+		if !bytes.Equal(got[d.Name], contents[d.Name]) {
+			t.Errorf("device %s: content differs", d.Name)
+		}
+	}
+	for k, v := range map[string]string{"efidisk0": "tank:vm-130-disk-3,efitype=4m,pre-enrolled-keys=0,size=528K",
+		"ide2": "tank:cloudinit,media=cdrom", "boot": "order=scsi0", "name": "fleet-1",
+		"net0": "virtio,bridge=vmbr0,tag=20", "net1": "virtio=bc:24:11:00:00:02,bridge=vmbr1,firewall=1"} {
+		if values[k] != v {
+			t.Errorf("%s: %q, want %q", k, values[k], v)
+		}
+	}
+	if _, ok := values["tpmstate0"]; ok {
+		t.Error("tpmstate0 is in the config, naming a volume no restore makes")
 	}
 }
 

@@ -25,7 +25,8 @@ type Spec struct {
 	// "" means local-lvm. qmrestore --storage overrides it.
 	Storage string
 	// VM holds the settings of the qemu-server.conf generated when
-	// Configs has none; nil means pveconf.Minimal's (a serial console).
+	// Configs has none (see pveconf.Generate); nil means its defaults
+	// with a serial console.
 	VM *pveconf.VMOptions
 	// Verbatim follows Proxmox's "vma create": a disk's Name is the VMA
 	// device name as it is, configs are stored byte for byte, and no
@@ -51,14 +52,22 @@ type Disk struct {
 }
 
 // SpecError is a mistake in what the caller asked for (a disk name, a
-// data file that belongs to no disk), as opposed to a file that cannot be
-// read or is malformed.
-type SpecError struct{ Msg string }
+// data file that belongs to no disk, a VM setting), as opposed to a file
+// that cannot be read or is malformed.
+type SpecError struct {
+	Msg string
+	// Err is the underlying error, if any: a *pveconf.OptionError for a
+	// refused VM setting or storage.
+	Err error
+}
 
 func (e *SpecError) Error() string { return e.Msg }
 
+// Unwrap returns Err, for errors.Is and errors.As.
+func (e *SpecError) Unwrap() error { return e.Err }
+
 func specErrorf(format string, args ...any) error {
-	return &SpecError{fmt.Sprintf(format, args...)}
+	return &SpecError{Msg: fmt.Sprintf(format, args...)}
 }
 
 // ParseDisks reads [NAME=]PATH arguments. A prefix before '=' counts as a
@@ -79,7 +88,7 @@ func ParseDisks(args []string) ([]Disk, error) {
 				}
 				disks[i].Name, disks[i].Path, used[key] = key, p, true
 			} else if _, serr := os.Stat(a); serr != nil && !strings.Contains(k, "/") {
-				return nil, &SpecError{perr.Error()} // a name, not part of a path
+				return nil, &SpecError{Msg: perr.Error()} // a name, not part of a path
 			}
 		}
 		if disks[i].Path == "" {
