@@ -14,7 +14,9 @@ var ErrInvalid = errors.New("pveconf: invalid VM setting")
 type OptionError struct {
 	// Option is the config key the value belongs to ("memory", "net1",
 	// "efidisk0", "scsi2"), or "storage" or "vmid", which are no config
-	// key but still name what was wrong.
+	// key but still name what was wrong. A drive or net key that is itself
+	// wrong is the Value of Option "disk" or "net": Option is never input,
+	// so it needs no quoting.
 	Option string
 	// Value is the value as given.
 	Value string

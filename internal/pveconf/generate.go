@@ -212,7 +212,7 @@ func checkDrives(drives []Drive) ([]Drive, error) {
 	for i := range out {
 		d := &out[i]
 		if !validDriveKey(d.Key) {
-			return nil, optionErrorf(d.Key, d.Key, "not a drive key (scsi0-30, virtio0-15, sata0-5, ide0-3, efidisk0 or tpmstate0)")
+			return nil, optionErrorf("disk", d.Key, "not a drive key (scsi0-30, virtio0-15, sata0-5, ide0-3, efidisk0 or tpmstate0)")
 		}
 		if seen[d.Key] {
 			return nil, optionErrorf(d.Key, d.DevName, "drive %s given twice", d.Key)

@@ -78,7 +78,7 @@ func ParseNet(s string) (Net, error) {
 	option := "net"
 	if k, rest, ok := strings.Cut(s, "="); ok && strings.HasPrefix(k, "net") && !slices.Contains(nicModels, k) {
 		if !validNetKey(k) {
-			return Net{}, optionErrorf(k, s, "network devices are net0 to net%d", MaxNets-1)
+			return Net{}, optionErrorf("net", s, "network devices are net0 to net%d", MaxNets-1)
 		}
 		n.Key, option, s = k, k, rest
 	}
@@ -173,7 +173,7 @@ func (n Net) validate(option string) error {
 	}
 	switch {
 	case n.Key != "" && !validNetKey(n.Key):
-		return optionErrorf(n.Key, n.String(), "network devices are net0 to net%d", MaxNets-1)
+		return optionErrorf("net", n.Key, "network devices are net0 to net%d", MaxNets-1)
 	case n.Model != "" && !slices.Contains(nicModels, n.Model):
 		return optionErrorf(option, n.Model, "unknown NIC model (want one of %s)", strings.Join(nicModels, ", "))
 	case n.MACAddr != "" && !macAddr.MatchString(n.MACAddr):

@@ -39,9 +39,9 @@ func validDriveKey(key string) bool {
 // Drive is one disk as the config sees it.
 type Drive struct {
 	Key     string // config key, e.g. "scsi0"
-	DevName string // VMA device name, e.g. "drive-scsi0"
+	DevName string // VMA device name, e.g. "drive-scsi0"; Generate takes "" as DevName(Key)
 	Storage string // storage the map line suggests; qmrestore --storage overrides it
-	Format  string // "raw" unless the storage wants otherwise
+	Format  string // "raw" (also for ""), unless the storage wants otherwise
 	Size    int64  // bytes
 }
 
