@@ -332,9 +332,11 @@ func TestPackRefusesBadInput(t *testing.T) {
 	good := testImage(t, dir, "good.raw", 1<<20)
 	odd := testImage(t, dir, "odd.raw", 1000)
 	big := writeFile(t, filepath.Join(dir, "qemu-server.conf"), bytes.Repeat([]byte("#"), 70000))
-	many := []string{"pack", "-q", "-o", "OUT"}
+	// Only create's free device names reach the format's limit: pack's
+	// drive keys end at 59 (qemu-server's Drive.pm).
+	many := []string{"create", "OUT"}
 	for i := range 255 {
-		many = append(many, fmt.Sprintf("virtio%d=%s", i, good))
+		many = append(many, "-d", fmt.Sprintf("format=raw:drive-virtio%d=%s", i, good))
 	}
 	for _, tc := range []struct {
 		name string
@@ -348,6 +350,7 @@ func TestPackRefusesBadInput(t *testing.T) {
 		{"oversized config", []string{"pack", "-q", "-o", "OUT", "-c", big, good}, 1, "65535"},
 		{"more than 254 disks", many, 1, "more than 254"},
 		{"bad name", []string{"pack", "-q", "-o", "OUT", "net0=" + good}, 2, "drive key"},
+		{"drive key past Proxmox's", []string{"pack", "-q", "-o", "OUT", "virtio16=" + good}, 2, "virtio16"},
 		{"lzo output", []string{"pack", "-q", "-o", "OUT.vma.lzo", good}, 2, "lzop"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
