@@ -65,7 +65,7 @@ func (d *deferredWriter) Write(p []byte) (int, error) {
 // malformed image, an archive given as a disk, a size not a multiple of
 // 512, a name used twice, too many disks, an oversized config) happens
 // here. On error nothing stays open.
-func Open(spec Spec, opts ...Option) (_ *Pack, err error) {
+func Open(spec Spec, opts ...Option) (*Pack, error) {
 	o, err := newOptions(opts)
 	if err != nil {
 		return nil, err
@@ -78,8 +78,9 @@ func Open(spec Spec, opts ...Option) (_ *Pack, err error) {
 	if storage == "" {
 		storage = DefaultStorage
 	}
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			p.Close()
 		}
 	}()
@@ -121,6 +122,7 @@ func Open(spec Spec, opts ...Option) (_ *Pack, err error) {
 		}
 		p.ids = append(p.ids, id)
 	}
+	ok = true
 	return p, nil
 }
 
