@@ -40,11 +40,10 @@ func init() {
 }
 
 type apiPath struct {
-	j            *job
-	name         string
-	uploaded     bool
-	restoreTried bool
-	restored     bool
+	j        *job
+	name     string
+	uploaded bool
+	restored bool
 }
 
 func (a *apiPath) volid() string { return a.j.t.DumpStorage + ":backup/" + a.name }
@@ -87,7 +86,6 @@ func (a *apiPath) transfer(ctx context.Context) error {
 
 func (a *apiPath) restore(ctx context.Context) error {
 	j := a.j
-	a.restoreTried = true
 	return j.do(StepRestore, fmt.Sprintf("restore %s as VM %d through the API", a.volid(), j.t.VMID), func() error {
 		upid, err := j.api.RestoreVM(ctx, j.node, pve.RestoreOptions{
 			VMID: j.t.VMID, Archive: a.volid(), Storage: j.t.Storage, Force: j.t.Force, Unique: j.t.Unique,
@@ -114,7 +112,7 @@ func (a *apiPath) cleanup(ctx context.Context) error {
 	switch {
 	case !a.uploaded:
 		return nil
-	case j.t.KeepArchive, a.restoreTried && !a.restored:
+	case j.t.KeepArchive, j.touched && !a.restored:
 		j.archive = path.Join(j.t.DumpDir, a.name)
 		return nil
 	}

@@ -42,11 +42,10 @@ func sendWhat(p *payload) string {
 }
 
 type sshPath struct {
-	j            *job
-	remote       string
-	uploaded     bool
-	restoreTried bool
-	restored     bool
+	j        *job
+	remote   string
+	uploaded bool
+	restored bool
 }
 
 func (s *sshPath) prepare(ctx context.Context) error { return nil }
@@ -66,10 +65,13 @@ func (s *sshPath) transfer(ctx context.Context) error {
 func (s *sshPath) restore(ctx context.Context) error {
 	j := s.j
 	args := qmrestoreArgs(j.t, s.remote)
-	s.restoreTried = true
 	return j.do(StepRestore, strings.Join(args, " "), func() error {
 		if err := j.ssh.Run(ctx, args, nil, nil, nil); err != nil {
-			return fmt.Errorf("%w (the archive stays at %s for inspection)", j.qmrestoreOutcome(err), s.remote)
+			err = j.qmrestoreOutcome(err)
+			if j.touched {
+				err = fmt.Errorf("%w (the archive stays at %s for inspection)", err, s.remote)
+			}
+			return err
 		}
 		j.created()
 		s.restored = true
@@ -79,14 +81,14 @@ func (s *sshPath) restore(ctx context.Context) error {
 
 func (s *sshPath) finish(ctx context.Context) error { return s.j.finishVM(ctx) }
 
-// cleanup deletes the archive, unless it is to be kept or the restore
-// failed, which leaves it for inspection.
+// cleanup deletes the archive, unless it is to be kept or a restore
+// failed on it, which leaves it for inspection.
 func (s *sshPath) cleanup(ctx context.Context) error {
 	j := s.j
 	switch {
 	case !s.uploaded:
 		return nil
-	case j.t.KeepArchive, s.restoreTried && !s.restored:
+	case j.t.KeepArchive, j.touched && !s.restored:
 		j.archive = s.remote
 		return nil
 	}

@@ -59,7 +59,7 @@ func Start(t testing.TB) *Node {
 	name, _, _ := strings.Cut(host, ".")
 	n := &Node{SSH: srv, Name: name, Dir: t.TempDir()}
 	n.Dump = filepath.Join(n.Dir, "dump")
-	for _, d := range []string{n.Dump, "log", "received", "running", "fail", "nodes/" + name + "/qemu-server", "nodes/" + name + "/lxc"} {
+	for _, d := range []string{"dump", "log", "received", "running", "fail", "nodes/" + name + "/qemu-server", "nodes/" + name + "/lxc"} {
 		if err := os.MkdirAll(filepath.Join(n.Dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
