@@ -185,7 +185,15 @@ func (t *Target) Validate() error {
 	if !strings.HasPrefix(t.DumpDir, "/") || strings.ContainsAny(t.DumpDir, "\r\n\x00") {
 		return bad("dump-dir %q must be an absolute path", t.DumpDir)
 	}
+	// Under auto, the path a host makes likely: ssh (import is only the
+	// fallback).
 	p := paths[via]
+	if via == ViaAuto {
+		p = paths[ViaSSH]
+		if t.Host == "" {
+			p = paths[ViaImport]
+		}
+	}
 	switch {
 	case p.needs.ssh && t.Host == "":
 		return bad("--via %s needs a host to reach over SSH", via)

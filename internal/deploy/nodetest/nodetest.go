@@ -125,7 +125,7 @@ func (n *Node) Running(vmid int) bool {
 // stream from standard input, or a copy of the archive file it was given
 // (compressed as it was).
 func (n *Node) Received(vmid int) string {
-	return filepath.Join(n.Dir, "received", strconv.Itoa(vmid)+".vma")
+	return filepath.Join(n.Dir, "received", "restored-"+strconv.Itoa(vmid)+".vma")
 }
 
 // ReceivedBytes is what qmrestore counted for vmid under CountOnly.
@@ -235,10 +235,10 @@ if [ "$archive" = - ]; then
 		dd bs=4 count=1 iflag=fullblock of="$head" 2>/dev/null
 		n=$(wc -c); echo $(( n + $(wc -c < "$head") )) > "$D/received/$vmid.bytes"
 	else
-		cat > "$D/received/$vmid.vma"; head -c 4 "$D/received/$vmid.vma" > "$head"
+		cat > "$D/received/restored-$vmid.vma"; head -c 4 "$D/received/restored-$vmid.vma" > "$head"
 	fi
 else
-	cp -- "$archive" "$D/received/$vmid.vma"
+	cp -- "$archive" "$D/received/restored-$vmid.vma"
 	case $archive in
 	*.zst) dec="zstd -dc" ;; *.gz) dec="gzip -dc" ;; *.lzo) dec="lzop -dc" ;; *.bz2) dec="bzip2 -dc" ;; *) dec=cat ;;
 	esac
