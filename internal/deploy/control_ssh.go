@@ -49,8 +49,8 @@ func (s controlSSH) guests(ctx context.Context) ([]guest, error) {
 }
 
 // template runs qm template, then reads the config: qm template exits 0
-// even when its task fails (qemu-server src/PVE/CLI/qm.pm runs the API
-// call, which forks the conversion as a task it does not wait on for an
+// even when its task fails (qemu-server src/PVE/CLI/qm.pm maps it to the
+// API call without the $upid_exit handler that gives qm start the task's
 // exit status).
 func (s controlSSH) template(ctx context.Context, vmid int) error {
 	id := strconv.Itoa(vmid)
@@ -82,7 +82,8 @@ func (s controlSSH) config(ctx context.Context, vmid int) (map[string]string, er
 	return conf, nil
 }
 
-// start runs qm start, which exits non-zero when its task fails.
+// start runs qm start, which exits non-zero when its task fails
+// (qemu-server src/PVE/CLI/qm.pm: $upid_exit).
 func (s controlSSH) start(ctx context.Context, vmid int) error {
 	if err := s.c.Run(ctx, []string{"qm", "start", strconv.Itoa(vmid)}, nil, io.Discard, io.Discard); err != nil {
 		return fmt.Errorf("qm start: %w", err)
