@@ -22,7 +22,7 @@ func bindTargetFlags(fs *pflag.FlagSet, t *deploy.Target) {
 	fs.BoolVar(&t.Stream, "stream", t.Stream, "older spelling of --via ssh-stream")
 	fs.StringVar(&t.Node, "node", t.Node, "node name in the cluster (default: the host's short name, or the API's only node)")
 
-	fs.StringArrayVarP(&t.Identity, "identity", "i", t.Identity, "SSH private key file (repeatable; default: ssh-agent, then ~/.ssh/id_*)")
+	fs.StringArrayVarP((*[]string)(&t.Identity), "identity", "i", t.Identity, "SSH private key file (repeatable; default: ssh-agent, then ~/.ssh/id_*)")
 	fs.StringVar(&t.KnownHosts, "known-hosts", t.KnownHosts, "known_hosts file to check the host key against (default ~/.ssh/known_hosts)")
 	fs.BoolVar(&t.InsecureIgnoreHostKey, "insecure-ignore-host-key", t.InsecureIgnoreHostKey, "do not check the node's SSH host key (says so on stderr)")
 	fs.StringVar(&t.DumpDir, "dump-dir", t.DumpDir, "folder on the node the archive is uploaded to (ssh, api)")
@@ -51,7 +51,7 @@ func bindTargetFlags(fs *pflag.FlagSet, t *deploy.Target) {
 	fs.BoolVar(&t.Serial, "serial", t.Serial, "serial console (serial0: socket)")
 	fs.BoolVar(&t.Agent, "agent", t.Agent, "enable the QEMU guest agent")
 	fs.BoolVar(&t.CloudInit, "cloud-init", t.CloudInit, "add a cloud-init drive")
-	fs.StringSliceVar(&t.VMTags, "tags", t.VMTags, "Proxmox VM tags (comma-separated)")
+	fs.StringSliceVar((*[]string)(&t.VMTags), "tags", t.VMTags, "Proxmox VM tags (comma-separated)")
 }
 
 // viaValue is --via: one of the registered paths or auto, checked with

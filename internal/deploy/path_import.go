@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -300,12 +299,4 @@ func (s *importPath) cleanup(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// archiveConfig returns a config stored in an archive source.
-func (s *Source) archiveConfig(name string) ([]byte, bool) {
-	if s.Header == nil {
-		return nil, false
-	}
-	return s.Header.Config(filepath.Base(name))
 }

@@ -66,6 +66,14 @@ func OpenSource(path string, decompress ...vma.DecompressOption) (*Source, error
 // Archive reports whether the source is a VMA archive.
 func (s *Source) Archive() bool { return s.Format == recipe.FormatVMA }
 
+// archiveConfig returns a config stored in an archive source.
+func (s *Source) archiveConfig(name string) ([]byte, bool) {
+	if s.Header == nil {
+		return nil, false
+	}
+	return s.Header.Config(name)
+}
+
 // payload is what one target receives: the archive (an image packed with
 // the target's settings, or the source archive) and its config, and the
 // devices an import uploads.

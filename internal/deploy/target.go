@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -29,7 +30,7 @@ type Target struct {
 	// Name identifies the target in results and events, and for --target.
 	Name string `json:"name,omitempty"`
 	// Tags select targets (--tag); they are not the VM's tags (VMTags).
-	Tags []string `json:"tags,omitempty"`
+	Tags Strings `json:"tags,omitempty"`
 
 	// Host is the node, [user@]host[:port]: SSH goes there (user root
 	// by default), and the API too unless APIURL says otherwise.
@@ -49,9 +50,9 @@ type Target struct {
 	Stream  bool   `json:"stream,omitempty"`
 
 	// SSH.
-	Identity              []string `json:"identity,omitempty"`
-	KnownHosts            string   `json:"known-hosts,omitempty"`
-	InsecureIgnoreHostKey bool     `json:"insecure-ignore-host-key,omitempty"`
+	Identity              Strings `json:"identity,omitempty"`
+	KnownHosts            string  `json:"known-hosts,omitempty"`
+	InsecureIgnoreHostKey bool    `json:"insecure-ignore-host-key,omitempty"`
 	// DumpDir is the node's folder the archive is uploaded to (ssh, api);
 	// DumpStorage is the storage whose backup folder it is (api).
 	DumpDir     string `json:"dump-dir,omitempty"`
@@ -81,15 +82,34 @@ type Target struct {
 	NoBacking bool   `json:"no-backing,omitempty"`
 
 	// VM settings of a generated config (see pveconf.VMOptions).
-	VMName    string   `json:"vm-name,omitempty"`
-	Memory    int      `json:"memory,omitempty"`
-	Cores     int      `json:"cores,omitempty"`
-	Net       string   `json:"net,omitempty"`
-	BIOS      string   `json:"bios,omitempty"`
-	Serial    bool     `json:"serial"`
-	Agent     bool     `json:"agent"`
-	CloudInit bool     `json:"cloud-init,omitempty"`
-	VMTags    []string `json:"vm-tags,omitempty"`
+	VMName    string  `json:"vm-name,omitempty"`
+	Memory    int     `json:"memory,omitempty"`
+	Cores     int     `json:"cores,omitempty"`
+	Net       string  `json:"net,omitempty"`
+	BIOS      string  `json:"bios,omitempty"`
+	Serial    bool    `json:"serial"`
+	Agent     bool    `json:"agent"`
+	CloudInit bool    `json:"cloud-init,omitempty"`
+	VMTags    Strings `json:"vm-tags,omitempty"`
+}
+
+// Strings is a list of strings that a targets file may also give as one
+// string, as older targets files, read through command-line flags, could.
+type Strings []string
+
+// UnmarshalJSON takes a list of strings or one string.
+func (s *Strings) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = Strings{one}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return errors.New("want a string or a list of strings")
+	}
+	*s = list
+	return nil
 }
 
 // Defaults of DefaultTarget.

@@ -84,6 +84,13 @@ func TestTargetJSON(t *testing.T) {
 	if tg.Name != "web1" || tg.VMID != 201 || tg.Via != deploy.ViaSSHStream || tg.Memory != 2048 || tg.Serial || !tg.Agent || tg.Storage != "local-lvm" || tg.VMTags[0] != "nixos" {
 		t.Errorf("%+v", tg)
 	}
+	// One string where a list goes, as older files had it.
+	if err := json.Unmarshal([]byte(`{"identity": "/keys/id", "tags": ["web"]}`), &tg); err != nil || len(tg.Identity) != 1 || tg.Identity[0] != "/keys/id" || tg.Tags[0] != "web" {
+		t.Errorf("%v %+v", err, tg)
+	}
+	if err := json.Unmarshal([]byte(`{"identity": 3}`), &tg); err == nil || !strings.Contains(err.Error(), "want a string or a list of strings") {
+		t.Errorf("identity 3: %v", err)
+	}
 	dec = json.NewDecoder(strings.NewReader(`{"vmid": 201, "token": "x"}`))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&tg); err == nil || !strings.Contains(err.Error(), `"token"`) {
