@@ -97,7 +97,7 @@ func (a *apiPath) restore(ctx context.Context) error {
 			return err // refused up front: nothing was created
 		}
 		j.created()
-		if err := (controlAPI{c: j.api, node: j.node, poll: j.opts.PollInterval}).wait(ctx, upid); err != nil {
+		if err := j.waitTask(ctx, upid); err != nil {
 			return fmt.Errorf("%w (the archive stays at %s for inspection)", err, a.volid())
 		}
 		a.restored = true
@@ -121,6 +121,6 @@ func (a *apiPath) cleanup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return (controlAPI{c: j.api, node: j.node, poll: j.opts.PollInterval}).wait(ctx, upid)
+		return j.waitTask(ctx, upid)
 	})
 }

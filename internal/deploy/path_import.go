@@ -94,10 +94,6 @@ type importPath struct {
 	volids []string // uploaded
 }
 
-func (s *importPath) wait(ctx context.Context, upid pve.UPID) error {
-	return controlAPI{c: s.j.api, node: s.j.node, poll: s.j.opts.PollInterval}.wait(ctx, upid)
-}
-
 // prepare refuses, before anything is uploaded, a node too old for disk
 // image imports, storages without the content types the path needs, and
 // upload names already taken (an upload would overwrite the file:
@@ -187,7 +183,7 @@ func (s *importPath) transfer(ctx context.Context) error {
 			// and a missing one only warns (pve-storage
 			// src/PVE/API2/Storage/Content.pm).
 			s.volids = append(s.volids, volid)
-			return s.wait(ctx, upid)
+			return s.j.waitTask(ctx, upid)
 		})
 		if err != nil {
 			return err
@@ -254,7 +250,7 @@ func (s *importPath) restore(ctx context.Context) error {
 				return err // refused up front (running, protected): unchanged
 			}
 			j.created()
-			return s.wait(ctx, upid)
+			return s.j.waitTask(ctx, upid)
 		})
 		if err != nil {
 			return err
@@ -271,7 +267,7 @@ func (s *importPath) restore(ctx context.Context) error {
 		// A failed create removes its config and disks; undo then finds
 		// nothing to remove.
 		j.created()
-		return s.wait(ctx, upid)
+		return s.j.waitTask(ctx, upid)
 	})
 }
 
@@ -292,7 +288,7 @@ func (s *importPath) cleanup(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			return s.wait(ctx, upid)
+			return s.j.waitTask(ctx, upid)
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("deleting %s: %w", volid, err))

@@ -427,6 +427,11 @@ func (j *job) undo(ctx context.Context, err error) error {
 	return err
 }
 
+// waitTask waits for a task of the API.
+func (j *job) waitTask(ctx context.Context, upid pve.UPID) error {
+	return controlAPI{c: j.api, node: j.node, poll: j.opts.PollInterval}.wait(ctx, upid)
+}
+
 // finishVM is every path's finish: template or start through the path's
 // control, each confirmed.
 func (j *job) finishVM(ctx context.Context) error {
