@@ -328,6 +328,23 @@ func TestDeployImport(t *testing.T) {
 		t.Errorf("uploads left: %v", v)
 	}
 	assertEmptyDir(t, tmp)
+
+	// A raw image is converted to qcow2 first, and an archive extracted,
+	// within the same bound.
+	img := testImage(t, t.TempDir(), "nixos.raw", 48<<20)
+	for i, src := range []string{img, filepath.Join(vectorDir, "v02-two-disks.vma")} {
+		r = vmatool(t, nil, append(deployEnvVars, "PVE_TOKEN="+sim.Token, "TMPDIR="+tmp),
+			"deploy", "-q", "--api-url", sim.URL, "--tls-fingerprint", sim.Fingerprint, "--vmid", fmt.Sprint(141+i), "--via", "import", src).mustSucceed(t)
+		r.assertRSS(t)
+		t.Logf("deploy --via import of %s: peak RSS %.1f MiB", filepath.Base(src), float64(r.maxRSS)/(1<<20))
+		assertEmptyDir(t, tmp)
+	}
+	want, _ := os.ReadFile(img)
+	vm, _ = sim.VM(141)
+	volid, _, _ = strings.Cut(vm.Config["scsi0"], ",")
+	if disk, _ := sim.VolumeData(sim.Node, volid); !bytes.Equal(disk, want) {
+		t.Error("the imported raw image differs")
+	}
 }
 
 func TestDeployDroppedConnection(t *testing.T) {
