@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"github.com/vmatool/vmatool/internal/convert"
 	"io"
 	"os"
 
@@ -92,7 +92,7 @@ func extractArchive(ctx context.Context, src *Source, dir string, want map[strin
 	type out struct {
 		f    *os.File
 		w    *qcow2.Writer
-		size int64
+		sink *convert.Qcow2Sink
 	}
 	outs := map[int]*out{}
 	paths := map[string]string{}
@@ -119,39 +119,20 @@ func extractArchive(ctx context.Context, src *Source, dir string, want map[strin
 			os.Remove(tf.Name())
 			return nil, err
 		}
-		outs[d.ID] = &out{f: tf, w: w, size: d.Size}
+		outs[d.ID] = &out{f: tf, w: w, sink: convert.NewQcow2Sink(w, d.Size, 0)}
 		paths[d.Name] = tf.Name()
 	}
-	// The VMA cluster is the qcow2 writer's default cluster, so each
-	// archive cluster is one whole WriteAt.
-	buf := make([]byte, vma.ClusterSize)
-	for {
-		ext, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", src.Path, err)
-		}
-		for i := range ext.Clusters {
-			c := &ext.Clusters[i]
-			o := outs[c.Device]
-			if o == nil || c.Mask == 0 {
-				continue
-			}
-			clear(buf)
-			for b := 0; b < vma.BlocksPerCluster; b++ {
-				if blk := c.Block(b); blk != nil {
-					copy(buf[b*vma.BlockSize:], blk)
-				}
-			}
-			base := int64(c.Index) * vma.ClusterSize
-			if _, err := o.w.WriteAt(buf[:min(vma.ClusterSize, o.size-base)], base); err != nil {
-				return nil, err
-			}
-		}
+	sinks := map[int]convert.Sink{}
+	for id, o := range outs {
+		sinks[id] = o.sink
+	}
+	if err := convert.FromArchive(ctx, r, sinks); err != nil {
+		return nil, fmt.Errorf("%s: %w", src.Path, err)
 	}
 	for _, o := range outs {
+		if err := o.sink.Flush(); err != nil {
+			return nil, err
+		}
 		if err := o.w.Close(); err != nil {
 			return nil, err
 		}
