@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
+
+	"github.com/vmatool/vmatool/internal/pipeline"
 )
 
 var errNegativeOffset = errors.New("qcow2: negative offset")
@@ -115,52 +116,21 @@ func (img *Image) dataName() string {
 
 func roundUp(n, align int64) int64 { return (n + align - 1) &^ (align - 1) }
 
-// decompressAll decompresses the jobs, on up to Workers goroutines. The
-// calling goroutine works too, so a read with one compressed cluster
-// starts no goroutine.
+// decompressAll decompresses the jobs on up to the chain's workers, the
+// calling goroutine among them, so a read with one compressed cluster
+// starts no goroutine. The error is that of the first bad cluster, as a
+// serial read would report it. Each job borrows a decoder from the pool
+// only while it runs: the pool bounds the decoders of every read of the
+// chain together, and a worker that finds no job left holds none.
 func (img *Image) decompressAll(jobs []job) error {
 	if len(jobs) == 0 {
-		return nil
+		return nil // a read of uncompressed data allocates nothing, not even the closure
 	}
-	var (
-		next     atomic.Int64
-		failed   atomic.Bool
-		mu       sync.Mutex
-		firstIdx = len(jobs)
-		firstErr error
-	)
-	work := func() {
-		var d *decoder
-		for !failed.Load() {
-			i := int(next.Add(1) - 1)
-			if i >= len(jobs) {
-				break
-			}
-			// Take a decoder only once there is work, so a helper that
-			// starts late does not wait for one just to find none.
-			if d == nil {
-				d = img.sh.decoders.get()
-			}
-			if err := img.decompress(d, &jobs[i]); err != nil {
-				mu.Lock()
-				if i < firstIdx { // report the first bad cluster, as a serial read would
-					firstIdx, firstErr = i, err
-				}
-				mu.Unlock()
-				failed.Store(true)
-			}
-		}
-		if d != nil {
-			img.sh.decoders.put(d)
-		}
-	}
-	var wg sync.WaitGroup
-	for range min(img.sh.workers, len(jobs)) - 1 {
-		wg.Go(work)
-	}
-	work()
-	wg.Wait()
-	return firstErr
+	return pipeline.ForEach(len(jobs), img.sh.workers, func(i int) error {
+		d := img.sh.decoders.get()
+		defer img.sh.decoders.put(d)
+		return img.decompress(d, &jobs[i])
+	})
 }
 
 // compressedRange decodes a compressed L2 entry into the file offset and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -412,5 +413,42 @@ func TestBackingChains(t *testing.T) {
 	}
 	if b := img.Backing(); len(b) != 1 || b[0].Path != "/images/chain-base.qcow2" || b[0].Format != "qcow2" {
 		t.Errorf("Backing() = %+v", b)
+	}
+}
+
+// TestFirstBadClusterReported corrupts every compressed cluster from the
+// third on and reads the whole image at once, on several workers, many
+// times: the error always names the first bad cluster, as a serial read
+// would, whichever worker failed first.
+func TestFirstBadClusterReported(t *testing.T) {
+	b := fixtureBytes(t, "zlib-64k.qcow2")
+	cluster := 1 << be.Uint32(b[hClusterBits:])
+	var compressed []int // L2 indexes, in table 0
+	for i := 0; i < cluster/8; i++ {
+		if e := be.Uint64(b[l2Entry(b, i, 8):]); e&(1<<62) != 0 {
+			compressed = append(compressed, i)
+		}
+	}
+	if len(compressed) < 6 {
+		t.Fatalf("only %d compressed clusters", len(compressed))
+	}
+	for _, i := range compressed[2:] {
+		coff := be.Uint64(b[l2Entry(b, i, 8):]) & (1<<54 - 1)
+		for j := range 64 {
+			b[int(coff)+j] = 0xff
+		}
+	}
+	want := fmt.Sprintf("guest offset %#x ", compressed[2]*cluster)
+	img, err := qcow2.New(bytes.NewReader(b), qcow2.WithWorkers(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	buf := make([]byte, img.Size())
+	for range 20 {
+		_, err := img.ReadAt(buf, 0)
+		if !errors.Is(err, qcow2.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("ReadAt: %v, want ErrCorrupt naming %q", err, want)
+		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/vmatool/vmatool/internal/pve/pvesim"
 	"github.com/vmatool/vmatool/internal/remote"
 	"github.com/vmatool/vmatool/internal/remote/sshtest"
+	"github.com/vmatool/vmatool/qcow2"
 )
 
 const poll = 5 * time.Millisecond
@@ -401,9 +402,33 @@ func TestMakeTemplate(t *testing.T) {
 	}
 }
 
-// qcow2Image has a qcow2 header without a backing file, which is all the
-// simulated qemu-img check looks at.
-var qcow2Image = append([]byte("QFI\xfb\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x00"), bytes.Repeat([]byte{0, 1, 2, 3}, 300000)...)
+// qcow2Image is a real qcow2 image of qcow2Raw, which the simulator
+// checks and converts as qemu-img would.
+var qcow2Raw, qcow2Image = makeQcow2()
+
+func makeQcow2() (raw, image []byte) {
+	raw = bytes.Repeat([]byte{0, 1, 2, 3}, 300032) // a whole number of sectors, as qemu counts disks
+	f, err := os.CreateTemp("", "pve-test-*.qcow2")
+	if err != nil {
+		panic(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	w, err := qcow2.NewWriter(f, int64(len(raw)))
+	if err == nil {
+		err = w.WriteFrom(context.Background(), bytes.NewReader(raw), nil)
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err == nil {
+		image, err = os.ReadFile(f.Name())
+	}
+	if err != nil {
+		panic(err)
+	}
+	return raw, image
+}
 
 func importNode() pvesim.NodeSpec {
 	n := pvesim.DefaultNode("pve")
@@ -450,8 +475,8 @@ func TestUploadAndImport(t *testing.T) {
 		t.Fatalf("VMConfig = %v, %v", conf, err)
 	}
 	disk, ok := sim.VolumeData(sim.Node, "local-lvm:vm-150-disk-0")
-	if !ok || !bytes.Equal(disk, qcow2Image) {
-		t.Errorf("the imported disk differs from the upload (%d bytes)", len(disk))
+	if !ok || !bytes.Equal(disk, qcow2Raw) {
+		t.Errorf("the imported disk differs from the upload's virtual disk (%d bytes)", len(disk))
 	}
 	upid, err = c.DeleteVolume(ctx, sim.Node, "local", "local:import/nixos.qcow2")
 	if err != nil || upid.Type != "imgdel" {

@@ -68,7 +68,7 @@ func (d *deferredWriter) Write(p []byte) (int, error) {
 // malformed image, an archive given as a disk, a size not a multiple of
 // 512, a name used twice, too many disks, an oversized config) happens
 // here. On error nothing stays open.
-func Open(spec Spec, opts ...Option) (_ *Pack, err error) {
+func Open(spec Spec, opts ...Option) (*Pack, error) {
 	o, err := newOptions(opts)
 	if err != nil {
 		return nil, err
@@ -84,8 +84,9 @@ func Open(spec Spec, opts ...Option) (_ *Pack, err error) {
 	if err := pveconf.ValidateStorage(storage); err != nil {
 		return nil, &SpecError{Msg: err.Error(), Err: err} // it goes into drive and map lines
 	}
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			p.Close()
 		}
 	}()
@@ -132,6 +133,7 @@ func Open(spec Spec, opts ...Option) (_ *Pack, err error) {
 			return nil, fmt.Errorf("%s: %w", d.Path, err)
 		}
 	}
+	ok = true
 	return p, nil
 }
 

@@ -177,21 +177,7 @@ func (m markers) isRevoked(key ssh.PublicKey) bool {
 // the host out.
 func (l markedLine) matches(addr string) bool {
 	host := strings.ToLower(knownhosts.Normalize(addr))
-	found := false
-	for _, p := range l.patterns {
-		if strings.HasPrefix(p, "|1|") {
-			found = found || hashedMatch(p, host)
-			continue
-		}
-		p, negated := strings.CutPrefix(p, "!")
-		if globMatch(strings.ToLower(p), host) {
-			if negated {
-				return false
-			}
-			found = true
-		}
-	}
-	return found
+	return matchPatterns(l.patterns, host)
 }
 
 // hashedMatch checks a hashed known_hosts name: |1|base64(salt)|base64(HMAC-SHA1(salt, host)).

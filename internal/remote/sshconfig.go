@@ -392,9 +392,18 @@ func (s *hostSettings) hostName() (string, error) {
 // matchList matches a comma-separated pattern list as OpenSSH's
 // match_pattern_list does, without regard to case: a matching negated
 // pattern rules the host out, else any matching pattern lets it in.
-func matchList(list, host string) bool {
+func matchList(list, host string) bool { return matchPatterns(strings.Split(list, ","), host) }
+
+// matchPatterns is that rule over patterns already split, for ssh_config's
+// lists and known_hosts' names alike; a known_hosts name may also be hashed
+// (|1|...), which matches only the host it was made from.
+func matchPatterns(patterns []string, host string) bool {
 	found := false
-	for _, p := range strings.Split(list, ",") {
+	for _, p := range patterns {
+		if strings.HasPrefix(p, "|1|") {
+			found = found || hashedMatch(p, host)
+			continue
+		}
 		p, negated := strings.CutPrefix(p, "!")
 		if globMatch(strings.ToLower(p), host) {
 			if negated {

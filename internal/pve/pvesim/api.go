@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -246,8 +247,13 @@ var createParams = map[string]bool{"vmid": true, "archive": true, "storage": tru
 	"start": true, "pool": true, "bwlimit": true, "live-restore": true, "ha-managed": true}
 
 var (
-	driveKeyRE  = regexp.MustCompile(`^(scsi|virtio|sata|ide)\d+$|^efidisk0$|^tpmstate0$`)
-	configKeyRE = regexp.MustCompile(`^(name|memory|balloon|cores|sockets|cpu|numa|ostype|scsihw|boot|agent|tags|description|onboot|bios|machine|vga|kvm|protection|startup|hotplug|ciuser|cipassword|citype|sshkeys|nameserver|searchdomain|cicustom|(net|serial|ipconfig|unused)\d+)$`)
+	driveKeyRE = regexp.MustCompile(`^(scsi|virtio|sata|ide)\d+$|^efidisk0$|^tpmstate0$`)
+	// configKeyRE is every config key create_vm takes besides drives:
+	// qemu-server src/PVE/QemuServer.pm $confdesc and
+	// $confdesc_cloudinit, less what json_config_properties leaves out
+	// (parent, snaptime, vmstate, runningmachine, runningcpu,
+	// running-nets-host-mtu, meta).
+	configKeyRE = regexp.MustCompile(`^(onboot|autostart|hotplug|reboot|lock|cpulimit|cpuunits|memory|amd-sev|intel-tdx|balloon|shares|keyboard|name|scsihw|description|ostype|boot|bootdisk|smp|sockets|cores|numa|hugepages|keephugepages|vcpus|acpi|agent|kvm|tdf|localtime|freeze|vga|watchdog|startdate|startup|template|args|tablet|migrate_speed|migrate_downtime|cdrom|cpu|vmstatestorage|machine|arch|smbios1|protection|bios|vmgenid|hookscript|ivshmem|audio0|spice_enhancements|tags|rng0|affinity|allow-ksm|citype|ciuser|cipassword|ciupgrade|cicustom|searchdomain|nameserver|sshkeys|numa[0-7]|virtiofs\d|(net|ipconfig)([0-9]|[12][0-9]|3[01])|serial[0-3]|parallel[0-2]|hostpci([0-9]|1[0-5])|usb([0-9]|1[0-3])|unused\d+)$`)
 )
 
 // createVM is create_vm of qemu-server src/PVE/API2/Qemu.pm: parameter
@@ -403,6 +409,10 @@ func (s *Server) autostart(g *guest) []string {
 	return log
 }
 
+// importNeeds are the options qemu-server src/PVE/API2/Qemu.pm
+// check_drive_param requires of an EFI disk or TPM state with import-from.
+var importNeeds = map[string][]string{"efidisk0": {"efitype", "pre-enrolled-keys"}, "tpmstate0": {"version"}}
+
 var newDiskRE = regexp.MustCompile(`^(([^/:\s]+):)?(\d+(\.\d+)?)$`)
 
 // importRE is a volume name of content type import
@@ -445,6 +455,15 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 		m := newDiskRE.FindStringSubmatch(file)
 		if src != "" && (m == nil || m[3] != "0") {
 			return nil, paramError(k, "'import-from' requires special syntax - use <storage ID>:0,import-from=<source>")
+		}
+		// check_drive_param: an imported EFI disk or TPM state must say
+		// what it is; the defaults of an existing drive do not apply.
+		if src != "" {
+			for _, need := range importNeeds[k] {
+				if !slices.ContainsFunc(kept, func(o string) bool { return strings.HasPrefix(o, need+"=") }) {
+					return nil, paramError(k, "need to specify '"+need+"' when using 'import-from'")
+				}
+			}
 		}
 		if m == nil {
 			continue // an existing volume, taken as it is
@@ -528,6 +547,10 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 			if msg := checkImage(im.format, volumePath(im.srcStore, im.src), data); msg != "" {
 				return fail(msg)
 			}
+			data, err := convertImage(im.format, data)
+			if err != nil {
+				return fail("cannot import from '" + im.src + "' - " + err.Error())
+			}
 			volid := diskVolID(im.target, vmid, disk, "raw")
 			disk++
 			size := int64(len(data))
@@ -572,29 +595,6 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 		return "OK", log
 	}
 	return t.upid, nil
-}
-
-// checkImage is the check `qemu-img info -f FORMAT` makes on an
-// untrusted image: the format's magic, and no backing file
-// (pve-storage src/PVE/Storage/Plugin.pm file_size_info). It returns the
-// error the real check dies with, or "".
-func checkImage(format, path string, data []byte) string {
-	switch format {
-	case "qcow2":
-		if len(data) < 16 || string(data[:4]) != "QFI\xfb" {
-			return "failed to query file information with qemu-img"
-		}
-		for _, b := range data[8:16] { // backing_file_offset
-			if b != 0 {
-				return "backing file not allowed for untrusted image '" + path + "'!"
-			}
-		}
-	case "vmdk":
-		if len(data) < 4 || string(data[:4]) != "KDMV" {
-			return "failed to query file information with qemu-img"
-		}
-	}
-	return ""
 }
 
 // formatSize prints a size as qemu-server does in a drive's size= option.

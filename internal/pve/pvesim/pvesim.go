@@ -24,10 +24,15 @@
 // through the simulated API. Uploaded and imported volumes are kept in
 // memory, byte for byte.
 //
+// Uploaded images are checked as qemu-img info checks an untrusted image
+// (a qcow2 must parse and name no backing or data file), and an import
+// writes the image's virtual disk onto the new raw volume, as qemu-img
+// convert does, so a test can compare it with the source byte for byte.
+//
 // Known limits: one VM ID maps to one guest, so restoring with force over a
 // container, or over a VM on another node, is refused as if force were not
-// given; imports copy the source's bytes without converting them (LVM-thin
-// still rounds the recorded size up to 4 MiB); new guests show their final
+// given; LVM-thin rounds the recorded size of an imported volume up to
+// 4 MiB but keeps only the converted bytes; new guests show their final
 // status at once, where the real cluster view says "unknown" for a few
 // seconds; restores do not read the archive (WithRestoreHook can).
 package pvesim

@@ -2,6 +2,7 @@ package pvesim_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vmatool/vmatool/internal/pve/pvesim"
+	"github.com/vmatool/vmatool/qcow2"
 )
 
 // answer is a raw response of the simulator.
@@ -348,7 +350,60 @@ func multipartBody(t *testing.T, parts [][2]string, fileField, fileName string, 
 	return &b, w.FormDataContentType()
 }
 
-var qcow2Image = append([]byte("QFI\xfb\x00\x00\x00\x03"), make([]byte, 1024)...)
+// qcow2Raw is the virtual disk of qcow2Image, a real qcow2 image, which
+// the simulator checks and converts as qemu-img would.
+var qcow2Raw, qcow2Image = makeQcow2()
+
+func makeQcow2() (raw, image []byte) {
+	raw = make([]byte, 1<<20)
+	for i := 0; i < len(raw); i += 4096 {
+		if i%(3*4096) != 0 {
+			copy(raw[i:], fmt.Sprintf("block at %d\n", i))
+		}
+	}
+	f := &memFile{}
+	w, err := qcow2.NewWriter(f, int64(len(raw)), qcow2.WithCompression(qcow2.CompressionZstd))
+	if err != nil {
+		panic(err)
+	}
+	if err := w.WriteFrom(context.Background(), bytes.NewReader(raw), nil); err != nil {
+		panic(err)
+	}
+	if err := w.Close(); err != nil {
+		panic(err)
+	}
+	return raw, f.b
+}
+
+// memFile is a qcow2.WriterFile in memory.
+type memFile struct{ b []byte }
+
+func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(m.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if end := off + int64(len(p)); end > int64(len(m.b)) {
+		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
+	}
+	return copy(m.b[off:], p), nil
+}
+
+func (m *memFile) Truncate(n int64) error {
+	if n <= int64(len(m.b)) {
+		m.b = m.b[:n]
+	} else {
+		m.b = append(m.b, make([]byte, n-int64(len(m.b)))...)
+	}
+	return nil
+}
 
 // TestUploadIsStrict follows pveproxy's multipart parser, whose regular
 // expressions read a stray field before content into content's
@@ -459,7 +514,8 @@ func TestCreateImportsByteForByte(t *testing.T) {
 	if vm.Config["scsi0"] != "local-lvm:vm-120-disk-0,discard=on,size=4M" || vm.Name != "web" || vm.Lock != "" {
 		t.Errorf("config %v", vm.Config)
 	}
-	if got, ok := sim.VolumeData("pve", "local-lvm:vm-120-disk-0"); !ok || !bytes.Equal(got, qcow2Image) {
+	// qemu-img convert writes the virtual disk onto the raw volume.
+	if got, ok := sim.VolumeData("pve", "local-lvm:vm-120-disk-0"); !ok || !bytes.Equal(got, qcow2Raw) {
 		t.Errorf("imported disk differs (%d bytes, %v)", len(got), ok)
 	}
 

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/vmatool/vmatool/internal/deploy"
+)
+
+// bindTargetFlags binds the per-target flags onto t, with t's current
+// values as their defaults: bound onto a target read from a targets file,
+// parsing the command line changes only what it names, so the command
+// line wins over the file and the file over the defaults. The flags are
+// not the schema: deploy.Target's JSON tags are.
+func bindTargetFlags(fs *pflag.FlagSet, t *deploy.Target) {
+	fs.StringVar(&t.Host, "host", t.Host, "Proxmox node, [user@]host[:port]: SSH goes there (user root), and the API too unless --api-url")
+	fs.IntVar(&t.VMID, "vmid", t.VMID, "VM ID to create (100 to 999999999)")
+	fs.StringVar(&t.Storage, "storage", t.Storage, "storage for the VM's disks")
+	fs.Var((*viaValue)(&t.Via), "via", "restore path: auto, ssh, ssh-stream, api or import (see above)")
+	fs.StringVar(&t.Restore, "restore", t.Restore, "older spelling: --restore ssh is --via ssh, --restore api is --via api")
+	fs.BoolVar(&t.Stream, "stream", t.Stream, "older spelling of --via ssh-stream")
+	fs.StringVar(&t.Node, "node", t.Node, "node name in the cluster (default: the host's short name, or the API's only node)")
+
+	fs.StringArrayVarP((*[]string)(&t.Identity), "identity", "i", t.Identity, "SSH private key file (repeatable; default: ssh-agent, then ~/.ssh/id_*)")
+	fs.StringVar(&t.KnownHosts, "known-hosts", t.KnownHosts, "known_hosts file to check the host key against (default ~/.ssh/known_hosts)")
+	fs.BoolVar(&t.InsecureIgnoreHostKey, "insecure-ignore-host-key", t.InsecureIgnoreHostKey, "do not check the node's SSH host key (says so on stderr)")
+	fs.StringVar(&t.DumpDir, "dump-dir", t.DumpDir, "folder on the node the archive is uploaded to (ssh, api)")
+	fs.StringVar(&t.DumpStorage, "dump-storage", t.DumpStorage, "storage whose backup folder is --dump-dir (api)")
+
+	fs.StringVar(&t.APIURL, "api-url", t.APIURL, "Proxmox API URL (default https://<host>:8006)")
+	fs.StringVar(&t.TokenFile, "token-file", t.TokenFile, "file holding the API token USER@REALM!ID=SECRET (default: $PVE_TOKEN)")
+	fs.StringVar(&t.TLSFingerprint, "tls-fingerprint", t.TLSFingerprint, "SHA-256 fingerprint of the API's certificate, to pin a self-signed one")
+	fs.StringVar(&t.ImportStorage, "import-storage", t.ImportStorage, "storage with import content that takes the disk images (import)")
+
+	fs.BoolVar(&t.Start, "start", t.Start, "start the VM, and confirm it started")
+	fs.BoolVar(&t.Template, "template", t.Template, "convert the VM to a template, and confirm it")
+	fs.BoolVar(&t.Force, "force", t.Force, "replace an existing VM with the same ID on this node")
+	fs.BoolVar(&t.Unique, "unique", t.Unique, "give the VM new MAC addresses (qmrestore --unique)")
+	fs.BoolVar(&t.KeepArchive, "keep-archive", t.KeepArchive, "keep the uploaded archive on the node (ssh, api)")
+	fs.IntVar(&t.Level, "level", t.Level, "zstd level of what is sent (default: the fastest)")
+
+	fs.StringVar(&t.DataFile, "data-file", t.DataFile, "external data file of a qcow2 SOURCE")
+	fs.BoolVar(&t.NoBacking, "no-backing", t.NoBacking, "refuse a qcow2 SOURCE that has a backing file")
+	fs.StringVar(&t.Config, "config", t.Config, "qemu-server.conf to use instead of one generated from the flags below")
+	fs.StringVar(&t.VMName, "name", t.VMName, "VM name (default vm<vmid>)")
+	fs.IntVar(&t.Memory, "memory", t.Memory, "memory in MiB")
+	fs.IntVar(&t.Cores, "cores", t.Cores, "CPU cores")
+	fs.StringVar(&t.Net, "net", t.Net, "net0 device")
+	fs.StringVar(&t.BIOS, "bios", t.BIOS, "seabios or ovmf")
+	fs.BoolVar(&t.Serial, "serial", t.Serial, "serial console (serial0: socket)")
+	fs.BoolVar(&t.Agent, "agent", t.Agent, "enable the QEMU guest agent")
+	fs.BoolVar(&t.CloudInit, "cloud-init", t.CloudInit, "add a cloud-init drive")
+	fs.StringSliceVar((*[]string)(&t.VMTags), "tags", t.VMTags, "Proxmox VM tags (comma-separated)")
+}
+
+// viaValue is --via: one of the registered paths or auto, checked with
+// the rest of the target by deploy.Target.Validate.
+type viaValue deploy.Via
+
+func (v *viaValue) String() string { return string(*v) }
+
+func (v *viaValue) Set(s string) error {
+	if s == "" || strings.ContainsAny(s, " \t\n") {
+		return fmt.Errorf("want auto, ssh, ssh-stream, api or import")
+	}
+	*v = viaValue(s)
+	return nil
+}
+
+func (v *viaValue) Type() string { return "PATH" }
