@@ -8,11 +8,13 @@ import (
 	"github.com/vmatool/vmatool/vma"
 )
 
-// archiveDoc is what info, list and verify say about an archive in
+// ArchiveDoc is what info, list and verify say about an archive in
 // --json, one type for the three so that a script reads any of them the
 // same way (the README's "JSON output" section documents it). Each
-// command embeds it and adds its own fields beside it.
-type archiveDoc struct {
+// command embeds it and adds its own fields beside it. It is exported
+// only because encoding/json cannot fill an embedded pointer to an
+// unexported type, which the tests' reading of info --json needs.
+type ArchiveDoc struct {
 	UUID string `json:"uuid"`
 	// Ctime is the creation time in RFC 3339, UTC; CtimeUnix the same in
 	// seconds since the epoch, as the archive stores it.
@@ -41,9 +43,9 @@ type archiveDev struct {
 }
 
 // newArchiveDoc describes the archive a has read to its end.
-func newArchiveDoc(a *archiveInput) *archiveDoc {
+func newArchiveDoc(a *archiveInput) *ArchiveDoc {
 	h := a.reader.Header()
-	doc := &archiveDoc{
+	doc := &ArchiveDoc{
 		UUID: h.UUID.String(), Ctime: h.Ctime.UTC().Format(time.RFC3339), CtimeUnix: h.Ctime.Unix(),
 		Compression: string(a.comp), Configs: []configDoc{}, Devices: []archiveDev{},
 	}
@@ -61,7 +63,7 @@ func newArchiveDoc(a *archiveInput) *archiveDoc {
 }
 
 // totals sums the devices' sizes and stored bytes.
-func (d *archiveDoc) totals() (size, stored int64) {
+func (d *ArchiveDoc) totals() (size, stored int64) {
 	for _, x := range d.Devices {
 		size += x.Size
 		stored += x.StoredBytes

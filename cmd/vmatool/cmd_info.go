@@ -67,7 +67,7 @@ type infoDoc struct {
 	Image  *imageInfo `json:"image,omitempty"`
 	// An archive: what list --json and verify --json say about it, and
 	// its uncompressed size.
-	*archiveDoc
+	*ArchiveDoc
 	ArchiveSize int64         `json:"archive_size,omitempty"`
 	Disks       []diskInfoDoc `json:"disks"`
 	// Warnings are what info could not read but did not need to: a
@@ -265,7 +265,7 @@ func archiveInfoOf(ctx context.Context, s *streams, path string, opts ...vma.Dec
 			edges[c.Device].keep(&c)
 		}
 	}
-	doc := &infoDoc{File: path, Format: "vma", archiveDoc: newArchiveDoc(a), ArchiveSize: a.reader.Offset(),
+	doc := &infoDoc{File: path, Format: "vma", ArchiveDoc: newArchiveDoc(a), ArchiveSize: a.reader.Offset(),
 		Disks: []diskInfoDoc{}, Warnings: []string{}}
 	for _, d := range h.Devices {
 		stored := a.reader.StoredBytes(d.ID)
@@ -369,7 +369,7 @@ func writeInfo(w io.Writer, doc *infoDoc) {
 			writeBacking(tw, im)
 		}
 	}
-	if a := doc.archiveDoc; a != nil {
+	if a := doc.ArchiveDoc; a != nil {
 		format := "vma"
 		if a.Compression != string(vma.None) {
 			format += " (" + a.Compression + "-compressed)"

@@ -64,7 +64,7 @@ func runList(ctx context.Context, s *streams, args []string) error {
 	if _, err := vma.Verify(ctx, a.reader); err != nil {
 		return a.wrap(err)
 	}
-	return writeJSON(s.out, listJSONDoc{File: path, archiveDoc: newArchiveDoc(a)})
+	return writeJSON(s.out, listJSONDoc{File: path, ArchiveDoc: newArchiveDoc(a)})
 }
 
 // writeListing prints what "vma list" prints; CTIME comes last because
@@ -88,5 +88,5 @@ func writeListing(w io.Writer, h *vma.Header) {
 // listJSONDoc is list --json: the archive as info and verify describe it.
 type listJSONDoc struct {
 	File string `json:"file"`
-	*archiveDoc
+	*ArchiveDoc
 }

@@ -95,7 +95,7 @@ func runVerify(ctx context.Context, s *streams, args []string) error {
 
 // verified is what verifyArchive learned about a valid archive.
 type verified struct {
-	doc   *archiveDoc
+	doc   *ArchiveDoc
 	stats *vma.Stats
 }
 
@@ -127,7 +127,7 @@ func verifyArchive(ctx context.Context, s *streams, path string, quiet, verbose 
 }
 
 // verifySummary is the line verify prints for a person at a terminal.
-func verifySummary(path string, doc *archiveDoc, took time.Duration) string {
+func verifySummary(path string, doc *ArchiveDoc, took time.Duration) string {
 	size, stored := doc.totals()
 	noun := "devices"
 	if len(doc.Devices) == 1 {
@@ -146,7 +146,7 @@ type verifyJSONDoc struct {
 	Error  string `json:"error,omitempty"`
 	Kind   string `json:"kind,omitempty"`
 	Offset *int64 `json:"offset,omitempty"`
-	*archiveDoc
+	*ArchiveDoc
 	Stats *verifyStats `json:"stats,omitempty"`
 }
 
@@ -169,7 +169,7 @@ func newVerifyJSON(path string, v *verified, err error) verifyJSONDoc {
 		}
 		return doc
 	}
-	doc.archiveDoc = v.doc
+	doc.ArchiveDoc = v.doc
 	doc.Stats = &verifyStats{HeaderSize: v.stats.Header.Size, ArchiveSize: v.stats.ArchiveSize, Extents: v.stats.Extents}
 	return doc
 }
