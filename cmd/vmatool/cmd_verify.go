@@ -128,6 +128,9 @@ func verifyArchive(ctx context.Context, s *streams, path string, quiet, verbose 
 
 // verifySummary is the line verify prints for a person at a terminal.
 func verifySummary(path string, doc *ArchiveDoc, took time.Duration) string {
+	if path == "-" {
+		path = "<stdin>" // as errors name it
+	}
 	size, stored := doc.totals()
 	noun := "devices"
 	if len(doc.Devices) == 1 {

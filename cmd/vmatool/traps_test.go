@@ -97,6 +97,13 @@ func TestOutputFolderMissing(t *testing.T) {
 			assertGone(t, missing)
 		})
 	}
+	// An existing folder, with or without the slash, gets a vzdump name.
+	for _, out := range []string{dir + "/", dir} {
+		r := vmatool(t, nil, []string{"SOURCE_DATE_EPOCH=1700000000"}, "pack", "--force", "-o", out, img).mustSucceed(t)
+		if want := filepath.Join(dir, "vzdump-qemu-100-2023_11_14-22_13_20.vma.zst") + "\n"; r.stdout != want || r.stderr != "" {
+			t.Errorf("pack -o %s: stdout %q, stderr %q; want %q", out, r.stdout, r.stderr, want)
+		}
+	}
 }
 
 // TestWriteErrorNamesTheOutput: an error while writing an output named the
