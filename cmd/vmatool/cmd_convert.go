@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/vmatool/vmatool/internal/convert"
+	"github.com/vmatool/vmatool/vma"
 )
 
 func init() {
@@ -39,9 +40,12 @@ Converts, like "qemu-img convert", between the formats vmatool knows:
                       the image is packed as "vmatool pack" packs it, as
                       drive -d (default scsi0), with pack's options
                       (--config, --vmid, --storage, --level, --uuid,
-                      --ctime, --no-backing, --data-file).
+                      --ctime, --no-backing, --data-file). -c (zstd) or
+                      --compression must agree with DST's name: -c
+                      with x.vma is refused, x.vma.zst needs no -c.
   ... -> -            -O raw to "-" streams one disk to standard output in
-                      disk order, holes as zeros. Archive clusters that
+                      disk order, holes as zeros (never to a terminal:
+                      redirect it). Archive clusters that
                       come out of order are held in a 64 MiB reorder
                       window, which covers Proxmox's nearly ordered
                       archives; an archive further out of order fails (use
@@ -49,7 +53,10 @@ Converts, like "qemu-img convert", between the formats vmatool knows:
                       tables are written last and its header at the start.
 
 Formats are detected by content, never by name (-f overrides); the output
-format comes from -O, or from DST's extension (a folder gets qcow2).
+format comes from -O, or from DST's extension (a folder gets qcow2). -d
+takes an archive's device names with or without the drive- prefix. The
+folder a single output file goes into must exist; a folder DST is
+created.
 Archive clusters arrive in any order and go straight into the image, so an
 archive is read once, from a pipe if need be. Outputs are written under
 temporary names and put in place all together when complete; nothing is
@@ -119,7 +126,7 @@ func runConvert(ctx context.Context, s *streams, args []string) error {
 	fs.StringVarP(&o.outFormat, "output-format", "O", "", "output format: qcow2, raw or vma (default: from DST's extension; qcow2 for a folder, raw for -)")
 	fs.StringVarP(&o.inFormat, "format", "f", "", "source format: vma, qcow2 or raw (default: detected by content)")
 	fs.StringVarP(&o.device, "device", "d", "", "the archive disk to convert (drive-scsi0 or scsi0); for an archive output, the drive name (default scsi0)")
-	fs.BoolVarP(&o.compress, "compress", "c", false, "compress the output: qcow2 clusters (zstd unless --compression), or a .vma archive without a compression suffix (zstd)")
+	fs.BoolVarP(&o.compress, "compress", "c", false, "compress the output: qcow2 clusters (zstd unless --compression), or an archive (zstd; DST's name must say .zst, or none, with -O vma)")
 	fs.StringVar(&o.compression, "compression", "", "compression type, implies -c: zstd or zlib (qcow2; zlib for QEMU before 5.1); zstd, gzip or none (archive)")
 	fs.StringVar(&o.clusterSize, "cluster-size", "", "qcow2 cluster size, a power of two from 512 to 2M (default 64K)")
 	fs.BoolVar(&o.partial, "partial", false, "salvage a damaged or truncated archive: write what is intact, list what is missing (exit status 3)")
@@ -158,6 +165,12 @@ func runConvert(ctx context.Context, s *streams, args []string) error {
 	}
 	if err := checkOutputFlags(o, srcKind, outFormat, dst); err != nil {
 		return err
+	}
+	if dst == "-" && s.outIsTTY {
+		if outFormat == "vma" {
+			return errTerminal
+		}
+		return errTerminalImage
 	}
 	switch {
 	case outFormat == "vma":
@@ -273,6 +286,16 @@ func checkOutputFlags(o *convertOptions, srcKind, outFormat, dst string) error {
 		case "", "zstd", "gzip", "none":
 		default:
 			return usagef("--compression %q: want zstd, gzip or none for an archive", o.compression)
+		}
+		// -c alone means zstd; either must agree with DST's name.
+		flag, c := "--compression", vma.Compression(o.compression)
+		if c == "" {
+			flag, c = "-c", vma.Zstd
+		}
+		if o.compress {
+			if err := checkCompressionName(flag, c, dst); err != nil {
+				return err
+			}
 		}
 	}
 	if o.clusterSize != "" && outFormat != "qcow2" {

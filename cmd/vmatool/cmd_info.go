@@ -22,14 +22,24 @@ func init() {
 
 const infoHelp = `Usage: vmatool info [--json] [--backing-chain] [--data-file PATH] IMAGE|ARCHIVE
 
-Describes a disk image (raw or qcow2) or a VMA archive, detected by content.
+Describes a disk image (raw or qcow2) or a VMA archive, detected by content;
+"-" reads an archive (not an image: that needs random access) from
+standard input.
 
 For an image: format, virtual size, allocated bytes, and for qcow2 the
 version, cluster size, compression, backing file and feature flags. For an
 archive: uuid, creation time, configs, and each device's size and stored
 bytes (the archive is read, and so verified, to the end). For every disk,
 of an image or inside an archive, its partition table (GPT or MBR) with each
-partition's start, size, type and name, read in place.
+partition's start, size, type and name, read in place. A damaged
+partition table does not stop info: the rest is printed, and a warning
+says what is wrong (on standard error, and in --json's "warnings").
+
+--json prints {"file", "format", then for an image "image": {...}, for an
+archive the fields list --json and verify --json print for it (uuid,
+ctime, ctime_unix, compression, configs, devices) and "archive_size"; then
+"disks": [{"name", "size", "stored_bytes", "partition_table"}] and
+"warnings": [...]}. See "JSON output" in the README.
 
 Only the file named is read, as with qemu-img info: a qcow2 image's backing
 file is shown by the name its header gives, and not opened, so a partition
@@ -43,18 +53,26 @@ EXAMPLES:
   vmatool info result/nixos.qcow2
   vmatool info --backing-chain overlay.qcow2
   vmatool info --json vzdump-qemu-100-2024_01_01-00_00_00.vma.zst
+  ssh pve cat /var/lib/vz/dump/vzdump-qemu-100-x.vma.zst | vmatool info -
 
 EXIT STATUS:
-  0 ok, 1 unreadable or malformed input, 2 usage error.
+  0 ok (also with a warning about a damaged partition table), 1 unreadable
+  or malformed input, 2 usage error.
 `
 
 // infoDoc is what info prints; --json prints it as is.
 type infoDoc struct {
-	File   string        `json:"file"`
-	Format string        `json:"format"` // raw, qcow2 or vma
-	Image  *imageInfo    `json:"image,omitempty"`
-	VMA    *archiveInfo  `json:"archive,omitempty"`
-	Disks  []diskInfoDoc `json:"disks"`
+	File   string     `json:"file"`
+	Format string     `json:"format"` // raw, qcow2 or vma
+	Image  *imageInfo `json:"image,omitempty"`
+	// An archive: what list --json and verify --json say about it, and
+	// its uncompressed size.
+	*ArchiveDoc
+	ArchiveSize int64         `json:"archive_size,omitempty"`
+	Disks       []diskInfoDoc `json:"disks"`
+	// Warnings are what info could not read but did not need to: a
+	// damaged partition table. They are also printed on standard error.
+	Warnings []string `json:"warnings"`
 }
 
 type imageInfo struct {
@@ -82,14 +100,6 @@ type qcow2Info struct {
 	Compressed  int64 `json:"compressed"`
 	Zero        int64 `json:"zero"`
 	Unallocated int64 `json:"unallocated"`
-}
-
-type archiveInfo struct {
-	Compression string          `json:"compression"`
-	UUID        string          `json:"uuid"`
-	Ctime       int64           `json:"ctime"`
-	Configs     []configJSONDoc `json:"configs"`
-	ArchiveSize int64           `json:"archive_size"`
 }
 
 type diskInfoDoc struct {
@@ -121,27 +131,57 @@ func runInfo(ctx context.Context, s *streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	src, err := inspectSource(path, window.option())
-	if err != nil {
-		return err
-	}
 	var doc *infoDoc
-	if src.Archive() {
+	if path == "-" {
+		// An image needs random access; a stream can only be an archive.
 		doc, err = archiveInfoOf(ctx, s, path, window.option())
-	} else {
-		opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(*noBacking, *followChain))}
-		if !*quiet {
-			opts = append(opts, recipe.WithChain(chainPrinter(s)))
+		if errors.Is(err, vma.ErrNotVMA) {
+			err = fmt.Errorf("%w (info reads an image only from a file; standard input must hold an archive)", err)
 		}
-		doc, err = imageInfoOf(recipe.Disk{Path: path, Format: src.Format, DataFile: *dataFile}, opts...)
+	} else {
+		var src *recipe.Source
+		if src, err = recipe.Identify(path, window.option()); err != nil {
+			return windowHint(err)
+		}
+		if src.Archive() {
+			doc, err = archiveInfoOf(ctx, s, path, window.option())
+		} else {
+			opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(*noBacking, *followChain))}
+			if !*quiet {
+				opts = append(opts, recipe.WithChain(chainPrinter(s)))
+			}
+			doc, err = imageInfoOf(recipe.Disk{Path: path, Format: src.Format, DataFile: *dataFile}, opts...)
+		}
 	}
 	if err != nil {
 		return err
+	}
+	for _, w := range doc.Warnings {
+		fmt.Fprintf(s.err, "vmatool info: warning: %s\n", w)
 	}
 	if *asJSON {
 		return writeJSON(s.out, doc)
 	}
 	writeInfo(s.out, doc)
+	return nil
+}
+
+// readPartitions reads the partition table of disk di, from r. A damaged
+// table is a warning, not a failure: everything else info says still
+// holds. what names the disk in messages.
+func (doc *infoDoc) readPartitions(di *diskInfoDoc, r io.ReaderAt, what string) error {
+	t, err := ptable.Read(r, di.Size)
+	switch {
+	case err == nil:
+		di.Partitions = t
+	case errors.Is(err, qcow2.ErrBackingSkipped):
+		di.PartitionsNote = partitionsNeedBacking
+	case errors.Is(err, ptable.ErrCorrupt):
+		di.PartitionsNote = "unreadable: " + err.Error()
+		doc.Warnings = append(doc.Warnings, fmt.Sprintf("%s: %v; the rest of the information stands", what, err))
+	default:
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	return nil
 }
 
@@ -156,7 +196,7 @@ func imageInfoOf(spec recipe.Disk, opts ...recipe.Option) (*infoDoc, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc := &infoDoc{File: path, Format: d.Format, Image: &imageInfo{VirtualSize: d.Disk.Size(), FileSize: st.Size()}}
+	doc := &infoDoc{File: path, Format: d.Format, Image: &imageInfo{VirtualSize: d.Disk.Size(), FileSize: st.Size()}, Warnings: []string{}}
 	switch img := d.Disk.(type) {
 	case *raw.Disk:
 		if doc.Image.Allocated, err = img.Allocated(); err != nil {
@@ -187,12 +227,8 @@ func imageInfoOf(spec recipe.Disk, opts ...recipe.Option) (*infoDoc, error) {
 		doc.Image.Allocated = q.Data + q.Compressed
 	}
 	disk := diskInfoDoc{Name: path, Size: d.Disk.Size()}
-	disk.Partitions, err = ptable.Read(d.Disk, d.Disk.Size())
-	switch {
-	case errors.Is(err, qcow2.ErrBackingSkipped):
-		disk.PartitionsNote = partitionsNeedBacking
-	case err != nil:
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := doc.readPartitions(&disk, d.Disk, path); err != nil {
+		return nil, err
 	}
 	doc.Disks = []diskInfoDoc{disk}
 	return doc, nil
@@ -229,17 +265,14 @@ func archiveInfoOf(ctx context.Context, s *streams, path string, opts ...vma.Dec
 			edges[c.Device].keep(&c)
 		}
 	}
-	doc := &infoDoc{File: path, Format: "vma", VMA: &archiveInfo{Compression: string(a.comp), UUID: h.UUID.String(),
-		Ctime: h.Ctime.Unix(), ArchiveSize: a.reader.Offset(), Configs: []configJSONDoc{}}}
-	for _, c := range h.Configs {
-		doc.VMA.Configs = append(doc.VMA.Configs, configJSONDoc{Name: c.Name, Size: len(c.Data)})
-	}
+	doc := &infoDoc{File: path, Format: "vma", ArchiveDoc: newArchiveDoc(a), ArchiveSize: a.reader.Offset(),
+		Disks: []diskInfoDoc{}, Warnings: []string{}}
 	for _, d := range h.Devices {
 		stored := a.reader.StoredBytes(d.ID)
 		di := diskInfoDoc{Name: d.Name, Size: d.Size, StoredBytes: &stored}
 		if !d.IsVMState() {
-			if di.Partitions, err = ptable.Read(edges[d.ID], d.Size); err != nil {
-				return nil, fmt.Errorf("%s: device %s: %w", path, d.Name, err)
+			if err := doc.readPartitions(&di, edges[d.ID], fmt.Sprintf("%s: device %s", a.name, d.Name)); err != nil {
+				return nil, err
 			}
 		}
 		doc.Disks = append(doc.Disks, di)
@@ -336,15 +369,15 @@ func writeInfo(w io.Writer, doc *infoDoc) {
 			writeBacking(tw, im)
 		}
 	}
-	if a := doc.VMA; a != nil {
+	if a := doc.ArchiveDoc; a != nil {
 		format := "vma"
 		if a.Compression != string(vma.None) {
 			format += " (" + a.Compression + "-compressed)"
 		}
 		fmt.Fprintf(tw, "format:\t%s\n", format)
 		fmt.Fprintf(tw, "uuid:\t%s\n", a.UUID)
-		fmt.Fprintf(tw, "ctime:\t%d\n", a.Ctime)
-		fmt.Fprintf(tw, "archive size:\t%s (%d bytes, uncompressed)\n", humanBytes(a.ArchiveSize), a.ArchiveSize)
+		fmt.Fprintf(tw, "ctime:\t%s (%d)\n", a.Ctime, a.CtimeUnix)
+		fmt.Fprintf(tw, "archive size:\t%s (%d bytes, uncompressed)\n", humanBytes(doc.ArchiveSize), doc.ArchiveSize)
 		for _, c := range a.Configs {
 			fmt.Fprintf(tw, "config:\t%s (%d bytes)\n", c.Name, c.Size)
 		}

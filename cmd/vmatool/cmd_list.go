@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -26,7 +25,10 @@ Prints the configs and devices of a VMA archive in the format of Proxmox's
 ARCHIVE may be compressed (zstd, gzip, lzop, bzip2: detected by content) or
 "-" for standard input. Plain output reads only the header. --json also
 gives the uuid and, per device, the bytes the archive stores; it reads (and
-so verifies) the whole archive.
+so verifies) the whole archive. Its fields are those of info --json and
+verify --json for the same archive (see "JSON output" in the README): file,
+uuid, ctime (RFC 3339), ctime_unix, compression, configs (name, size) and
+devices (id, name, size, stored_bytes, vmstate).
 
 OPTIONS:
 
@@ -59,11 +61,10 @@ func runList(ctx context.Context, s *streams, args []string) error {
 		writeListing(s.out, a.reader.Header())
 		return nil
 	}
-	st, err := vma.Verify(ctx, a.reader)
-	if err != nil {
+	if _, err := vma.Verify(ctx, a.reader); err != nil {
 		return a.wrap(err)
 	}
-	return writeJSON(s.out, archiveJSON(st, a.comp))
+	return writeJSON(s.out, listJSONDoc{File: path, ArchiveDoc: newArchiveDoc(a)})
 }
 
 // writeListing prints what "vma list" prints; CTIME comes last because
@@ -84,49 +85,8 @@ func writeListing(w io.Writer, h *vma.Header) {
 	io.WriteString(w, b.String())
 }
 
-type archiveJSONDoc struct {
-	UUID        string          `json:"uuid"`
-	Ctime       int64           `json:"ctime"`
-	CtimeText   string          `json:"ctime_text"`
-	Compression string          `json:"compression"`
-	HeaderSize  int64           `json:"header_size"`
-	ArchiveSize int64           `json:"archive_size"`
-	Extents     int64           `json:"extents"`
-	Configs     []configJSONDoc `json:"configs"`
-	Devices     []deviceJSONDoc `json:"devices"`
-}
-
-type configJSONDoc struct {
-	Name string `json:"name"`
-	Size int    `json:"size"`
-}
-
-type deviceJSONDoc struct {
-	ID          int    `json:"dev_id"`
-	Name        string `json:"name"`
-	Size        int64  `json:"size"`
-	StoredBytes int64  `json:"stored_bytes"`
-	VMState     bool   `json:"vmstate,omitempty"`
-}
-
-func archiveJSON(st *vma.Stats, comp vma.Compression) archiveJSONDoc {
-	h := st.Header
-	doc := archiveJSONDoc{
-		UUID: h.UUID.String(), Ctime: h.Ctime.Unix(), CtimeText: h.Ctime.UTC().Format("2006-01-02T15:04:05Z"),
-		Compression: string(comp), HeaderSize: h.Size, ArchiveSize: st.ArchiveSize, Extents: st.Extents,
-		Configs: []configJSONDoc{}, Devices: []deviceJSONDoc{},
-	}
-	for _, c := range h.Configs {
-		doc.Configs = append(doc.Configs, configJSONDoc{Name: c.Name, Size: len(c.Data)})
-	}
-	for _, d := range st.Devices {
-		doc.Devices = append(doc.Devices, deviceJSONDoc{ID: d.ID, Name: d.Name, Size: d.Size, StoredBytes: d.StoredBytes, VMState: d.IsVMState()})
-	}
-	return doc
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// listJSONDoc is list --json: the archive as info and verify describe it.
+type listJSONDoc struct {
+	File string `json:"file"`
+	*ArchiveDoc
 }

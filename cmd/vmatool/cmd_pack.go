@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,16 +22,20 @@ func init() {
 	commands = append(commands, command{name: "pack", summary: "pack raw or qcow2 disk images into a VMA archive", run: runPack})
 }
 
-const packHelp = `Usage: vmatool pack -o OUT [-c CONFIG]... [options] [DISK...]
+const packHelp = `Usage: vmatool pack -o OUT [-c CONFIG]... [options] DISK...
+       vmatool pack -o OUT --config-only [-c CONFIG]... [options]
 
 Packs disk images (raw or qcow2, detected by content, in any mix) into a
 Proxmox VE backup archive that qmrestore and the Proxmox API restore.
 DISK is [NAME=]PATH; NAME is a drive key like scsi0, virtio0 or efidisk0, with
 or without the drive- prefix. Unnamed disks become scsi0, scsi1, ... as
-vzdump names them. No DISK at all makes a config-only archive, as vzdump
-does for a VM without disks. Holes and zero clusters are never read. A
-VMA archive given as a DISK is refused: vmatool convert turns one into
-images.
+vzdump names them. --config-only, with no DISK, makes an archive of
+configs alone, as vzdump does for a VM without disks; without it, no DISK
+is a usage error. Holes and zero clusters are never read, so a DISK is a
+file, never "-" (standard input cannot be read at random offsets). A VMA
+archive given as a DISK is refused: vmatool convert turns one into images.
+The archive is written only to -o: "pack in.qcow2 out.vma.zst", with
+out.vma.zst not there, is refused with the command line that was meant.
 
 Configs are stored under their base names. Without a qemu-server.conf a
 minimal one is generated; either way it gets a #qmdump#map line for every
@@ -42,11 +49,18 @@ unless --quiet. --no-backing refuses an image that has a backing file: use
 it for images from untrusted sources, whose header can name any file you
 may read.
 
-OUT ending in .vma.zst or .vma.gz selects compression (--compress
-overrides); "-" writes to standard output (uncompressed unless --compress
-says otherwise); an existing directory gets a vzdump-style name,
-vzdump-qemu-<vmid>-<YYYY_MM_DD-HH_MM_SS>.vma.zst. The archive is written
-under a temporary name and renamed into place when complete.
+OUT ending in .vma.zst or .vma.gz selects compression; --compress must
+agree with a name that ends in .vma, .zst, .gz, .lzo or .bz2 (zstd in a
+.gz file would restore as garbage), and picks the compression of a name
+that says none. "-" writes to standard output (uncompressed unless
+--compress says otherwise), but never to a terminal: redirect it. An
+existing folder gets a vzdump-style name,
+vzdump-qemu-<vmid>-<YYYY_MM_DD-HH_MM_SS>.vma.zst; OUT ending in "/" must
+be an existing folder. The folder OUT goes into must exist: pack creates
+none. The archive is written under a temporary name and renamed into
+place when complete. A name qmrestore will not restore (it takes only
+vzdump-qemu-<VMID>-<anything>.vma[.zst|.gz|.lzo]) gets a warning on
+standard error, unless --quiet.
 
 With SOURCE_DATE_EPOCH set and no --uuid/--ctime, ctime comes from it and
 the uuid is derived from the configs, disk names and sizes, so the same
@@ -58,16 +72,19 @@ EXAMPLES:
   vmatool pack -o vzdump-qemu-100-2024_01_01-00_00_00.vma.zst result/nixos.qcow2
   vmatool pack -o /var/lib/vz/dump/ --vmid 120 -c qemu-server.conf scsi0=root.raw efidisk0=vars.raw
   vmatool pack -o - --compress zstd disk.raw | ssh pve 'cat > /var/lib/vz/dump/vzdump-qemu-100-x.vma.zst'
+  vmatool pack -o out/ --config-only -c qemu-server.conf
 
 EXIT STATUS:
-  0 ok, 1 error (no output left behind), 2 usage error, 130 interrupted.
+  0 ok, 1 error (no output left behind), 2 usage error (also no DISK without
+  --config-only, --compress against OUT's name, and -o - on a terminal),
+  130 interrupted.
 `
 
 func runPack(ctx context.Context, s *streams, args []string) error {
 	fs := newFlags("pack")
-	out := fs.StringP("output", "o", "", "output archive, directory, or - for standard output (required)")
+	out := fs.StringP("output", "o", "", "output archive, existing folder (a vzdump name is made), or - for standard output (required)")
 	configs := fs.StringArrayP("config", "c", nil, "config file to store (repeatable); qemu-server.conf gets map lines added")
-	compress := fs.String("compress", "", "zstd, gzip or none (default: from the OUT name)")
+	compress := fs.String("compress", "", "zstd, gzip or none; must agree with OUT's name (default: from the OUT name)")
 	level := fs.Int("level", 0, "compression level, numbered as zstd and gzip do (default: the fastest zstd, output about 2% larger than zstd -3; gzip 6)")
 	vmid := fs.Int("vmid", recipe.DefaultVMID, "VM id for a generated archive name and config")
 	storage := fs.String("storage", recipe.DefaultStorage, "storage named in generated drive and #qmdump#map lines")
@@ -76,12 +93,13 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	dataFileFlags := fs.StringArray("data-file", nil, "external data file of a qcow2 image, IMAGE=PATH (or PATH with one disk)")
 	noBacking := fs.Bool("no-backing", false, "refuse a qcow2 image that has a backing file")
 	force := fs.BoolP("force", "f", false, "overwrite an existing output")
-	quiet := fs.BoolP("quiet", "q", false, "no progress display, no backing chain on standard error, and no output path on standard output")
+	configOnly := fs.Bool("config-only", false, "make an archive of configs alone, without disks (as vzdump does for a VM without disks)")
+	quiet := fs.BoolP("quiet", "q", false, "no progress display, no backing chain or warning about the name on standard error, and no output path on standard output")
 	if err := parseFlags(s, fs, packHelp, args); err != nil {
 		return err
 	}
-	if *out == "" {
-		return usagef("-o OUT is required")
+	if err := checkPackArgs(s, *out, fs.Args(), *configs, *configOnly); err != nil {
+		return err
 	}
 	disks, err := recipe.ParseDisks(fs.Args())
 	if err != nil {
@@ -133,6 +151,48 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	}
 	if dest != "-" && !*quiet {
 		fmt.Fprintln(s.out, dest)
+		if w := restoreNameWarning(dest); w != "" {
+			fmt.Fprintf(s.err, "vmatool pack: warning: %s\n", w)
+		}
+	}
+	return nil
+}
+
+// checkPackArgs refuses, before anything is opened, the command lines
+// that would otherwise do something the user did not mean: no -o (and,
+// with qemu-img's "SRC DST" habit, the archive name as the last disk), a disk
+// on standard input, no disks without --config-only, or an archive
+// written to a terminal, or a config from standard input, which has no
+// name to store it under.
+func checkPackArgs(s *streams, out string, disks, configs []string, configOnly bool) error {
+	if n := len(disks); n > 0 && out == "" {
+		_, last, named := strings.Cut(disks[n-1], "=")
+		if !named {
+			last = disks[n-1]
+		}
+		if _, err := os.Stat(last); looksLikeArchive(last) && errors.Is(err, fs.ErrNotExist) {
+			return usagef("%s does not exist and looks like the archive to write: pack writes its archive to -o OUT (vmatool pack -o %s DISK...)", last, last)
+		}
+	}
+	if out == "" {
+		return usagef("-o OUT is required")
+	}
+	for _, d := range disks {
+		if d == "-" || strings.HasSuffix(d, "=-") {
+			return usagef("a disk cannot be read from standard input: pack reads images at random offsets; write it to a file first")
+		}
+	}
+	if slices.Contains(configs, "-") {
+		return usagef("-c -: a config is stored under its file name, and standard input has none; write it to a file (such as qemu-server.conf) first")
+	}
+	switch {
+	case len(disks) == 0 && !configOnly:
+		return usagef("no DISK given: add the disk images to pack, or --config-only for an archive of configs alone")
+	case len(disks) > 0 && configOnly:
+		return usagef("--config-only makes an archive without disks, but disks are given: leave out one or the other")
+	}
+	if out == "-" && s.outIsTTY {
+		return errTerminal
 	}
 	return nil
 }
@@ -180,11 +240,19 @@ func packDestination(out, compress string, pack *recipe.Pack) (string, vma.Compr
 		}
 		return out, comp, nil
 	}
+	if namesFolder(out) {
+		if err := checkFolderArg(out); err != nil {
+			return "", "", err
+		}
+	}
 	if st, err := os.Stat(out); err == nil && st.IsDir() {
 		if comp == "" {
 			comp = vma.Zstd
 		}
 		return filepath.Join(out, pack.Name(comp)), comp, nil
+	}
+	if err := checkCompressionName("--compress", comp, out); comp != "" && err != nil {
+		return "", "", err
 	}
 	if comp == "" {
 		switch {

@@ -24,7 +24,10 @@ not at all, and a folder is never replaced. Names from the archive can
 never write outside DIR.
 
 ARCHIVE may be compressed (zstd, gzip, lzop, bzip2: detected by content) or
-"-" for standard input.
+"-" for standard input. DIR cannot be "-": unpack writes files, and
+"vmatool convert -d DEV -O raw ARCHIVE -" streams a disk to standard
+output (./- is a folder named -). -d takes device names with or without
+the drive- prefix (scsi0 or drive-scsi0).
 
 --partial salvages a damaged or truncated archive: every cluster that
 arrived intact is written, the rest is left as holes (zeros), and each
@@ -39,7 +42,7 @@ OPTIONS:
 
 EXAMPLES:
   vmatool unpack vzdump-qemu-100-2024_01_01-00_00_00.vma.zst out/
-  vmatool unpack -d drive-scsi0 backup.vma out/
+  vmatool unpack -d scsi0 backup.vma out/
   ssh pve 'cat /var/lib/vz/dump/vzdump-qemu-100.vma.zst' | vmatool unpack - out/
   vmatool unpack --partial damaged.vma.zst out/
 
@@ -52,7 +55,7 @@ EXIT STATUS:
 
 func runUnpack(ctx context.Context, s *streams, args []string) error {
 	fs := newFlags("unpack")
-	devices := fs.StringSliceP("devices", "d", nil, "only these devices (comma-separated or repeated); configs are always written")
+	devices := fs.StringSliceP("devices", "d", nil, "only these devices, with or without drive- (comma-separated or repeated); configs are always written")
 	force := fs.BoolP("force", "f", false, "overwrite existing files")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display")
 	partial := fs.Bool("partial", false, "salvage a damaged or truncated archive: write what is intact, list what is missing (exit status 3)")
@@ -64,6 +67,9 @@ func runUnpack(ctx context.Context, s *streams, args []string) error {
 	if fs.NArg() != 2 {
 		return usagef("want ARCHIVE and DIR, got %d arguments", fs.NArg())
 	}
+	if fs.Arg(1) == "-" {
+		return usagef("unpack writes files into a folder, not to standard output; to stream a disk, use vmatool convert -d DEV -O raw %s - (or ./- for a folder named -)", fs.Arg(0))
+	}
 	var ropts []vma.ReaderOption
 	if *partial {
 		ropts = append(ropts, vma.WithSalvage())
@@ -73,7 +79,7 @@ func runUnpack(ctx context.Context, s *streams, args []string) error {
 		return err
 	}
 	defer a.Close()
-	job := &unpackJob{dir: fs.Arg(1), devices: *devices, force: *force, warn: s.err, partial: *partial}
+	job := &unpackJob{dir: fs.Arg(1), devices: deviceNames(a.reader.Header(), *devices), force: *force, warn: s.err, partial: *partial}
 	if err := unpackArchive(ctx, a, job); err != nil {
 		if !*partial {
 			err = damageHint(err, "unpack")

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/vmatool/vmatool/vma"
 )
@@ -26,7 +28,15 @@ presence and placement only.
 
 ARCHIVE may be compressed (detected by content) or "-" for standard input.
 On failure it prints one line naming the archive, the byte offset and the
-problem.
+problem. On success it prints nothing, except on a terminal (without
+--quiet): one line such as "backup.vma.zst: OK, 2 devices, 3.0 GiB,
+1.2 GiB stored, uuid ..., in 1.4 s".
+
+--json prints {"file", "ok": true, the archive's fields as info --json
+and list --json print them (uuid, ctime, ctime_unix, compression, configs,
+devices), "stats": {"header_size", "archive_size", "extents"}}, or on
+failure {"file", "ok": false, "error", "kind", "offset"}; see "JSON
+output" in the README.
 
 -v prints what Proxmox's "vma verify -v" prints, on standard output: the
 listing ("vmatool list"), then "progress N% (read BYTES bytes, duration S
@@ -50,7 +60,7 @@ EXIT STATUS:
 func runVerify(ctx context.Context, s *streams, args []string) error {
 	fs := newFlags("verify")
 	asJSON := fs.Bool("json", false, "print the result as JSON (also on failure)")
-	quiet := fs.BoolP("quiet", "q", false, "no progress display")
+	quiet := fs.BoolP("quiet", "q", false, "no progress display, and no summary line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "print the listing, progress lines and a summary, as Proxmox's vma verify -v does")
 	window := addMaxWindowFlag(fs)
 	if err := parseFlags(s, fs, verifyHelp, args); err != nil {
@@ -63,38 +73,30 @@ func runVerify(ctx context.Context, s *streams, args []string) error {
 	if *verbose && *asJSON {
 		return usagef("-v and --json both want standard output: choose one")
 	}
-	st, err := verifyArchive(ctx, s, path, *quiet || *asJSON || *verbose, *verbose, window.option())
+	start := s.now()
+	v, err := verifyArchive(ctx, s, path, *quiet || *asJSON || *verbose, *verbose, window.option())
 	if *asJSON {
-		doc := verifyJSONDoc{Archive: path, OK: err == nil}
-		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return err
-			}
-			doc.Error = oneLine(err.Error())
-			var fe *vma.FormatError
-			if errors.As(err, &fe) {
-				off := fe.Offset
-				doc.Offset = &off
-				doc.Kind = fe.Err.Error()
-			}
-		} else {
-			a := archiveJSON(st.stats, st.comp)
-			doc.Result = &a
+		if errors.Is(err, context.Canceled) {
+			return err
 		}
-		if jerr := writeJSON(s.out, doc); jerr != nil {
+		if jerr := writeJSON(s.out, newVerifyJSON(path, v, err)); jerr != nil {
 			return jerr
 		}
 		if err != nil {
-			return errSilent
+			return errSilent // the document holds the error
 		}
 		return nil
+	}
+	if err == nil && s.outIsTTY && !*quiet && !*verbose {
+		fmt.Fprintln(s.out, verifySummary(path, v.doc, s.now().Sub(start)))
 	}
 	return err
 }
 
+// verified is what verifyArchive learned about a valid archive.
 type verified struct {
+	doc   *ArchiveDoc
 	stats *vma.Stats
-	comp  vma.Compression
 }
 
 // verifyArchive verifies the archive at path; verbose prints vma's -v
@@ -121,14 +123,56 @@ func verifyArchive(ctx context.Context, s *streams, path string, quiet, verbose 
 	if stats != nil {
 		stats.summary()
 	}
-	return &verified{st, a.comp}, nil
+	return &verified{newArchiveDoc(a), st}, nil
 }
 
+// verifySummary is the line verify prints for a person at a terminal.
+func verifySummary(path string, doc *ArchiveDoc, took time.Duration) string {
+	if path == "-" {
+		path = "<stdin>" // as errors name it
+	}
+	size, stored := doc.totals()
+	noun := "devices"
+	if len(doc.Devices) == 1 {
+		noun = "device"
+	}
+	return fmt.Sprintf("%s: OK, %d %s, %s, %s stored, uuid %s, in %.1f s",
+		path, len(doc.Devices), noun, humanBytes(size), humanBytes(stored), doc.UUID, took.Seconds())
+}
+
+// verifyJSONDoc is verify --json: on success the archive as info and list
+// describe it, with verify's own stats; on failure the error, its kind and
+// the archive offset where it was found.
 type verifyJSONDoc struct {
-	Archive string          `json:"archive"`
-	OK      bool            `json:"ok"`
-	Error   string          `json:"error,omitempty"`
-	Kind    string          `json:"kind,omitempty"`
-	Offset  *int64          `json:"offset,omitempty"`
-	Result  *archiveJSONDoc `json:"result,omitempty"`
+	File   string `json:"file"`
+	OK     bool   `json:"ok"`
+	Error  string `json:"error,omitempty"`
+	Kind   string `json:"kind,omitempty"`
+	Offset *int64 `json:"offset,omitempty"`
+	*ArchiveDoc
+	Stats *verifyStats `json:"stats,omitempty"`
+}
+
+// verifyStats are verify's own fields: what it read.
+type verifyStats struct {
+	HeaderSize  int64 `json:"header_size"`  // bytes of the header
+	ArchiveSize int64 `json:"archive_size"` // bytes of the whole archive, uncompressed
+	Extents     int64 `json:"extents"`
+}
+
+func newVerifyJSON(path string, v *verified, err error) verifyJSONDoc {
+	doc := verifyJSONDoc{File: path, OK: err == nil}
+	if err != nil {
+		doc.Error = hideTempNames(oneLine(err.Error()))
+		var fe *vma.FormatError
+		if errors.As(err, &fe) {
+			off := fe.Offset
+			doc.Offset = &off
+			doc.Kind = fe.Err.Error()
+		}
+		return doc
+	}
+	doc.ArchiveDoc = v.doc
+	doc.Stats = &verifyStats{HeaderSize: v.stats.Header.Size, ArchiveSize: v.stats.ArchiveSize, Extents: v.stats.Extents}
+	return doc
 }

@@ -127,14 +127,14 @@ func convertImage(ctx context.Context, s *streams, o *convertOptions, src, srcKi
 // convertDevices picks the archive's devices to convert: the one -d names
 // (with or without drive-), or every disk.
 func convertDevices(h *vma.Header, name string) ([]vma.Device, error) {
-	var names []string
-	for _, d := range h.Devices {
-		names = append(names, d.Name)
-		if name != "" && (d.Name == name || d.Name == "drive-"+name) {
+	if name != "" {
+		if d, ok := findDevice(h, name); ok {
 			return []vma.Device{d}, nil
 		}
-	}
-	if name != "" {
+		var names []string
+		for _, d := range h.Devices {
+			names = append(names, d.Name)
+		}
 		return nil, fmt.Errorf("no device named %q in the archive (it has: %s)", name, strings.Join(names, ", "))
 	}
 	var disks []vma.Device

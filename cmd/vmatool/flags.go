@@ -35,7 +35,7 @@ func parseFlags(s *streams, fs *pflag.FlagSet, help string, args []string) error
 		return errHelp
 	}
 	if err != nil {
-		return usageError{err.Error()}
+		return usageError{flagError(fs, err).Error()}
 	}
 	return nil
 }

@@ -402,8 +402,9 @@ func TestHardeningBackingOutside(t *testing.T) {
 				t.Errorf("info:\n%s", r.stdout)
 			}
 
-			// pack follows it, and says so first.
-			out := filepath.Join(outDir, "x.vma")
+			// pack follows it, and says so first. (A name qmrestore takes:
+			// any other gets a warning too.)
+			out := filepath.Join(outDir, "vzdump-qemu-100-x.vma")
 			r = vmatoolWithin(t, "pack", "-o", out, img).mustSucceed(t)
 			r.assertRSS(t)
 			want := fmt.Sprintf("vmatool: %s reads backing chain: %s -> %s (raw)\n", img, img, resolved)

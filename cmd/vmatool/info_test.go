@@ -51,8 +51,8 @@ func TestInfo(t *testing.T) {
 	archive := filepath.Join(dir, "demo.vma.zst")
 	vmatool(t, nil, nil, "pack", "-q", "-o", archive, demoImage).mustSucceed(t)
 	doc = infoJSON(t, archive)
-	if doc.Format != "vma" || doc.VMA.Compression != "zstd" || len(doc.Disks) != 1 || doc.Disks[0].Name != "drive-scsi0" || *doc.Disks[0].StoredBytes == 0 {
-		t.Errorf("archive: %+v %+v", doc.VMA, doc.Disks)
+	if doc.Format != "vma" || doc.ArchiveDoc == nil || doc.Compression != "zstd" || len(doc.Disks) != 1 || doc.Disks[0].Name != "drive-scsi0" || *doc.Disks[0].StoredBytes == 0 {
+		t.Errorf("archive: %+v %+v", doc.ArchiveDoc, doc.Disks)
 	}
 	checkDemoPartitions(t, doc.Disks[0].Partitions)
 

@@ -55,6 +55,7 @@ type streams struct {
 	out      io.Writer
 	err      io.Writer
 	errisTTY bool // draw progress on err
+	outIsTTY bool // out is a terminal: no archive bytes, a summary for people
 	now      func() time.Time
 	getenv   func(string) string
 	stdout   *stdoutWriter // out, when it is the process's standard output
@@ -111,6 +112,7 @@ func main() {
 	s := &streams{
 		in: os.Stdin, err: os.Stderr,
 		errisTTY: term.IsTerminal(int(os.Stderr.Fd())) && drawsEscapes(os.Stderr),
+		outIsTTY: term.IsTerminal(int(os.Stdout.Fd())),
 		now:      time.Now, getenv: os.Getenv,
 		stdout: &stdoutWriter{f: os.Stdout, cancel: cancel},
 	}
@@ -174,7 +176,11 @@ func run(ctx context.Context, s *streams, args []string) int {
 			return exitCode(s, c.name, err)
 		}
 	}
-	fmt.Fprintf(s.err, "vmatool: unknown command %q\nRun 'vmatool --help' for the list of commands.\n", args[0])
+	names := []string{"help", "version"}
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	fmt.Fprintf(s.err, "vmatool: %s\nRun 'vmatool --help' for the list of commands.\n", unknownCommandError(args[0], names))
 	return exitUsage
 }
 
@@ -243,7 +249,7 @@ func exitCode(s *streams, name string, err error) int {
 	case errors.Is(err, errPartial):
 		return exitPartial // the command has listed what is missing
 	}
-	fmt.Fprintf(s.err, "vmatool %s: %s\n", name, oneLine(err.Error()))
+	fmt.Fprintf(s.err, "vmatool %s: %s\n", name, hideTempNames(oneLine(err.Error())))
 	return exitError
 }
 

@@ -113,6 +113,12 @@ func freshName(dir string, avoid map[string]bool, mk func(path string) error) (s
 			return p, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
+			// The error names the temporary entry, which never came to
+			// be: name the folder instead.
+			var pe *fs.PathError
+			if errors.As(err, &pe) && pe.Path == p {
+				return "", &fs.PathError{Op: "create in", Path: dir, Err: pe.Err}
+			}
 			return "", err
 		}
 	}
@@ -198,6 +204,9 @@ type outFile struct {
 // createOutput creates a temporary file beside final. It is open for
 // reading too: a qcow2 writer reads back what it wrote early.
 func createOutput(final string, force bool) (*outFile, error) {
+	if err := checkParent(final); err != nil {
+		return nil, err
+	}
 	if !force {
 		if _, err := os.Lstat(final); err == nil {
 			return nil, fmt.Errorf("%s: %w", final, errExists)
@@ -212,6 +221,7 @@ func createOutput(final string, force bool) (*outFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	rememberTemp(tmp, final)
 	o := &outFile{File: f, final: final, tmp: tmp, force: force}
 	track(o)
 	return o, nil
@@ -388,6 +398,10 @@ func newOutputSet(dir string, names []string, mustBeNew, force bool, warn io.Wri
 	if err != nil {
 		s.abort()
 		return nil, err
+	}
+	rememberTemp(s.newDir, dir)
+	if s.oldDir != "" {
+		rememberTemp(s.oldDir, dir)
 	}
 	return s, nil
 }

@@ -149,3 +149,34 @@ func selectDevices(h *vma.Header, names []string, anyNames bool) (map[int]bool, 
 	}
 	return sel, nil
 }
+
+// findDevice finds the device name names, with or without the drive-
+// prefix Proxmox gives device names ("scsi0" finds drive-scsi0): an exact
+// match first, so an archive that has both names still has each.
+// Proxmox's extract matches exactly, and so does vmatool extract.
+func findDevice(h *vma.Header, name string) (vma.Device, bool) {
+	if d, ok := h.Device(name); ok {
+		return d, true
+	}
+	bare := strings.TrimPrefix(name, "drive-")
+	for _, d := range h.Devices {
+		if strings.TrimPrefix(d.Name, "drive-") == bare {
+			return d, true
+		}
+	}
+	return vma.Device{}, false
+}
+
+// deviceNames resolves names given by the user to the archive's device
+// names (findDevice), keeping a name the archive lacks as it is, for
+// selectDevices to report.
+func deviceNames(h *vma.Header, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n
+		if d, ok := findDevice(h, n); ok {
+			out[i] = d.Name
+		}
+	}
+	return out
+}
