@@ -625,7 +625,7 @@ func TestAgentAndHA(t *testing.T) {
 	if err := c.AgentPing(ctx, sim.Node, 100); err == nil || !strings.Contains(err.Error(), "VM 100 is not running") {
 		t.Errorf("ping of a stopped VM: %v", err)
 	}
-	if err := c.AddHAResource(ctx, 100, pve.HAStarted); err != nil {
+	if err := c.AddHAResource(ctx, 100, pve.HAStarted, ""); err != nil {
 		t.Fatal(err)
 	}
 	if ha := sim.HAResources(); ha["vm:100"] != "started" {
@@ -649,7 +649,7 @@ func TestAgentAndHA(t *testing.T) {
 	if err != nil || fmt.Sprint(ifs) != fmt.Sprint(want) {
 		t.Errorf("AgentInterfaces = %+v, %v", ifs, err)
 	}
-	if err := c.AddHAResource(ctx, 100, ""); err == nil || !strings.Contains(err.Error(), "already defined") {
+	if err := c.AddHAResource(ctx, 100, "", ""); err == nil || !strings.Contains(err.Error(), "already defined") {
 		t.Errorf("second AddHAResource: %v", err)
 	}
 }
