@@ -61,6 +61,11 @@ type targetEntry struct {
 
 // targetEntries splits a targets file into its targets, in file order.
 func targetEntries(data []byte) ([]targetEntry, error) {
+	// Syntax first, over the whole file, so that an offset is the file's.
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("targets: %v", jsonMessage(err))
+	}
 	switch firstByte(data) {
 	case '[':
 		var list []json.RawMessage
@@ -84,10 +89,6 @@ func targetEntries(data []byte) ([]targetEntry, error) {
 		}
 		return members, nil
 	default:
-		var v any
-		if err := json.Unmarshal(data, &v); err != nil {
-			return nil, fmt.Errorf("targets: %v", jsonMessage(err))
-		}
 		return nil, errors.New("targets: want a JSON list of targets, or an object of targets by name")
 	}
 }
@@ -218,11 +219,12 @@ func goTypeName(t string) string {
 }
 
 // jsonMessage is a decoding error without its "json: " prefix, with the
-// offset of a syntax error.
+// offset of a syntax error: that of the byte that is wrong, counted from
+// 0 (Go's Offset counts the bytes read, that one included).
 func jsonMessage(err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return fmt.Sprintf("at byte %d: %s", se.Offset, se.Error())
+		return fmt.Sprintf("at offset %d: %s", max(se.Offset-1, 0), se.Error())
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
