@@ -137,6 +137,13 @@ func TestDeployFleet(t *testing.T) {
 			t.Errorf("the plan puts target %d on %s, want %s", i, tp.Node, want[i])
 		}
 	}
+	r = vmatool(t, nil, env, append(args, "--dry-run", demoImage)...).mustSucceed(t)
+	t.Logf("vmatool %s --dry-run %s\n%s", strings.Join(args, " "), demoImage, r.stdout)
+	for i, n := range want {
+		if !strings.Contains(r.stdout, fmt.Sprintf("web%d: VM %d on %s via import (node %s)\n  node: %s, placed by node auto", i+1, 601+i, sim.URL, n, n)) {
+			t.Errorf("the text plan does not place web%d on %s:\n%s", i+1, n, r.stdout)
+		}
+	}
 	if len(sim.VMs()) != 0 {
 		t.Fatal("the dry run made VMs")
 	}

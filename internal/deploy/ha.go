@@ -48,7 +48,12 @@ func haState(t *Target) string {
 	return pve.HAStopped
 }
 
-func haStep(t *Target, how string) string {
+// haStep says what addHA does, for plans and events.
+func haStep(t *Target, api bool) string {
+	how := fmt.Sprintf("ha-manager add vm:%d over SSH", t.VMID)
+	if api {
+		how = fmt.Sprintf("POST /cluster/ha/resources sid=vm:%d", t.VMID)
+	}
 	s := fmt.Sprintf("put VM %d under the HA manager (%s) with state %s", t.VMID, how, haState(t))
 	if t.HAGroup != "" {
 		s += fmt.Sprintf(" in group %s (checked first: Proxmox VE 9 has no HA groups)", t.HAGroup)
@@ -61,7 +66,8 @@ func (j *job) addHA(ctx context.Context) error {
 	if !j.t.HA {
 		return nil
 	}
-	return j.do(StepHA, haStep(j.t, j.ctl.describe()), func() error {
+	_, api := j.ctl.(controlAPI)
+	return j.do(StepHA, haStep(j.t, api), func() error {
 		return j.ctl.addHA(ctx, j.t.VMID, haState(j.t), j.t.HAGroup)
 	})
 }

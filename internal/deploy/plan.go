@@ -291,11 +291,14 @@ func finishSteps(t *Target, how string) []string {
 	case t.starts():
 		steps = append(steps, fmt.Sprintf("start VM %d (%s) as a step of its own, and confirm it started", t.VMID, how))
 	}
+	// The paths name their control by its describe; the API's calls
+	// differ from the commands over SSH.
+	api := how == (controlAPI{}).describe()
 	if t.Wait == WaitAgent {
-		steps = append(steps, fmt.Sprintf("wait up to %s for VM %d's QEMU guest agent to answer a ping (%s), then read its IP addresses", t.WaitTimeout, t.VMID, how))
+		steps = append(steps, waitStep(t, api))
 	}
 	if t.HA {
-		steps = append(steps, haStep(t, how))
+		steps = append(steps, haStep(t, api))
 	}
 	if t.DestroyOnFailure && (t.Wait != "" || t.HA) {
 		steps = append(steps, fmt.Sprintf("if that fails, stop and remove VM %d (destroy-on-failure)", t.VMID))

@@ -72,7 +72,8 @@ func (j *job) waitAgent(ctx context.Context) error {
 		poll = pve.DefaultPollInterval
 	}
 	poll = max(poll, minAgentPoll)
-	return j.do(StepWait, fmt.Sprintf("wait up to %s for VM %d's guest agent (%s)", timeout, vmid, j.ctl.describe()), func() error {
+	_, api := j.ctl.(controlAPI)
+	return j.do(StepWait, waitStep(j.t, api), func() error {
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		// ask calls fn until it reports done; last keeps the error of the
@@ -134,6 +135,15 @@ func (j *job) waitAgent(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// waitStep says what waitAgent does, for plans and events.
+func waitStep(t *Target, api bool) string {
+	how := fmt.Sprintf("qm guest cmd %d ping over SSH", t.VMID)
+	if api {
+		how = "agent/ping through the API"
+	}
+	return fmt.Sprintf("wait up to %s for VM %d's QEMU guest agent to answer (%s), then read its IP addresses", t.WaitTimeout, t.VMID, how)
 }
 
 // usableAddresses are the interfaces' addresses without loopback,
