@@ -51,7 +51,7 @@ func TestDeployTargetsShapes(t *testing.T) {
 	}
 	var p struct {
 		Targets []struct {
-			Target struct{ Name string }
+			Target         struct{ Name string }
 			Storage        string
 			QemuServerConf string `json:"qemu-server.conf"`
 		}
