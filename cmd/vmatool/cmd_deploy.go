@@ -195,15 +195,20 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 		return recipeError(err)
 	}
 	// --node auto: where each VM goes is part of the plan, shown before
-	// anything runs.
-	if err := plan.Place(ctx); err != nil {
-		return err
-	}
+	// anything runs. A target that cannot be placed is shown so in a dry
+	// run, and fails alone in a run.
+	placeErr := plan.Place(ctx)
 	if g.dryRun {
+		var err error
 		if g.json {
-			return writeJSON(s.out, plan)
+			err = writeJSON(s.out, plan)
+		} else {
+			err = plan.WriteText(s.out)
 		}
-		return plan.WriteText(s.out)
+		if err != nil {
+			return err
+		}
+		return placeErr
 	}
 
 	r := newDeployRenderer(s, g.quiet || g.json)

@@ -180,3 +180,33 @@ func TestDeployHAGroupPVE9(t *testing.T) {
 		t.Error("something was sent")
 	}
 }
+
+// TestDeployNoNodeFits: a target no node can take is shown so in the dry
+// run, which exits 1, and fails alone in the run.
+func TestDeployNoNodeFits(t *testing.T) {
+	n := pvesim.DefaultNode("pve1")
+	n.Storages[0].Content = append(n.Storages[0].Content, "import")
+	sim := pvesim.New(t, pvesim.WithNodes(n), pvesim.WithTaskPolls(0))
+	dir := t.TempDir()
+	targets := writeFile(t, filepath.Join(dir, "targets.json"), []byte(`{
+  "a": {"vmid": 621},
+  "b": {"vmid": 622, "storage": "fast"}
+}`))
+	env := append(deployEnvVars, "PVE_TOKEN="+sim.Token, "TMPDIR="+dir)
+	args := []string{"deploy", "-q", "--targets", targets, "--api-url", sim.URL, "--tls-fingerprint", sim.Fingerprint, "--node", "auto", "--via", "import"}
+	r := vmatool(t, nil, env, append(args, "--dry-run", demoImage)...)
+	if r.code != 1 || !strings.Contains(r.stdout, "a: VM 621 on "+sim.URL+" via import (node pve1)") ||
+		!strings.Contains(r.stdout, "node: auto, and none fits: b: deploy: no node can take the VM 622 (1.0 GiB of memory, 64.0 MiB of disks on fast): pve1 (no storage fast)") ||
+		!strings.Contains(r.stderr, "no node can take the VM 622") {
+		t.Errorf("dry run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = vmatool(t, nil, env, append(args, demoImage)...)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 1 || len(lines) != 3 || !strings.Contains(lines[1], " pve1 ") || !strings.Contains(lines[1], " ok ") ||
+		!strings.Contains(lines[2], " FAILED ") || !strings.Contains(lines[2], "pve1 (no storage fast)") {
+		t.Errorf("run: exit %d\n%s", r.code, r.stdout)
+	}
+	if _, ok := sim.VM(621); !ok {
+		t.Error("a was not deployed")
+	}
+}

@@ -150,6 +150,14 @@ func readCluster(ctx context.Context, tp *TargetPlan, opts Options) *clusterView
 	if tp.readsOverSSH() {
 		v.from = "pvesh over SSH to " + tp.Target.Host
 		v.err = v.readSSH(ctx, &tp.Target, opts)
+		// As Run falls back to the API when SSH fails under ViaAuto, so
+		// does the placement; a bad host key stops both.
+		if sshErr := v.err; sshErr != nil && tp.Fallback != "" &&
+			!errors.Is(sshErr, remote.ErrHostKeyMismatch) && !errors.Is(sshErr, remote.ErrHostKeyRevoked) {
+			v.nodes, v.storages, v.hostNode = nil, nil, ""
+			v.from = fmt.Sprintf("the API at %s, SSH having failed (%v)", tp.Target.apiURL(), sshErr)
+			v.err = v.readAPI(ctx, tp)
+		}
 	} else {
 		v.from = "the API at " + tp.Target.apiURL()
 		v.err = v.readAPI(ctx, tp)

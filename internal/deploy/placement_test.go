@@ -250,3 +250,27 @@ func TestPlaceOverSSH(t *testing.T) {
 		t.Errorf("left in pveb's dump folder: %v", names)
 	}
 }
+
+// TestPlaceFallsBackToAPI: under via auto, when SSH to the host fails the
+// placement reads the cluster through the API, as the run then imports
+// through it.
+func TestPlaceFallsBackToAPI(t *testing.T) {
+	// The node's name is where SSH then goes: localhost refuses at once.
+	sim := pvesim.New(t, pvesim.WithNodes(fleetNode("pve1", 4<<30), fleetNode("localhost", 8<<30)))
+	img, _ := rawImage(t, t.TempDir(), "nixos.raw", 1<<20, 56)
+	tg := simTarget(t, sim, 451, deploy.ViaAuto)
+	tg.Host, tg.Node, tg.KnownHosts = "root@127.0.0.1:1", deploy.NodeAuto, filepath.Join(t.TempDir(), "known_hosts")
+	p, src := plan(t, img, deploy.Options{}, tg)
+	if err := p.Place(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tp := p.Targets[0]
+	if tp.Node != "localhost" || !strings.HasPrefix(tp.Placement.From, "the API at "+sim.URL+", SSH having failed") || tp.Target.Host != "root@localhost:1" ||
+		!strings.Contains(tp.Steps[len(tp.Steps)-1], "if SSH to root@localhost:1 fails") {
+		t.Fatalf("placed %+v", tp)
+	}
+	res := deploy.Run(context.Background(), p, src, nil)
+	if vm, ok := sim.VM(451); !res[0].OK || res[0].Via != deploy.ViaImport || !ok || vm.Node != "localhost" {
+		t.Errorf("result %+v, VM %+v", res[0], vm)
+	}
+}
