@@ -149,6 +149,8 @@ func TestDeployFleet(t *testing.T) {
 	}
 
 	r = vmatool(t, nil, env, append(args, demoImage)...).mustSucceed(t)
+	r.assertRSS(t)
+	t.Logf("deploy of three placed targets with --wait agent --ha: peak RSS %.1f MiB", float64(r.maxRSS)/(1<<20))
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 4 || !strings.HasPrefix(lines[0], "TARGET") || !strings.Contains(lines[0], " NODE ") || !strings.HasSuffix(lines[0], "ADDRESSES") {
 		t.Fatalf("table:\n%s", r.stdout)

@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -39,6 +40,9 @@ func TestWaitAgent(t *testing.T) {
 		}
 		if time.Since(start) < 400*time.Millisecond || len(sim.CallsTo("POST", "/nodes/pve/qemu/501/agent/ping")) < 2 {
 			t.Errorf("the agent answered at once? %d pings", len(sim.CallsTo("POST", "/nodes/pve/qemu/501/agent/ping")))
+		}
+		if b, _ := json.Marshal(r); !strings.Contains(string(b), `"node":"pve",`) || !strings.Contains(string(b), `"addresses":["192.0.2.5","2001:db8::5","198.51.100.5"]`) {
+			t.Errorf("result as JSON: %s", b)
 		}
 		if !log.has(deploy.StepStart) || !log.has(deploy.StepWait) {
 			t.Errorf("steps %q", log.steps())
