@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -52,13 +53,35 @@ shown on standard error unless --quiet; --no-backing refuses a SOURCE that
 has a backing file. Without --config, the VM config is generated from
 --name, --memory, ...
 
+Once made (and started), --wait agent starts the VM if --start did not,
+waits up to --wait-timeout for its QEMU guest agent to answer (the generated
+config enables it), and shows its IP addresses (loopback and link-local left
+out); a VM whose agent does not answer in time is a failed target. --ha then
+puts the VM under the HA manager, in --ha-group on Proxmox VE 8 and older
+(9 has HA rules instead, and the group is refused before anything is sent).
+When waiting or HA fails the VM stays for inspection, unless
+--destroy-on-failure stops and removes it.
+
+--node auto places each VM on a node of the cluster: one that is online, has
+--storage (with room for the disks' virtual size) and, of those, the most
+free memory, as GET /cluster/resources says (or pvesh get /cluster/resources
+over SSH, for the SSH paths). The targets of one run are spread: each placed
+VM's memory and disks count against its node before the next is placed. A
+VM placed on another node than --host's goes there over SSH by the node's
+name (with --host's user and port), which the SSH config or DNS must
+resolve. The plan and the results show each VM's node.
+
 Many targets: --targets FILE is a JSON list of objects with the keys "name",
 "tags" (for --tag), "host", "vmid", "storage", "via", "vm-name", "vm-tags",
-and every other option above by its flag name. Pick them with --tag or
---target, run --parallel at a time. Options given on the command line win
+and every other option above by its flag name; or an object whose keys are
+the targets' names, as nix eval --json .#deploy.targets prints an attribute
+set. Unknown keys are refused with their path (targets.web1.strage). Pick
+targets with --tag, --target, or --on @web,db1 (names, and tags after @;
+repeatable), run --parallel at a time. Options given on the command line win
 over the file. One failure does not stop the others; a table of results
-(or --json) ends the run. --dry-run prints each target's plan (steps and
-config) and touches nothing.
+(or --json) ends the run. --dry-run prints each target's plan (path, node,
+storage, steps, the qemu-server.conf) and changes nothing; with --node auto
+it reads the cluster's resources to show the placement.
 
 OPTIONS:
 
@@ -67,6 +90,8 @@ EXAMPLES:
   vmatool deploy --host pve1 --vmid 9000 --via ssh-stream --template --name nixos-base nixos.img
   PVE_TOKEN=... vmatool deploy --api-url https://pve1:8006 --vmid 120 --via import --tls-fingerprint AB:CD:... nixos.qcow2
   vmatool deploy --targets targets.json --tag web --parallel 4 --start --force nixos.qcow2
+  nix eval --json .#deploy.targets > targets.json
+  vmatool deploy --targets targets.json --on @web,db1 --node auto --wait agent --ha nixos.qcow2
   vmatool deploy --targets targets.json --dry-run nixos.qcow2
 
 EXIT STATUS:
@@ -77,6 +102,7 @@ type deployGlobal struct {
 	targets   string
 	tags      []string
 	names     []string
+	on        []string
 	parallel  int
 	dryRun    bool
 	json      bool
@@ -89,6 +115,7 @@ func bindDeployGlobal(fs *pflag.FlagSet, g *deployGlobal) {
 	fs.StringVar(&g.targets, "targets", "", "JSON file of targets")
 	fs.StringArrayVar(&g.tags, "tag", nil, "deploy the targets with this tag (repeatable)")
 	fs.StringArrayVar(&g.names, "target", nil, "deploy the target with this name (repeatable)")
+	fs.StringArrayVar(&g.on, "on", nil, "deploy these targets: names and @tags, comma-separated (repeatable)")
 	fs.IntVar(&g.parallel, "parallel", 1, "targets deployed at once")
 	fs.BoolVar(&g.dryRun, "dry-run", false, "print the plan and touch nothing")
 	fs.BoolVar(&g.json, "json", false, "print the results (or the plan) as JSON")
@@ -121,16 +148,21 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 		return usagef("--parallel must be at least 1")
 	}
 	targets := []deploy.Target{cli}
+	onNames, onTags, err := onSelection(g.on)
+	if err != nil {
+		return usageError{err.Error()}
+	}
 	if g.targets != "" {
+		names, tags := append(g.names, onNames...), append(g.tags, onTags...)
 		all, err := loadTargets(g.targets, func(t *deploy.Target) error { _, err := parse(t); return err })
 		if err != nil {
 			return usageError{err.Error()}
 		}
-		if targets, err = selectTargets(all, g.names, g.tags); err != nil {
+		if targets, err = selectTargets(all, names, tags); err != nil {
 			return usageError{err.Error()}
 		}
-	} else if len(g.names)+len(g.tags) > 0 {
-		return usagef("--tag and --target pick from --targets FILE")
+	} else if len(g.names)+len(g.tags)+len(g.on) > 0 {
+		return usagef("--tag, --target and --on pick from --targets FILE")
 	}
 	scaleMemoryLimit(s.getenv, g.parallel)
 
@@ -162,11 +194,21 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	case err != nil:
 		return recipeError(err)
 	}
+	// --node auto: where each VM goes is part of the plan, shown before
+	// anything runs. A target that cannot be placed is shown so in a dry
+	// run, and fails alone in a run.
+	placeErr := plan.Place(ctx)
 	if g.dryRun {
+		var err error
 		if g.json {
-			return writeJSON(s.out, plan)
+			err = writeJSON(s.out, plan)
+		} else {
+			err = plan.WriteText(s.out)
 		}
-		return plan.WriteText(s.out)
+		if err != nil {
+			return err
+		}
+		return placeErr
 	}
 
 	r := newDeployRenderer(s, g.quiet || g.json)
@@ -190,16 +232,30 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	return nil
 }
 
-// writeResults prints the table of results.
+// writeResults prints the table of results, with each VM's node, and its
+// addresses when any target waited for its guest agent.
 func writeResults(w io.Writer, results []deploy.Result) {
+	addrs := slices.ContainsFunc(results, func(r deploy.Result) bool { return len(r.Addresses) > 0 })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tHOST\tVMID\tVIA\tRESULT\tTIME\tDETAIL")
+	head := "TARGET\tHOST\tNODE\tVMID\tVIA\tRESULT\tTIME\tDETAIL"
+	if addrs {
+		head += "\tADDRESSES"
+	}
+	fmt.Fprintln(tw, head)
 	for _, r := range results {
 		res := "ok"
 		if !r.OK {
 			res = "FAILED"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%.1fs\t%s\n", r.Target, r.Host, r.VMID, r.Via, res, r.Seconds, strings.ReplaceAll(r.Detail, "\t", " "))
+		node := r.Node
+		if node == "" {
+			node = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%.1fs\t%s", r.Target, r.Host, node, r.VMID, r.Via, res, r.Seconds, strings.ReplaceAll(r.Detail, "\t", " "))
+		if addrs {
+			fmt.Fprintf(tw, "\t%s", strings.Join(r.Addresses, " "))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 }

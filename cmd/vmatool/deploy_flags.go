@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/vmatool/vmatool/internal/deploy"
@@ -20,7 +21,7 @@ func bindTargetFlags(fs *pflag.FlagSet, t *deploy.Target) {
 	fs.Var((*viaValue)(&t.Via), "via", "restore path: auto, ssh, ssh-stream, api or import (see above)")
 	fs.StringVar(&t.Restore, "restore", t.Restore, "older spelling: --restore ssh is --via ssh, --restore api is --via api")
 	fs.BoolVar(&t.Stream, "stream", t.Stream, "older spelling of --via ssh-stream")
-	fs.StringVar(&t.Node, "node", t.Node, "node name in the cluster (default: the host's short name, or the API's only node)")
+	fs.StringVar(&t.Node, "node", t.Node, "node name in the cluster (default: the host's short name, or the API's only node); auto places the VM on the online node with the storage, room on it, and the most free memory")
 
 	fs.StringArrayVarP((*[]string)(&t.Identity), "identity", "i", t.Identity, "SSH private key file (repeatable; default: ssh-agent, then ~/.ssh/id_*)")
 	fs.StringVar(&t.KnownHosts, "known-hosts", t.KnownHosts, "known_hosts file to check the host key against (default ~/.ssh/known_hosts)")
@@ -39,6 +40,11 @@ func bindTargetFlags(fs *pflag.FlagSet, t *deploy.Target) {
 	fs.BoolVar(&t.Unique, "unique", t.Unique, "give the VM new MAC addresses (qmrestore --unique)")
 	fs.BoolVar(&t.KeepArchive, "keep-archive", t.KeepArchive, "keep the uploaded archive on the node (ssh, api)")
 	fs.IntVar(&t.Level, "level", t.Level, "zstd level of what is sent (default: the fastest)")
+	fs.StringVar(&t.Wait, "wait", t.Wait, "agent: start the VM and wait until its QEMU guest agent answers, then show its IP addresses")
+	fs.DurationVar((*time.Duration)(&t.WaitTimeout), "wait-timeout", time.Duration(t.WaitTimeout), "how long --wait waits before the target fails")
+	fs.BoolVar(&t.HA, "ha", t.HA, "put the VM under the HA manager once made (state started if started, else stopped)")
+	fs.StringVar(&t.HAGroup, "ha-group", t.HAGroup, "HA group for --ha (Proxmox VE 8 and older: 9 replaced groups with rules)")
+	fs.BoolVar(&t.DestroyOnFailure, "destroy-on-failure", t.DestroyOnFailure, "remove the VM this run made when --wait or --ha fails (a failed restore, template or start always removes it)")
 
 	fs.StringVar(&t.DataFile, "data-file", t.DataFile, "external data file of a qcow2 SOURCE")
 	fs.BoolVar(&t.NoBacking, "no-backing", t.NoBacking, "refuse a qcow2 SOURCE that has a backing file")

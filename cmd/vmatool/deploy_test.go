@@ -459,7 +459,7 @@ func TestDeployTargetsFile(t *testing.T) {
 			t.Errorf("hostile storage: exit %d %q", r.code, r.stderr)
 		}
 		bad = writeFile(t, filepath.Join(t.TempDir(), "t.json"), []byte(`[{"host": "h", "vmid": 300, "token": "x"}]`))
-		if r := vmatool(t, nil, deployEnvVars, "deploy", "--targets", bad, img); r.code != 2 || !strings.Contains(r.stderr, `unknown field "token"`) {
+		if r := vmatool(t, nil, deployEnvVars, "deploy", "--targets", bad, img); r.code != 2 || !strings.Contains(r.stderr, `targets[0].token: unknown key`) {
 			t.Errorf("unknown key: exit %d %q", r.code, r.stderr)
 		}
 		bad = writeFile(t, filepath.Join(t.TempDir(), "t.json"), []byte(`[{"host": "h", "vmid": 99}]`))

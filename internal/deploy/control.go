@@ -3,6 +3,8 @@ package deploy
 import (
 	"context"
 	"errors"
+
+	"github.com/vmatool/vmatool/internal/pve"
 )
 
 // control is how a path works the node's VMs once the data is there:
@@ -21,6 +23,17 @@ type control interface {
 	destroy(ctx context.Context, vmid int) error
 	// describe names how it reaches the node, for plans and messages.
 	describe() string
+
+	// stop stops the VM at once (wait.go).
+	stop(ctx context.Context, vmid int) error
+	// agentPing asks the guest agent for a sign of life, and
+	// agentInterfaces for the guest's network interfaces (wait.go).
+	agentPing(ctx context.Context, vmid int) error
+	agentInterfaces(ctx context.Context, vmid int) ([]pve.Interface, error)
+	// addHA puts the VM under the HA manager, and version is the node's
+	// Proxmox VE version, which says whether HA groups exist (ha.go).
+	addHA(ctx context.Context, vmid int, state, group string) error
+	version(ctx context.Context) (*pve.Version, error)
 }
 
 // guest is a VM or container in the cluster view.

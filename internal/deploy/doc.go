@@ -11,6 +11,12 @@
 // prints, exits or reads the environment: Options carries the user's home,
 // SSH agent socket and token.
 //
+// Plan.Place chooses the node of each target whose Node is NodeAuto from
+// the cluster's resources (placement.go), spreading the targets of one
+// run. After the restore and the template or start, a target may wait for
+// its QEMU guest agent and read its addresses (Wait, wait.go), then put
+// the VM under the HA manager (HA, ha.go).
+//
 // Each restore path (Via) implements one small interface in a file of its
 // own (path_*.go):
 //   - ViaSSH: upload the archive over SSH into the dump folder, qmrestore it.
@@ -61,4 +67,10 @@
 //     src/PVE/CLI/qmrestore.pm): ViaSSHStream decompresses on the node, and
 //     checks for zstd first, since an empty stream would leave an empty
 //     config behind.
+//   - On Proxmox VE 9, HA groups became HA rules (pve-ha-manager 5.0):
+//     an HA group is refused in the check step, before anything is sent,
+//     when the node's version is 9 or later.
+//   - The cluster view's storage rows of an offline node say "unknown"
+//     (pve-manager PVE/API2/Cluster.pm): placement takes only online nodes
+//     whose storage is "available".
 package deploy

@@ -23,11 +23,13 @@ func Example() {
 	fmt.Print(plan)
 	// Output:
 	// web1: VM 120 on root@pve1 via ssh-stream
+	//   node: the host's own (its uname -n, read when connecting)
+	//   storage: local-lvm
 	//   1. check that ID 120 is free in the cluster (VMs and containers, pvesh over SSH)
 	//   2. check that the node has zstd
 	//   3. send the archive ../../testdata/vectors/v01-single.vma.zst and stream it over SSH into: zstd -dc | qmrestore - 120 --storage local-lvm
 	//   4. start VM 120 (qm over SSH) as a step of its own, and confirm it started
-	//   config:
+	//   qemu-server.conf:
 	//     boot: order=scsi0
 	//     cores: 2
 	//     memory: 2048

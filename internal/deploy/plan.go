@@ -57,6 +57,8 @@ type Plan struct {
 	Targets  []TargetPlan `json:"targets"`
 
 	opts Options
+	// placed says Place ran: it reads the cluster once per plan.
+	placed bool
 }
 
 // TargetPlan is the plan for one target.
@@ -65,9 +67,19 @@ type TargetPlan struct {
 	// Via is the path Run takes; with ViaAuto it is ViaSSH when a host is
 	// given, and Fallback (ViaImport) is taken if SSH then fails and a
 	// token is at hand.
-	Via      Via      `json:"via"`
-	Fallback Via      `json:"fallback,omitempty"`
-	Steps    []string `json:"steps"`
+	Via      Via `json:"via"`
+	Fallback Via `json:"fallback,omitempty"`
+	// Node is the node the VM goes to: the target's, or the one Place
+	// chose for NodeAuto (Placement says why). Empty means the host's
+	// own node, or the API's only one, found when connecting.
+	Node      string     `json:"node,omitempty"`
+	Placement *Placement `json:"placement,omitempty"`
+	// Storage is where the VM's disks go.
+	Storage string   `json:"storage"`
+	Steps   []string `json:"steps"`
+	// QemuServerConf is the VM's qemu-server.conf: the one generated for
+	// an image (or given with Config), or the archive's.
+	QemuServerConf string `json:"qemu-server.conf"`
 	// Config is the VM's config as the path hands it to Proxmox: the
 	// qemu-server.conf in the archive, or the create call's parameters.
 	Config string `json:"config"`
@@ -77,6 +89,11 @@ type TargetPlan struct {
 
 	token    pve.Token
 	hasToken bool
+	// memory and disk are what the VM takes, in bytes: its configured
+	// memory and its disks' virtual size, for placement.
+	memory, disk uint64
+	// placeErr is why Place could not place the target.
+	placeErr error
 }
 
 // NewPlan validates every target completely (Target.Validate, the token,
@@ -123,7 +140,10 @@ func planTarget(src *Source, t Target, opts Options) (*TargetPlan, error) {
 		return nil, err
 	}
 	via, _ := t.via()
-	tp := &TargetPlan{Target: t, Via: via}
+	tp := &TargetPlan{Target: t, Via: via, Storage: t.Storage}
+	if t.Node != NodeAuto {
+		tp.Node = t.Node
+	}
 	token, err := pve.LoadToken(t.TokenFile, opts.Token)
 	switch {
 	case err == nil:
@@ -152,12 +172,24 @@ func planTarget(src *Source, t Target, opts Options) (*TargetPlan, error) {
 		return nil, err
 	}
 	defer pl.close()
+	if t.Wait == WaitAgent && !agentEnabled(pl.config) {
+		return nil, &TargetError{Target: t.Name, Msg: "wait agent: the VM's config does not enable the QEMU guest agent (agent: 1; the generated config has it unless --agent=false)"}
+	}
+	tp.QemuServerConf = string(pl.config)
 	tp.Config = string(pl.config)
+	tp.memory = configMemory(pl.config)
+	for _, d := range pl.devices {
+		tp.disk += uint64(d.size)
+	}
 	paths[tp.Via].plan(tp, pl)
 	if tp.Fallback != "" {
-		tp.Steps = append(tp.Steps, fmt.Sprintf("if SSH to %s fails (other than over its host key), --via %s instead", t.Host, tp.Fallback))
+		tp.Steps = append(tp.Steps, fallbackStep(&tp.Target, tp.Fallback))
 	}
 	return tp, nil
+}
+
+func fallbackStep(t *Target, v Via) string {
+	return fmt.Sprintf("if SSH to %s fails (other than over its host key), --via %s instead", t.Host, v)
 }
 
 // where names the node a target goes to, for plans.
@@ -184,7 +216,10 @@ func (p *Plan) String() string {
 	return b.String()
 }
 
-// WriteText writes the plan as String shows it.
+// WriteText writes the plan as String shows it: per target a line, the
+// node (and why, when placed) and storage, the steps, the
+// qemu-server.conf and, where the path hands Proxmox something else, the
+// create call's parameters.
 func (p *Plan) WriteText(w io.Writer) error {
 	var b strings.Builder
 	for _, tp := range p.Targets {
@@ -194,16 +229,47 @@ func (p *Plan) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, " (node %s)", t.Node)
 		}
 		b.WriteString("\n")
+		fmt.Fprintf(&b, "  node: %s\n", tp.nodeLine())
+		fmt.Fprintf(&b, "  storage: %s\n", tp.Storage)
 		for i, s := range tp.Steps {
 			fmt.Fprintf(&b, "  %d. %s\n", i+1, s)
 		}
-		b.WriteString("  config:\n")
-		for _, line := range strings.Split(strings.TrimRight(tp.Config, "\n"), "\n") {
-			fmt.Fprintf(&b, "    %s\n", line)
+		block := func(title, text string) {
+			fmt.Fprintf(&b, "  %s:\n", title)
+			for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+				fmt.Fprintf(&b, "    %s\n", line)
+			}
+		}
+		block("qemu-server.conf", tp.QemuServerConf)
+		if tp.Config != tp.QemuServerConf {
+			block("create parameters", tp.Config)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// nodeLine says which node the VM goes to, and why when Place chose it.
+func (tp *TargetPlan) nodeLine() string {
+	switch {
+	case tp.Placement != nil:
+		pl := tp.Placement
+		s := fmt.Sprintf("%s, placed by node auto (from %s): the most free memory, %s of %s, for %s; %s free on %s for %s of disks",
+			tp.Node, pl.From, humanSize(pl.FreeMem), humanSize(pl.MaxMem), humanSize(pl.Memory), humanSize(pl.FreeDisk), tp.Storage, humanSize(pl.Disk))
+		if len(pl.PassedOver) > 0 {
+			s += "; passed over: " + strings.Join(pl.PassedOver, ", ")
+		}
+		return s
+	case tp.Target.Node == NodeAuto && tp.placeErr != nil:
+		return "auto, and none fits: " + tp.placeErr.Error()
+	case tp.Target.Node == NodeAuto:
+		return "auto (chosen when the plan is placed)"
+	case tp.Node != "":
+		return tp.Node
+	case paths[tp.Via].needs.ssh:
+		return "the host's own (its uname -n, read when connecting)"
+	}
+	return "the API's only node, or the one named like the host (read when connecting)"
 }
 
 // checkStep is the plan's line for the VM ID check.
@@ -215,13 +281,27 @@ func checkStep(t *Target, how string) string {
 	return s
 }
 
-// finishSteps are the plan's lines for template and start.
+// finishSteps are the plan's lines for template or start, and what
+// follows them: the wait for the guest agent and HA.
 func finishSteps(t *Target, how string) []string {
+	var steps []string
 	switch {
 	case t.Template:
-		return []string{fmt.Sprintf("make VM %d a template (%s) and confirm \"template: 1\" in its config", t.VMID, how)}
-	case t.Start:
-		return []string{fmt.Sprintf("start VM %d (%s) as a step of its own, and confirm it started", t.VMID, how)}
+		steps = append(steps, fmt.Sprintf("make VM %d a template (%s) and confirm \"template: 1\" in its config", t.VMID, how))
+	case t.starts():
+		steps = append(steps, fmt.Sprintf("start VM %d (%s) as a step of its own, and confirm it started", t.VMID, how))
 	}
-	return nil
+	// The paths name their control by its describe; the API's calls
+	// differ from the commands over SSH.
+	api := how == (controlAPI{}).describe()
+	if t.Wait == WaitAgent {
+		steps = append(steps, waitStep(t, api))
+	}
+	if t.HA {
+		steps = append(steps, haStep(t, api))
+	}
+	if t.DestroyOnFailure && (t.Wait != "" || t.HA) {
+		steps = append(steps, fmt.Sprintf("if that fails, stop and remove VM %d (destroy-on-failure)", t.VMID))
+	}
+	return steps
 }

@@ -31,8 +31,11 @@ type Result struct {
 	// failed restore, which leaves it for inspection).
 	Archive string `json:"archive,omitempty"`
 	// Sent is the bytes that went to the node, compressed.
-	Sent     int64    `json:"sent"`
-	Warnings []string `json:"warnings,omitempty"`
+	Sent int64 `json:"sent"`
+	// Addresses are the VM's IP addresses as its guest agent reported
+	// them (Wait), without loopback and link-local ones.
+	Addresses []string `json:"addresses,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
 	// Err is the failure, for errors.Is; Detail has its text.
 	Err error `json:"-"`
 }
@@ -50,7 +53,11 @@ const cleanupTimeout = 2 * time.Minute
 // leaves no partial file). After a failure from the restore on, a VM this
 // run created is removed (Proxmox leaves a failed restore's config
 // behind), and a Warning says so; a VM replaced with Force is reported as
-// lost in the error.
+// lost in the error. When the wait for the guest agent or HA fails, the
+// VM is removed only under DestroyOnFailure.
+//
+// Targets whose node is NodeAuto are placed first if the caller did not
+// call Plan.Place.
 func Run(ctx context.Context, plan *Plan, src *Source, events func(Event)) []Result {
 	var mu sync.Mutex
 	emit := func(e Event) {
@@ -61,6 +68,7 @@ func Run(ctx context.Context, plan *Plan, src *Source, events func(Event)) []Res
 		defer mu.Unlock()
 		events(e)
 	}
+	plan.Place(ctx) // a target it cannot place fails alone, below
 	results := make([]Result, len(plan.Targets))
 	sem := make(chan struct{}, plan.opts.Parallel)
 	var wg sync.WaitGroup
@@ -103,6 +111,8 @@ type job struct {
 	// failed is the error that ended the steps, for cleanup.
 	failed  error
 	archive string // where a kept archive is
+	// addresses are what the guest agent reported (wait.go).
+	addresses []string
 
 	sent, read atomic.Int64
 	lastEmit   atomic.Int64
@@ -113,6 +123,9 @@ type job struct {
 
 func (j *job) run(ctx context.Context) error {
 	j.start = time.Now()
+	if j.tp.placeErr != nil {
+		return j.tp.placeErr
+	}
 	if err := j.do(StepConnect, j.connectDetail(), func() error { return j.connect(ctx) }); err != nil {
 		return err
 	}
@@ -126,6 +139,9 @@ func (j *job) run(ctx context.Context) error {
 	j.path = paths[j.via].open(j)
 	err = j.do(StepCheck, fmt.Sprintf("VM ID %d and what --via %s needs on node %s", j.t.VMID, j.via, j.node), func() error {
 		if err := j.checkVMID(ctx); err != nil {
+			return err
+		}
+		if err := j.checkHA(ctx); err != nil {
 			return err
 		}
 		return j.path.prepare(ctx)
@@ -142,6 +158,8 @@ func (j *job) run(ctx context.Context) error {
 	}
 	if err != nil {
 		err = j.undo(ctx, err)
+	} else {
+		err = j.afterFinish(ctx) // wait.go: the guest agent, then HA
 	}
 	j.failed = err
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
@@ -164,6 +182,7 @@ func (j *job) result(err error) Result {
 	j.mu.Lock()
 	r.Warnings = append(r.Warnings, j.warnings...)
 	j.mu.Unlock()
+	r.Addresses = j.addresses
 	if err != nil {
 		r.Detail = errorDetail(err)
 		return r
@@ -175,9 +194,10 @@ func (j *job) result(err error) Result {
 	if j.t.Template {
 		r.Detail += ", template"
 	}
-	if j.t.Start {
+	if j.t.starts() {
 		r.Detail += ", started"
 	}
+	r.Detail += j.afterDetail()
 	return r
 }
 
@@ -466,7 +486,7 @@ func (j *job) finishVM(ctx context.Context) error {
 		return j.do(StepTemplate, fmt.Sprintf("make VM %d a template (%s)", vmid, j.ctl.describe()), func() error {
 			return j.ctl.template(ctx, vmid)
 		})
-	case j.t.Start:
+	case j.t.starts():
 		return j.do(StepStart, fmt.Sprintf("start VM %d (%s)", vmid, j.ctl.describe()), func() error {
 			return j.ctl.start(ctx, vmid)
 		})

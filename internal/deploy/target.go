@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vmatool/vmatool/internal/pve"
 	"github.com/vmatool/vmatool/internal/pveconf"
@@ -37,6 +38,7 @@ type Target struct {
 	Host string `json:"host,omitempty"`
 	// Node is the node's name in the cluster; by default the host's
 	// short name (uname -n up to the first dot), or the API's only node.
+	// NodeAuto lets Plan.Place choose one.
 	Node string `json:"node,omitempty"`
 	VMID int    `json:"vmid"`
 	// Storage is where the VM's disks go.
@@ -75,6 +77,18 @@ type Target struct {
 	// Level is the zstd level of what is sent (0: the fastest).
 	Level int `json:"level,omitempty"`
 
+	// Once the VM is made. Wait "agent" starts the VM (as Start does) and
+	// waits up to WaitTimeout for its QEMU guest agent to answer, then
+	// reads its addresses. HA puts the VM under the HA manager, in
+	// HAGroup if given (Proxmox VE 8 and older). DestroyOnFailure
+	// removes the VM this run created when waiting or HA fails, as a
+	// failed restore, template or start always does.
+	Wait             string   `json:"wait,omitempty"`
+	WaitTimeout      Duration `json:"wait-timeout,omitempty"`
+	HA               bool     `json:"ha,omitempty"`
+	HAGroup          string   `json:"ha-group,omitempty"`
+	DestroyOnFailure bool     `json:"destroy-on-failure,omitempty"`
+
 	// The image and its config. Config is a qemu-server.conf file to use
 	// instead of one generated from the VM settings below.
 	Config    string `json:"config,omitempty"`
@@ -112,20 +126,57 @@ func (s *Strings) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Duration is a time.Duration that a targets file gives as a string
+// ("5m", "90s") or a number of seconds, and that JSON shows as a string.
+type Duration time.Duration
+
+// UnmarshalJSON takes "5m" or 300.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("want a duration such as \"5m\" or \"90s\", not %q", s)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return errors.New("want a duration such as \"5m\", or a number of seconds")
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
+}
+
+// MarshalJSON writes the duration as time.Duration's String does.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
 // Defaults of DefaultTarget.
 const (
 	DefaultStorage       = "local-lvm"
 	DefaultDumpDir       = "/var/lib/vz/dump"
 	DefaultDumpStorage   = "local"
 	DefaultImportStorage = "local"
+	// DefaultWaitTimeout bounds the wait for the guest agent: a NixOS
+	// VM boots well within it.
+	DefaultWaitTimeout = 5 * time.Minute
 )
+
+// NodeAuto as a target's Node asks Plan.Place to choose the node.
+const NodeAuto = "auto"
+
+// WaitAgent as a target's Wait waits for the QEMU guest agent.
+const WaitAgent = "agent"
 
 // DefaultTarget is the target a targets file entry or the command line
 // starts from.
 func DefaultTarget() Target {
 	return Target{
 		Storage: DefaultStorage, DumpDir: DefaultDumpDir, DumpStorage: DefaultDumpStorage,
-		ImportStorage: DefaultImportStorage, Via: ViaAuto,
+		ImportStorage: DefaultImportStorage, Via: ViaAuto, WaitTimeout: Duration(DefaultWaitTimeout),
 		Memory: 1024, Cores: 1, Net: "virtio,bridge=vmbr0", BIOS: "seabios", Serial: true, Agent: true,
 	}
 }
@@ -146,6 +197,9 @@ var (
 	nodeNameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$`)
 	// targetNameRE keeps names printable on one line of the results.
 	targetNameRE = regexp.MustCompile(`^[^\s\x00-\x1f]+$`)
+	// haGroupRE is pve-common src/PVE/JSONSchema.pm pve-configid, the
+	// format of an HA group's name (pve-ha-manager src/PVE/HA/Groups.pm).
+	haGroupRE = regexp.MustCompile(`(?i)^[a-z][a-z0-9_\-]+$`)
 )
 
 // ErrInvalidTarget marks a target that Validate refused.
@@ -229,12 +283,28 @@ func (t *Target) Validate() error {
 		return bad("level %d: zstd levels run from 1 to 22 (0: the fastest)", t.Level)
 	case t.Config != "" && strings.ContainsAny(t.Config, "\x00"):
 		return bad("config %q is not a file name", t.Config)
+	case t.Wait != "" && t.Wait != WaitAgent:
+		return bad("wait %q: want %s (the QEMU guest agent answers)", t.Wait, WaitAgent)
+	case t.Wait != "" && t.Template:
+		return bad("wait and template exclude each other: a template cannot run")
+	case t.Wait != "" && t.WaitTimeout <= 0:
+		return bad("wait-timeout %s: want a positive duration", t.WaitTimeout)
+	case t.HA && t.Template:
+		return bad("ha and template exclude each other: the HA manager keeps VMs running, and a template cannot run")
+	case t.HAGroup != "" && !t.HA:
+		return bad("ha-group %s: the group is for ha, which is not set", t.HAGroup)
+	case t.HAGroup != "" && !haGroupRE.MatchString(t.HAGroup):
+		return bad("ha-group %q is not an HA group name (a letter, then letters, digits, '-' or '_')", t.HAGroup)
 	}
 	if err := t.VMOptions().Validate(); err != nil {
 		return bad("%v", err)
 	}
 	return nil
 }
+
+// starts says the VM is started once made: Start, or Wait, which needs
+// it running.
+func (t *Target) starts() bool { return t.Start || t.Wait != "" }
 
 // via resolves the older Restore and Stream spellings into Via.
 func (t *Target) via() (Via, error) {

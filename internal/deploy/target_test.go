@@ -47,6 +47,12 @@ func TestValidate(t *testing.T) {
 		{"bad VM name", func(t *deploy.Target) { t.VMName = "web_1" }, "DNS name"},
 		{"bad VM tag", func(t *deploy.Target) { t.VMTags = []string{"a b"} }, "tag"},
 		{"level", func(t *deploy.Target) { t.Level = 23 }, "level 23"},
+		{"wait for what", func(t *deploy.Target) { t.Wait = "ssh" }, `wait "ssh": want agent`},
+		{"wait for a template", func(t *deploy.Target) { t.Wait, t.Template = deploy.WaitAgent, true }, "wait and template exclude each other"},
+		{"wait no time", func(t *deploy.Target) { t.Wait, t.WaitTimeout = deploy.WaitAgent, 0 }, "wait-timeout 0s"},
+		{"HA for a template", func(t *deploy.Target) { t.HA, t.Template = true, true }, "ha and template exclude each other"},
+		{"HA group without HA", func(t *deploy.Target) { t.HAGroup = "prod" }, "ha-group prod: the group is for ha"},
+		{"bad HA group", func(t *deploy.Target) { t.HA, t.HAGroup = true, "prod;x" }, `ha-group "prod;x" is not an HA group name`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := ok
@@ -90,6 +96,18 @@ func TestTargetJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"identity": 3}`), &tg); err == nil || !strings.Contains(err.Error(), "want a string or a list of strings") {
 		t.Errorf("identity 3: %v", err)
+	}
+	// A duration as a string, or as seconds; JSON shows it as a string.
+	for in, want := range map[string]time.Duration{`{"wait-timeout": "90s"}`: 90 * time.Second, `{"wait-timeout": 30}`: 30 * time.Second, `{"wait-timeout": 0.5}`: 500 * time.Millisecond} {
+		if err := json.Unmarshal([]byte(in), &tg); err != nil || time.Duration(tg.WaitTimeout) != want {
+			t.Errorf("%s: %v, %v", in, tg.WaitTimeout, err)
+		}
+	}
+	if err := json.Unmarshal([]byte(`{"wait-timeout": "soon"}`), &tg); err == nil || !strings.Contains(err.Error(), `want a duration such as "5m"`) {
+		t.Errorf("wait-timeout soon: %v", err)
+	}
+	if b, _ := json.Marshal(deploy.DefaultTarget()); !strings.Contains(string(b), `"wait-timeout":"5m0s"`) {
+		t.Errorf("default target as JSON: %s", b)
 	}
 	dec = json.NewDecoder(strings.NewReader(`{"vmid": 201, "token": "x"}`))
 	dec.DisallowUnknownFields()

@@ -625,7 +625,7 @@ func TestAgentAndHA(t *testing.T) {
 	if err := c.AgentPing(ctx, sim.Node, 100); err == nil || !strings.Contains(err.Error(), "VM 100 is not running") {
 		t.Errorf("ping of a stopped VM: %v", err)
 	}
-	if err := c.AddHAResource(ctx, 100, pve.HAStarted); err != nil {
+	if err := c.AddHAResource(ctx, 100, pve.HAStarted, ""); err != nil {
 		t.Fatal(err)
 	}
 	if ha := sim.HAResources(); ha["vm:100"] != "started" {
@@ -649,8 +649,20 @@ func TestAgentAndHA(t *testing.T) {
 	if err != nil || fmt.Sprint(ifs) != fmt.Sprint(want) {
 		t.Errorf("AgentInterfaces = %+v, %v", ifs, err)
 	}
-	if err := c.AddHAResource(ctx, 100, ""); err == nil || !strings.Contains(err.Error(), "already defined") {
+	if err := c.AddHAResource(ctx, 100, "", ""); err == nil || !strings.Contains(err.Error(), "already defined") {
 		t.Errorf("second AddHAResource: %v", err)
+	}
+	if upid, err := c.StopVM(ctx, sim.Node, 100); err != nil || upid.Type != "hastop" {
+		t.Errorf("StopVM of an HA VM = %v, %v", upid, err)
+	} else if _, err := c.WaitTask(ctx, upid, poll); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.VMStatus(ctx, sim.Node, 100); err != nil || st.Status != pve.StatusStopped {
+		t.Errorf("after StopVM: %+v, %v", st, err)
+	}
+	sim.AddVM(pvesim.VM{VMID: 101})
+	if err := c.AddHAResource(ctx, 101, pve.HAStopped, "prod"); err != nil || sim.HAGroup("vm:101") != "prod" || sim.HAResources()["vm:101"] != "stopped" {
+		t.Errorf("AddHAResource in a group: %v, %v", err, sim.HAResources())
 	}
 }
 

@@ -172,12 +172,14 @@ const (
 
 // AddHAResource puts VM vmid under the HA manager (POST
 // /cluster/ha/resources, sid vm:ID) in state ("started", "stopped" or
-// empty for the cluster's default).
-func (c *Client) AddHAResource(ctx context.Context, vmid int, state string) error {
+// empty for the cluster's default) and, if group is not empty, in that HA
+// group. Proxmox VE 9 has no groups (they became rules, pve-ha-manager
+// 5.0): a caller checks the version before passing one.
+func (c *Client) AddHAResource(ctx context.Context, vmid int, state, group string) error {
 	if err := checkVMID(vmid); err != nil {
 		return err
 	}
-	opt := &proxmox.HAResourceCreateOption{SID: fmt.Sprintf("vm:%d", vmid)}
+	opt := &proxmox.HAResourceCreateOption{SID: fmt.Sprintf("vm:%d", vmid), Group: group}
 	if state != "" {
 		opt.State = &state
 	}

@@ -184,6 +184,25 @@ func (c *Client) StartVM(ctx context.Context, node string, vmid int) (UPID, erro
 	return taskOf(what, t)
 }
 
+// StopVM stops VM vmid on node at once, as pulling the plug does, and
+// returns the stop task. An HA-managed VM gets an "hastop" task that asks
+// the HA manager instead.
+func (c *Client) StopVM(ctx context.Context, node string, vmid int) (UPID, error) {
+	if err := checkNodeVM(node, vmid); err != nil {
+		return UPID{}, err
+	}
+	what := "POST " + vmPath(node, vmid, "/status/stop")
+	var t *proxmox.Task
+	err := c.call(ctx, what, func(ctx context.Context) (err error) {
+		t, err = c.api.NodeRef(node).VirtualMachineRef(vmid).Stop(ctx)
+		return err
+	})
+	if err != nil {
+		return UPID{}, err
+	}
+	return taskOf(what, t)
+}
+
 // Template starts converting the stopped VM vmid on node into a template
 // and returns the task. MakeTemplate also waits and checks the result.
 func (c *Client) Template(ctx context.Context, node string, vmid int) (UPID, error) {

@@ -14,7 +14,8 @@
 //     it behind, empty when it failed before the archive's header was read
 //     and "memory: 128" after. "-" reads an uncompressed VMA from standard
 //     input; a file's base name must be a vzdump name. It exits non-zero
-//     when the restore fails. What it read is kept (Received), as sent.
+//     when the restore fails. What it read is kept (Received), as sent;
+//     the config it writes keeps the archive's agent line.
 //   - qm start exits non-zero when its task fails; qm template exits 0
 //     even when its task fails, leaving the config without "template: 1"
 //     (qemu-server src/PVE/CLI/qm.pm), and refuses a running VM up front;
@@ -24,10 +25,28 @@
 //   - pvesh get /cluster/resources --type vm --output-format json prints
 //     the bare array of VMs and containers of every node (pve-manager
 //     PVE/API2/Cluster.pm), vmid as a number.
-//   - The node name is uname -n up to the first dot.
+//   - pvesh get /cluster/resources --output-format json without --type
+//     adds the rows of type node and storage that SetCluster gives (by
+//     default this node, online, with local and local-lvm as on a fresh
+//     install); pvesh get /version prints the version SetVersion gives.
+//   - qm guest cmd VMID ping|network-get-interfaces answers as qemu-server
+//     src/PVE/API2/Qemu/Agent.pm does: "No QEMU guest agent configured"
+//     without "agent: 1" in the config, "VM N is not running", "QEMU guest
+//     agent is not running" until the agent answers (SetAgent), then the
+//     result as JSON; qm stop stops a running VM and is content with a
+//     stopped one.
+//   - ha-manager add vm:ID [--state S] [--group G] (pve-ha-manager
+//     src/PVE/CLI/ha_manager.pm) refuses a VM the cluster does not have,
+//     one already added, and on Proxmox VE 9 any group (groups became
+//     rules); qm start and qm stop of an HA-managed VM request the state
+//     ("Requesting HA start for VM N"); qm destroy refuses an HA-managed VM
+//     without --purge 1 and removes it from HA with it.
+//   - The node name is uname -n up to the first dot. StartCluster runs a
+//     stand-in per node, each with its own name, sharing one cluster state.
 package nodetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,6 +54,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmatool/vmatool/internal/remote/sshtest"
 )
@@ -51,23 +71,54 @@ type Node struct {
 // sshd is missing.
 func Start(t testing.TB) *Node {
 	t.Helper()
-	srv := sshtest.Start(t)
 	host, err := os.Hostname()
 	if err != nil {
 		t.Fatal(err)
 	}
 	name, _, _ := strings.Cut(host, ".")
-	n := &Node{SSH: srv, Name: name, Dir: t.TempDir()}
-	n.Dump = filepath.Join(n.Dir, "dump")
-	for _, d := range []string{"dump", "log", "received", "running", "fail", "nodes/" + name + "/qemu-server", "nodes/" + name + "/lxc"} {
+	return start(t, t.TempDir(), name, "dump", false)
+}
+
+// StartCluster runs a stand-in node for each name, each its own sshd whose
+// uname -n prints its name, sharing the cluster's state: guests, HA
+// resources and the cluster view are the same from every node, as
+// /etc/pve is. Each node has its own dump folder.
+func StartCluster(t testing.TB, names ...string) []*Node {
+	t.Helper()
+	dir := t.TempDir()
+	var nodes []*Node
+	for _, name := range names {
+		nodes = append(nodes, start(t, dir, name, "dump-"+name, true))
+	}
+	var rows []ClusterNode
+	for _, name := range names {
+		rows = append(rows, DefaultClusterNode(name))
+	}
+	nodes[0].SetCluster(t, rows...)
+	return nodes
+}
+
+func start(t testing.TB, dir, name, dump string, ownName bool) *Node {
+	t.Helper()
+	srv := sshtest.Start(t)
+	n := &Node{SSH: srv, Name: name, Dir: dir}
+	n.Dump = filepath.Join(n.Dir, dump)
+	for _, d := range []string{dump, "log", "received", "running", "fail", "agent", "ha", "nodes/" + name + "/qemu-server", "nodes/" + name + "/lxc"} {
 		if err := os.MkdirAll(filepath.Join(n.Dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if ownName {
+		srv.AddCommand(t, "uname", `if [ "$1" = -n ]; then echo `+shellQuote(name)+`; else exec /bin/uname "$@"; fi`)
 	}
 	q := shellQuote(n.Dir)
 	srv.AddCommand(t, "qmrestore", "D="+q+"\n"+qmrestoreScript)
 	srv.AddCommand(t, "qm", "D="+q+"\n"+qmScript)
 	srv.AddCommand(t, "pvesh", "D="+q+"\n"+pveshScript)
+	srv.AddCommand(t, "ha-manager", "D="+q+"\n"+haManagerScript)
+	if _, err := os.Stat(filepath.Join(n.Dir, "cluster-node.json")); err != nil {
+		n.SetCluster(t, DefaultClusterNode(name))
+	}
 	return n
 }
 
@@ -168,8 +219,137 @@ func (n *Node) FailTemplate(t testing.TB, vmid int, msg string) {
 	n.writeState(t, "fail/template-"+strconv.Itoa(vmid), msg)
 }
 
-// SetRunning marks VM vmid as running.
-func (n *Node) SetRunning(t testing.TB, vmid int) { n.writeState(t, "running/"+strconv.Itoa(vmid), "") }
+// SetRunning marks VM vmid as running, started now.
+func (n *Node) SetRunning(t testing.TB, vmid int) {
+	n.writeState(t, "running/"+strconv.Itoa(vmid), strconv.FormatInt(time.Now().UnixMilli(), 10))
+}
+
+// Agent configures the guest agent of a VM.
+type Agent struct {
+	Delay      time.Duration // answers this long after the VM started
+	Never      bool          // never answers
+	Interfaces []Interface   // network-get-interfaces; default lo and eth0
+}
+
+// Interface is a network interface the guest agent reports.
+type Interface struct {
+	Name string
+	MAC  string
+	IPs  []string // CIDR, e.g. "192.0.2.10/24" or "2001:db8::10/64"
+}
+
+// SetAgent configures the guest agent of VM vmid; without it the agent
+// answers as soon as the VM runs. The VM still needs "agent: 1" in its
+// config.
+func (n *Node) SetAgent(t testing.TB, vmid int, a Agent) {
+	t.Helper()
+	delay := strconv.FormatInt(a.Delay.Milliseconds(), 10)
+	if a.Never {
+		delay = "never"
+	}
+	n.writeState(t, "agent/"+strconv.Itoa(vmid)+".delay", delay)
+	if a.Interfaces != nil {
+		n.writeState(t, "agent/"+strconv.Itoa(vmid)+".json", string(interfacesJSON(a.Interfaces)))
+	}
+}
+
+// interfacesJSON is the result of network-get-interfaces as qm guest cmd
+// prints it.
+func interfacesJSON(ifs []Interface) []byte {
+	type addr struct {
+		IP     string `json:"ip-address"`
+		Type   string `json:"ip-address-type"`
+		Prefix int    `json:"prefix"`
+	}
+	type iface struct {
+		MAC   string `json:"hardware-address"`
+		Addrs []addr `json:"ip-addresses"`
+		Name  string `json:"name"`
+	}
+	out := []iface{}
+	for _, i := range ifs {
+		it := iface{MAC: i.MAC, Name: i.Name, Addrs: []addr{}}
+		for _, ip := range i.IPs {
+			a, p, _ := strings.Cut(ip, "/")
+			prefix, _ := strconv.Atoi(p)
+			typ := "ipv4"
+			if strings.Contains(a, ":") {
+				typ = "ipv6"
+			}
+			it.Addrs = append(it.Addrs, addr{a, typ, prefix})
+		}
+		out = append(out, it)
+	}
+	b, _ := json.MarshalIndent(out, "", "   ")
+	return append(b, '\n')
+}
+
+// ClusterNode is a node as pvesh get /cluster/resources shows it, with
+// its storages.
+type ClusterNode struct {
+	Name     string
+	Status   string // "online" or "offline"
+	Mem      uint64 // bytes in use
+	MaxMem   uint64
+	Storages []ClusterStorage
+}
+
+// ClusterStorage is a storage row of the cluster view.
+type ClusterStorage struct {
+	Name    string
+	Content []string
+	Disk    uint64 // bytes used
+	MaxDisk uint64
+	Shared  bool
+	Status  string // default "available"
+}
+
+// DefaultClusterNode is a fresh install: online, 64 GiB of which 8 in
+// use, local (backup, iso, vztmpl) and local-lvm (images, rootdir).
+func DefaultClusterNode(name string) ClusterNode {
+	return ClusterNode{Name: name, Status: "online", Mem: 8 << 30, MaxMem: 64 << 30, Storages: []ClusterStorage{
+		{Name: "local", Content: []string{"backup", "iso", "vztmpl"}, Disk: 10 << 30, MaxDisk: 100 << 30},
+		{Name: "local-lvm", Content: []string{"images", "rootdir"}, Disk: 50 << 30, MaxDisk: 400 << 30},
+	}}
+}
+
+// SetCluster sets the node and storage rows of the cluster view.
+func (n *Node) SetCluster(t testing.TB, nodes ...ClusterNode) {
+	t.Helper()
+	var nodeRows, storageRows []string
+	for _, cn := range nodes {
+		b, _ := json.Marshal(map[string]any{"id": "node/" + cn.Name, "type": "node", "node": cn.Name, "status": cn.Status,
+			"mem": cn.Mem, "maxmem": cn.MaxMem, "maxcpu": 16, "cpu": 0.05})
+		nodeRows = append(nodeRows, string(b))
+		for _, st := range cn.Storages {
+			status := st.Status
+			if status == "" {
+				status = "available"
+			}
+			b, _ := json.Marshal(map[string]any{"id": "storage/" + cn.Name + "/" + st.Name, "type": "storage", "storage": st.Name,
+				"node": cn.Name, "content": strings.Join(st.Content, ","), "disk": st.Disk, "maxdisk": st.MaxDisk,
+				"status": status, "plugintype": "dir", "shared": map[bool]int{true: 1}[st.Shared]})
+			storageRows = append(storageRows, string(b))
+		}
+	}
+	n.writeState(t, "cluster-node.json", strings.Join(nodeRows, ","))
+	n.writeState(t, "cluster-storage.json", strings.Join(storageRows, ","))
+}
+
+// SetVersion sets the pve-manager version pvesh get /version reports
+// (default 8.4.1).
+func (n *Node) SetVersion(t testing.TB, v string) { n.writeState(t, "version", v) }
+
+// HA returns the state and group VM vmid was put under the HA manager
+// with, and whether it was.
+func (n *Node) HA(vmid int) (state, group string, ok bool) {
+	b, err := os.ReadFile(filepath.Join(n.Dir, "ha", "vm:"+strconv.Itoa(vmid)))
+	if err != nil {
+		return "", "", false
+	}
+	state, group, _ = strings.Cut(strings.TrimSpace(string(b)), " ")
+	return state, group, true
+}
 
 // CountOnly makes qmrestore count the bytes it reads from standard input
 // (ReceivedBytes) instead of keeping them, for benchmarks of large images.
@@ -195,7 +375,12 @@ die() { printf '%s\n' "$*" >&2; exit 255; }
 confpath() { printf '%s/nodes/%s/qemu-server/%s.conf' "$D" "$node" "$1"; }
 `
 
-const qmrestoreScript = common + `printf '%s\n' "$*" >> "$D/log/qmrestore.log"
+// The restored config keeps the archive's agent line, which qm guest cmd
+// needs: it is found in the header's config blob, where the first line of
+// qemu-server.conf follows the blob's length bytes.
+const qmrestoreScript = common + `agentline() { grep -a -o 'agent: [0-9a-z=,_]*' | head -n 1; }
+agent=
+printf '%s\n' "$*" >> "$D/log/qmrestore.log"
 [ $# -ge 2 ] || die "400 not enough arguments"
 archive=$1; vmid=$2; shift 2
 force=0; storage=local-lvm
@@ -236,6 +421,7 @@ if [ "$archive" = - ]; then
 		n=$(wc -c); echo $(( n + $(wc -c < "$head") )) > "$D/received/$vmid.bytes"
 	else
 		cat > "$D/received/restored-$vmid.vma"; head -c 4 "$D/received/restored-$vmid.vma" > "$head"
+		agent=$(head -c 1048576 "$D/received/restored-$vmid.vma" | agentline)
 	fi
 else
 	cp -- "$archive" "$D/received/restored-$vmid.vma"
@@ -243,6 +429,7 @@ else
 	*.zst) dec="zstd -dc" ;; *.gz) dec="gzip -dc" ;; *.lzo) dec="lzop -dc" ;; *.bz2) dec="bzip2 -dc" ;; *) dec=cat ;;
 	esac
 	$dec < "$archive" 2>/dev/null | head -c 4 > "$head"
+	agent=$($dec < "$archive" 2>/dev/null | head -c 1048576 | agentline)
 fi
 if [ "$(head -c 3 "$head")" != VMA ]; then
 	# Failed before the header was read: the config stays, empty.
@@ -261,22 +448,56 @@ name: restored-$vmid
 scsi0: $storage:vm-$vmid-disk-0,size=2G
 scsihw: virtio-scsi-single
 EOC
+[ -z "$agent" ] || echo "$agent" >> "$conf"
 `
 
 const qmScript = common + `cmd=$1; vmid=$2
+[ "$cmd" = guest ] && vmid=$3
 printf '%s\n' "$*" >> "$D/log/qm.log"
 conf=$(confpath "$vmid")
 [ -e "$conf" ] || { echo "Configuration file 'nodes/$node/qemu-server/$vmid.conf' does not exist" >&2; exit 2; }
 lock=$(sed -n 's/^lock: //p' "$conf")
+ha=$D/ha/vm:$vmid
+now() { date +%s%3N; }
 case $cmd in
 config)
 	grep -v '^$' "$conf" | sort ;;
 start)
+	if [ -e "$ha" ]; then
+		echo "Requesting HA start for VM $vmid"
+		sed -i 's/^[a-z]*/started/' "$ha"
+		[ -e "$D/running/$vmid" ] || now > "$D/running/$vmid"
+		exit 0
+	fi
 	[ -z "$lock" ] || die "VM is locked ($lock)"
 	grep -q '^template: 1' "$conf" && die "you can't start a vm if it's a template"
 	[ -e "$D/running/$vmid" ] && die "VM $vmid already running"
 	if [ -e "$D/fail/start-$vmid" ]; then die "$(cat "$D/fail/start-$vmid")"; fi
-	: > "$D/running/$vmid" ;;
+	now > "$D/running/$vmid" ;;
+stop)
+	if [ -e "$ha" ]; then
+		echo "Requesting HA stop for VM $vmid"
+		sed -i 's/^[a-z]*/stopped/' "$ha"
+	fi
+	rm -f "$D/running/$vmid" ;;
+guest)
+	[ "$2" = cmd ] || die "unknown command 'qm guest $2'"
+	grep -Eq '^agent: (1|enabled=1)(,|$)' "$conf" || die "No QEMU guest agent configured"
+	[ -e "$D/running/$vmid" ] || die "VM $vmid is not running"
+	delay=$(cat "$D/agent/$vmid.delay" 2>/dev/null || echo 0)
+	[ "$delay" = never ] && die "QEMU guest agent is not running"
+	started=$(cat "$D/running/$vmid"); started=${started:-0}
+	[ $(( $(now) - started )) -ge "$delay" ] || die "QEMU guest agent is not running"
+	case $4 in
+	ping) echo '{}' ;;
+	network-get-interfaces)
+		if [ -e "$D/agent/$vmid.json" ]; then cat "$D/agent/$vmid.json"; else cat <<'EOJ'
+[{"hardware-address":"00:00:00:00:00:00","ip-addresses":[{"ip-address":"127.0.0.1","ip-address-type":"ipv4","prefix":8},{"ip-address":"::1","ip-address-type":"ipv6","prefix":128}],"name":"lo"},
+ {"hardware-address":"bc:24:11:00:00:01","ip-addresses":[{"ip-address":"192.0.2.10","ip-address-type":"ipv4","prefix":24}],"name":"eth0"}]
+EOJ
+		fi ;;
+	*) die "400 Parameter verification failed. command: value '$4' does not have a value in the enumeration" ;;
+	esac ;;
 template)
 	[ -z "$lock" ] || die "VM is locked ($lock)"
 	[ -e "$D/running/$vmid" ] && die "you can't convert a VM to template if VM is running"
@@ -288,18 +509,48 @@ template)
 	fi
 	echo "template: 1" >> "$conf" ;;
 destroy)
+	if [ -e "$ha" ]; then
+		case " $* " in *" --purge 1 "*) ;; *) die "unable to remove VM $vmid - used in HA resources and purge parameter not set." ;; esac
+	fi
 	[ -e "$D/running/$vmid" ] && die "VM $vmid is running - destroy failed"
 	[ -z "$lock" ] || die "VM is locked ($lock)"
-	rm -f "$conf" ;;
+	rm -f "$conf" "$ha" ;;
 *)
 	die "unknown command 'qm $cmd'" ;;
 esac
 `
 
 const pveshScript = common + `printf '%s\n' "$*" >> "$D/log/pvesh.log"
-[ "$1 $2" = "get /cluster/resources" ] || die "no such path '$2'"
+[ "$1" = get ] || die "400 unknown command 'pvesh $1'"
+if [ "$2" = /version ]; then
+	v=$(cat "$D/version" 2>/dev/null || echo 8.4.1)
+	printf '{"release":"%s","repoid":"c0ffee00","version":"%s"}\n' "${v%.*}" "$v"
+	exit 0
+fi
+[ "$2" = /cluster/resources ] || die "no such path '$2'"
+type=
+shift 2
+while [ $# -gt 0 ]; do
+	case $1 in
+	--type) type=$2; shift 2 ;;
+	--output-format) shift 2 ;;
+	*) die "400 unknown option $1" ;;
+	esac
+done
+case $type in
+""|vm|node|storage) ;;
+*) die "400 Parameter verification failed. type: value '$type' does not have a value in the enumeration 'vm, storage, node, sdn'" ;;
+esac
 printf '['
 sep=
+for t in node storage; do
+	[ -z "$type" ] || [ "$type" = $t ] || continue
+	rows=$(cat "$D/cluster-$t.json")
+	[ -n "$rows" ] || continue
+	printf '%s%s' "$sep" "$rows"
+	sep=,
+done
+[ -z "$type" ] || [ "$type" = vm ] || { printf ']\n'; exit 0; }
 for f in "$D"/nodes/*/qemu-server/*.conf "$D"/nodes/*/lxc/*.conf; do
 	[ -e "$f" ] || continue
 	owner=${f#"$D"/nodes/}; owner=${owner%%/*}
@@ -313,6 +564,28 @@ for f in "$D"/nodes/*/qemu-server/*.conf "$D"/nodes/*/lxc/*.conf; do
 	sep=,
 done
 printf ']\n'
+`
+
+const haManagerScript = common + `printf '%s\n' "$*" >> "$D/log/ha-manager.log"
+[ "$1" = add ] || die "unknown command 'ha-manager $1'"
+sid=$2; shift 2
+state=started; group=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--state) state=$2 ;;
+	--group) group=$2 ;;
+	*) die "400 unknown option $1" ;;
+	esac
+	shift 2
+done
+case $sid in vm:*) ;; *) die "400 Parameter verification failed. sid: value does not look like a valid ha resource id" ;; esac
+id=${sid#vm:}
+v=$(cat "$D/version" 2>/dev/null || echo 8.4.1)
+[ -n "$group" ] && [ "${v%%.*}" -ge 9 ] && die "invalid parameter 'group': ha groups have been migrated to rules"
+set -- "$D"/nodes/*/qemu-server/"$id".conf
+[ -e "$1" ] || die "resource '$sid' does not exist in cluster"
+[ -e "$D/ha/$sid" ] && die "create resource failed: resource ID '$sid' already defined"
+echo "$state $group" > "$D/ha/$sid"
 `
 
 // String describes the node, for test logs.

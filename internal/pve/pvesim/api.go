@@ -34,6 +34,10 @@ func (s *Server) route(method, path string, segs []string, p url.Values) (any, *
 		return nil, errorf(http.StatusInternalServerError,
 			"hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known", segs[1], segs[1])
 	}
+	if n.offline {
+		// pveproxy cannot reach the node to proxy the call to it.
+		return nil, errorf(595, "Connection refused")
+	}
 	rest := segs[2:]
 	switch {
 	case method == "GET" && len(rest) == 1 && rest[0] == "version":
@@ -55,6 +59,8 @@ func (s *Server) route(method, path string, segs []string, p url.Values) (any, *
 			return s.vmConfig(n, vmid)
 		case method == "POST" && sub == "status/start":
 			return s.startVM(n, vmid)
+		case method == "POST" && sub == "status/stop":
+			return s.stopVM(n, vmid)
 		case method == "POST" && sub == "template":
 			return s.templateVM(n, vmid)
 		case method == "POST" && sub == "agent/ping":
@@ -112,7 +118,7 @@ func (s *Server) nodeList() []map[string]any {
 	defer s.mu.Unlock()
 	var out []map[string]any
 	for _, n := range s.nodes {
-		out = append(out, map[string]any{"node": n.name, "status": "online", "type": "node", "id": "node/" + n.name,
+		out = append(out, map[string]any{"node": n.name, "status": n.status(), "type": "node", "id": "node/" + n.name,
 			"mem": n.mem, "maxmem": n.maxMem, "maxcpu": n.maxCPU, "cpu": 0.05, "level": ""})
 	}
 	return out
@@ -149,18 +155,34 @@ func (s *Server) clusterResources(typ string) (any, *apiError) {
 				out = append(out, map[string]any{
 					"id": "storage/" + n.name + "/" + st.name, "type": "storage", "storage": st.name, "node": n.name,
 					"content": strings.Join(st.content, ","), "disk": st.used, "maxdisk": st.total,
-					"status": "available", "plugintype": st.typ, "shared": boolInt(st.shared),
+					"status": n.storageStatus(), "plugintype": st.typ, "shared": boolInt(st.shared),
 				})
 			}
 		}
 	}
 	if typ == "" || typ == "node" {
 		for _, n := range s.nodes {
-			out = append(out, map[string]any{"id": "node/" + n.name, "type": "node", "node": n.name, "status": "online",
+			out = append(out, map[string]any{"id": "node/" + n.name, "type": "node", "node": n.name, "status": n.status(),
 				"mem": n.mem, "maxmem": n.maxMem, "maxcpu": n.maxCPU, "cpu": 0.05})
 		}
 	}
 	return out, nil
+}
+
+func (n *node) status() string {
+	if n.offline {
+		return "offline"
+	}
+	return "online"
+}
+
+// storageStatus is what the cluster view says of a node's storages: it
+// has no current figures for those of an offline node.
+func (n *node) storageStatus() string {
+	if n.offline {
+		return "unknown"
+	}
+	return "available"
 }
 
 // noSuchVM is how qemu-server's load_config reports a VM that has no
@@ -654,6 +676,7 @@ func (s *Server) destroyVM(n *node, vmid int, p url.Values) (any, *apiError) {
 			log = append(log, "purging VM "+itoa(vmid)+" from related configurations..")
 			if managed {
 				delete(s.ha, sid)
+				delete(s.haGroup, sid)
 				log = append(log, "NOTE: removed VM "+itoa(vmid)+" from HA resource configuration.")
 			}
 		}
@@ -698,6 +721,40 @@ func (s *Server) startVM(n *node, vmid int) (any, *apiError) {
 			return msg, nil
 		}
 		g.status, g.started = "running", time.Now()
+		return "OK", nil
+	}
+	return t.upid, nil
+}
+
+// stopVM follows vm_stop in qemu-server src/PVE/API2/Qemu.pm: an
+// HA-managed VM gets an "hastop" task that asks the HA manager; otherwise
+// a missing VM fails up front and a stopped one stops again without
+// complaint.
+func (s *Server) stopVM(n *node, vmid int) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sid := "vm:" + itoa(vmid)
+	if _, ok := s.ha[sid]; ok {
+		t := s.newTask(n.name, "hastop", itoa(vmid))
+		t.finish = func() (string, []string) {
+			s.ha[sid] = "stopped"
+			if g := s.qemuGuest(n, vmid); g != nil {
+				g.status = "stopped"
+			}
+			return "OK", []string{"Requesting HA stop for VM " + itoa(vmid)}
+		}
+		return t.upid, nil
+	}
+	if s.qemuGuest(n, vmid) == nil {
+		return nil, noSuchVM(n.name, vmid)
+	}
+	t := s.newTask(n.name, "qmstop", itoa(vmid))
+	t.finish = func() (string, []string) {
+		g := s.qemuGuest(n, vmid)
+		if g == nil {
+			return noSuchVMText(n.name, vmid), nil
+		}
+		g.status = "stopped"
 		return "OK", nil
 	}
 	return t.upid, nil
@@ -824,5 +881,8 @@ func (s *Server) addHA(p url.Values) (any, *apiError) {
 		return nil, errorf(http.StatusInternalServerError, "create resource failed: resource ID '%s' already defined", sid)
 	}
 	s.ha[sid] = state
+	if grp := p.Get("group"); grp != "" {
+		s.haGroup[sid] = grp
+	}
 	return nil, nil
 }

@@ -77,6 +77,7 @@ type Server struct {
 	guests    map[int]*guest
 	tasks     map[string]*task
 	ha        map[string]string // sid → requested state
+	haGroup   map[string]string // sid → HA group, where one was given
 	calls     []Call
 	inject    []injected
 	failures  map[int]failure // restore failures by VM ID
@@ -100,6 +101,10 @@ type NodeSpec struct {
 	Mem      uint64 // bytes in use
 	MaxCPU   int
 	Storages []StorageSpec
+	// Offline makes the node "offline" in /nodes and the cluster view,
+	// whose rows for its storages then say "unknown"
+	// (pve-manager PVE/API2/Cluster.pm).
+	Offline bool
 }
 
 // StorageSpec describes a storage of a node.
@@ -251,11 +256,12 @@ type node struct {
 	maxMem   uint64
 	mem      uint64
 	maxCPU   int
+	offline  bool
 	storages []*storage
 }
 
 func newNode(sp NodeSpec) *node {
-	n := &node{name: sp.Name, maxMem: sp.MaxMem, mem: sp.Mem, maxCPU: sp.MaxCPU}
+	n := &node{name: sp.Name, maxMem: sp.MaxMem, mem: sp.Mem, maxCPU: sp.MaxCPU, offline: sp.Offline}
 	for _, st := range sp.Storages {
 		n.storages = append(n.storages, newStorage(st))
 	}
@@ -329,6 +335,7 @@ func New(t testing.TB, opts ...Option) *Server {
 		guests:    map[int]*guest{},
 		tasks:     map[string]*task{},
 		ha:        map[string]string{},
+		haGroup:   map[string]string{},
 		failures:  map[int]failure{},
 		failStart: map[int]string{},
 		failTmpl:  map[int]string{},
@@ -513,6 +520,13 @@ func (s *Server) HAResources() map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// HAGroup returns the HA group resource sid ("vm:100") was put in, if any.
+func (s *Server) HAGroup(sid string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.haGroup[sid]
 }
 
 // SetAgent configures the guest agent of VM vmid. The VM still needs

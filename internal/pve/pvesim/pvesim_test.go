@@ -603,3 +603,57 @@ func TestAgentAndHA(t *testing.T) {
 		t.Errorf("interfaces: %s", a.data)
 	}
 }
+
+// TestOfflineNode: an offline node is "offline" in /nodes and the cluster
+// view, its storages "unknown", and calls for it fail as pveproxy fails to
+// reach it.
+func TestOfflineNode(t *testing.T) {
+	off := pvesim.DefaultNode("pve2")
+	off.Offline = true
+	sim := pvesim.New(t, pvesim.WithNodes(pvesim.DefaultNode("pve1"), off))
+	var rows []map[string]any
+	json.Unmarshal(do(t, sim, "GET", "/cluster/resources", auth(sim), nil, "").data, &rows)
+	status := map[string]any{}
+	for _, r := range rows {
+		status[fmt.Sprint(r["id"])] = r["status"]
+	}
+	if status["node/pve1"] != "online" || status["node/pve2"] != "offline" || status["storage/pve1/local-lvm"] != "available" || status["storage/pve2/local-lvm"] != "unknown" {
+		t.Errorf("statuses %v", status)
+	}
+	json.Unmarshal(do(t, sim, "GET", "/nodes", auth(sim), nil, "").data, &rows)
+	if len(rows) != 2 || rows[1]["status"] != "offline" {
+		t.Errorf("/nodes %v", rows)
+	}
+	if a := do(t, sim, "GET", "/nodes/pve2/storage", auth(sim), nil, ""); a.status != 595 {
+		t.Errorf("a call for the offline node: %d %q", a.status, a.reason)
+	}
+}
+
+// TestStopAndHAGroup: stop is a task (hastop for an HA VM); a group is
+// kept with the HA resource before Proxmox VE 9 and refused from 9 on.
+func TestStopAndHAGroup(t *testing.T) {
+	sim := pvesim.New(t)
+	sim.AddVM(pvesim.VM{VMID: 100, Status: "running"})
+	sim.AddVM(pvesim.VM{VMID: 101, Status: "running"})
+	_, upid := post(t, sim, "/nodes/pve/qemu/100/status/stop", nil)
+	exit := wait(t, sim, "pve", upid)
+	if vm, _ := sim.VM(100); !strings.Contains(upid, ":qmstop:100:") || exit != "OK" || vm.Status != "stopped" {
+		t.Errorf("stop: %s, %+v", upid, vm)
+	}
+	if a, _ := post(t, sim, "/nodes/pve/qemu/102/status/stop", nil); a.status != 500 || !strings.Contains(a.reason, "does not exist") {
+		t.Errorf("stop of a missing VM: %d %q", a.status, a.reason)
+	}
+	if a, _ := post(t, sim, "/cluster/ha/resources", url.Values{"sid": {"vm:101"}, "group": {"prod"}, "state": {"started"}}); a.status != 200 || sim.HAGroup("vm:101") != "prod" {
+		t.Fatalf("ha add with a group: %d %s", a.status, a.body)
+	}
+	_, upid = post(t, sim, "/nodes/pve/qemu/101/status/stop", nil)
+	exit = wait(t, sim, "pve", upid)
+	if vm, _ := sim.VM(101); !strings.Contains(upid, ":hastop:101:") || exit != "OK" || vm.Status != "stopped" || sim.HAResources()["vm:101"] != "stopped" {
+		t.Errorf("stop of an HA VM: %s, %+v, %v", upid, vm, sim.HAResources())
+	}
+	nine := pvesim.New(t, pvesim.WithVersion("9.0.3"))
+	nine.AddVM(pvesim.VM{VMID: 100})
+	if a, _ := post(t, nine, "/cluster/ha/resources", url.Values{"sid": {"vm:100"}, "group": {"prod"}}); a.status != 500 || !strings.Contains(a.reason, "migrated to rules") {
+		t.Errorf("a group on 9: %d %q", a.status, a.reason)
+	}
+}
