@@ -77,6 +77,7 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	noBacking := fs.Bool("no-backing", false, "refuse a qcow2 image that has a backing file")
 	force := fs.BoolP("force", "f", false, "overwrite an existing output")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display, no backing chain on standard error, and no output path on standard output")
+	addProgressFlag(fs, s)
 	if err := parseFlags(s, fs, packHelp, args); err != nil {
 		return err
 	}
@@ -122,15 +123,18 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 		return err
 	}
 	m := newMeter(s, *quiet, "pack", pack.Size)
-	err = pack.WriteArchive(ctx, sink, comp, *level, m)
-	m.Finish()
+	written := &countingWriter{w: sink}
+	err = pack.WriteArchive(ctx, written, comp, *level, m)
 	if err != nil {
+		m.Finish()
 		sink.abort()
 		return err
 	}
 	if err := sink.finish(); err != nil {
+		m.Finish()
 		return err
 	}
+	m.Done(written.n.Load(), dest)
 	if dest != "-" && !*quiet {
 		fmt.Fprintln(s.out, dest)
 	}

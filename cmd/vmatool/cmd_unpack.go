@@ -55,6 +55,7 @@ func runUnpack(ctx context.Context, s *streams, args []string) error {
 	devices := fs.StringSliceP("devices", "d", nil, "only these devices (comma-separated or repeated); configs are always written")
 	force := fs.BoolP("force", "f", false, "overwrite existing files")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display")
+	addProgressFlag(fs, s)
 	partial := fs.Bool("partial", false, "salvage a damaged or truncated archive: write what is intact, list what is missing (exit status 3)")
 	asJSON := fs.Bool("json", false, "print the outcome as JSON: output folder, complete, missing ranges, damage")
 	window := addMaxWindowFlag(fs)
@@ -97,6 +98,7 @@ func runUnpack(ctx context.Context, s *streams, args []string) error {
 		sr.report(s.err, "unpack", a, job.dir)
 		return errPartial
 	}
+	a.meter.Done(job.diskBytes, job.dir)
 	return nil
 }
 
