@@ -199,7 +199,7 @@ type displayRig struct {
 	clock  *fakeClock
 	ticks  chan time.Time
 	every  []time.Duration // the intervals tickers were asked for
-	writes int            // writes to wait for at the next tick
+	writes int             // writes to wait for at the next tick
 }
 
 func newDisplayRig(tty bool, width, height int, progress bool) *displayRig {
