@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +140,44 @@ func TestPackInNarrowTmux(t *testing.T) {
 	summary := regexp.MustCompile(`^pack: \d+\.\d\d% \(8\.0 GiB => \d+(\.\d)? (B|[KMG]iB), standard output\), \d+\.\ds, \d+(\.\d)? (B|[KMGT]iB)/s$`)
 	if len(s) != 2 || !summary.MatchString(strings.TrimRight(s[0], " ")) {
 		t.Errorf("screen at the end:\n%s", strings.Join(s, "\n"))
+	}
+}
+
+// TestDeployProgressLines deploys to three targets at once through the
+// binary with --progress and standard error a pipe: each step is a line,
+// and each target ends with its summary; without --progress (and not
+// quiet) nothing is printed there.
+func TestDeployProgressLines(t *testing.T) {
+	n := newNode(t)
+	img := testImage(t, t.TempDir(), "nixos.raw", 1<<20)
+	targets := writeFile(t, filepath.Join(t.TempDir(), "targets.json"), []byte(fmt.Sprintf(`[
+  {"name": "web1", "host": %[1]q, "vmid": 221},
+  {"name": "web2", "host": %[1]q, "vmid": 222, "via": "ssh-stream"},
+  {"name": "web3", "host": %[1]q, "vmid": 223}
+]`, n.Host())))
+	args := []string{"deploy", "--targets", targets, "--parallel", "3", "--known-hosts", n.SSH.KnownHostsFile,
+		"--identity", n.SSH.ClientKeyFile, "--dump-dir", n.Dump, img}
+	r := vmatool(t, nil, deployEnvVars, append([]string{args[0], "--progress"}, args[1:]...)...).mustSucceed(t)
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	summaries := lines[len(lines)-3:]
+	slices.Sort(summaries)
+	for i, name := range []string{"web1", "web2", "web3"} {
+		re := regexp.MustCompile(`^` + name + `: done, \d+\.\d\d% \(1\.0 MiB => \d+(\.\d)? (B|KiB) sent\), \d+\.\ds(, \d+(\.\d)? (B|[KMGT]iB)/s)?$`)
+		if !re.MatchString(summaries[i]) {
+			t.Errorf("summary %q", summaries[i])
+		}
+		if !slices.Contains(lines, name+": SSH to "+n.Host()) || !slices.ContainsFunc(lines, func(l string) bool {
+			return strings.HasPrefix(l, name+": qmrestore ") || strings.HasPrefix(l, name+": zstd -dc | qmrestore - ")
+		}) {
+			t.Errorf("%s's steps are missing:\n%s", name, r.stderr)
+		}
+	}
+	args[len(args)-1] = "--force"
+	args = append(args, img)
+	if r := vmatool(t, nil, deployEnvVars, args...).mustSucceed(t); r.stderr != "" {
+		t.Errorf("without --progress: stderr %q", r.stderr)
 	}
 }
