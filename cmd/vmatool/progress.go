@@ -94,8 +94,8 @@ func newDisplay(s *streams, quiet bool) *display {
 	}
 	newTicker := s.ticker
 	if newTicker == nil {
-		newTicker = func(d time.Duration) (<-chan time.Time, func()) {
-			t := time.NewTicker(d)
+		newTicker = func(every time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(every)
 			return t.C, t.Stop
 		}
 	}
