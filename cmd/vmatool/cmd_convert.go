@@ -132,6 +132,7 @@ func runConvert(ctx context.Context, s *streams, args []string) error {
 	fs.BoolVar(&o.partial, "partial", false, "salvage a damaged or truncated archive: write what is intact, list what is missing (exit status 3)")
 	fs.BoolVar(&o.force, "force", false, "overwrite existing outputs (-f is the source format, as in qemu-img)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display")
+	addProgressFlag(fs, s)
 	fs.BoolVar(&o.asJSON, "json", false, "print a summary as JSON: the output path and, per disk, its format, virtual size, bytes written and seconds")
 	o.window = addMaxWindowFlag(fs)
 	fs.StringArrayVar(&o.configs, "config", nil, "archive output: config file to store (repeatable), as pack -c")

@@ -133,6 +133,7 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 		bindTargetFlags(fs, t)
 		g = deployGlobal{}
 		bindDeployGlobal(fs, &g)
+		addProgressFlag(fs, s)
 		return fs, parseFlags(s, fs, deployHelp, args)
 	}
 	cli := deploy.DefaultTarget()

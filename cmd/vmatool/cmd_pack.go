@@ -95,6 +95,7 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	force := fs.BoolP("force", "f", false, "overwrite an existing output")
 	configOnly := fs.Bool("config-only", false, "make an archive of configs alone, without disks (as vzdump does for a VM without disks)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display, no backing chain or warning about the name on standard error, and no output path on standard output")
+	addProgressFlag(fs, s)
 	if err := parseFlags(s, fs, packHelp, args); err != nil {
 		return err
 	}
@@ -140,15 +141,18 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 		return err
 	}
 	m := newMeter(s, *quiet, "pack", pack.Size)
-	err = pack.WriteArchive(ctx, sink, comp, *level, m)
-	m.Finish()
+	written := &countingWriter{w: sink}
+	err = pack.WriteArchive(ctx, written, comp, *level, m)
 	if err != nil {
+		m.Finish()
 		sink.abort()
 		return err
 	}
 	if err := sink.finish(); err != nil {
+		m.Finish()
 		return err
 	}
+	m.Done(written.n.Load(), dest)
 	if dest != "-" && !*quiet {
 		fmt.Fprintln(s.out, dest)
 		if w := restoreNameWarning(dest); w != "" {

@@ -58,6 +58,7 @@ func runUnpack(ctx context.Context, s *streams, args []string) error {
 	devices := fs.StringSliceP("devices", "d", nil, "only these devices, with or without drive- (comma-separated or repeated); configs are always written")
 	force := fs.BoolP("force", "f", false, "overwrite existing files")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display")
+	addProgressFlag(fs, s)
 	partial := fs.Bool("partial", false, "salvage a damaged or truncated archive: write what is intact, list what is missing (exit status 3)")
 	asJSON := fs.Bool("json", false, "print the outcome as JSON: output folder, complete, missing ranges, damage")
 	window := addMaxWindowFlag(fs)
@@ -103,6 +104,7 @@ func runUnpack(ctx context.Context, s *streams, args []string) error {
 		sr.report(s.err, "unpack", a, job.dir)
 		return errPartial
 	}
+	a.meter.Done(job.diskBytes, job.dir)
 	return nil
 }
 

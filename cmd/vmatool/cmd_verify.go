@@ -61,6 +61,7 @@ func runVerify(ctx context.Context, s *streams, args []string) error {
 	fs := newFlags("verify")
 	asJSON := fs.Bool("json", false, "print the result as JSON (also on failure)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display, and no summary line on a terminal")
+	addProgressFlag(fs, s)
 	verbose := fs.BoolP("verbose", "v", false, "print the listing, progress lines and a summary, as Proxmox's vma verify -v does")
 	window := addMaxWindowFlag(fs)
 	if err := parseFlags(s, fs, verifyHelp, args); err != nil {
@@ -123,6 +124,7 @@ func verifyArchive(ctx context.Context, s *streams, path string, quiet, verbose 
 	if stats != nil {
 		stats.summary()
 	}
+	a.meter.Done(-1, a.name)
 	return &verified{newArchiveDoc(a), st}, nil
 }
 

@@ -74,10 +74,11 @@ func convertImage(ctx context.Context, s *streams, o *convertOptions, src, srcKi
 	m := newMeter(s, o.quietRun(), "convert", size)
 	if dst == "-" {
 		err := convert.StreamCopy(ctx, s.out, d.Disk, m)
-		m.Finish()
 		if err != nil {
+			m.Finish()
 			return fmt.Errorf("%s: %w", src, err)
 		}
+		m.Done(size, dst)
 		return nil
 	}
 	out, err := createOutput(dst, o.force)
@@ -100,8 +101,8 @@ func convertImage(ctx context.Context, s *streams, o *convertOptions, src, srcKi
 			res.BytesWritten, err = convert.SparseCopy(ctx, out, d.Disk, m)
 		}
 	}
-	m.Finish()
 	if err != nil {
+		m.Finish()
 		out.Abort()
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -115,8 +116,10 @@ func convertImage(ctx context.Context, s *streams, o *convertOptions, src, srcKi
 		}
 	}
 	if err := out.Commit(); err != nil {
+		m.Finish()
 		return err
 	}
+	m.Done(res.BytesWritten, dst)
 	res.Seconds = seconds(start)
 	if o.asJSON {
 		return writeJSON(s.out, convertJSONDoc{Source: src, Output: dst, Complete: true, Devices: []convertedJSON{res}})
@@ -355,6 +358,11 @@ func convertArchive(ctx context.Context, s *streams, o *convertOptions, src, dst
 		sr.report(s.err, "convert", a, dst)
 		return errPartial
 	}
+	var written int64
+	for _, x := range outs {
+		written += x.res.BytesWritten
+	}
+	a.meter.Done(written, dst)
 	return nil
 }
 
@@ -371,10 +379,12 @@ func streamArchive(ctx context.Context, s *streams, o *convertOptions, a *archiv
 		return errReorderHint(a.wrap(err), a.name)
 	}
 	if !o.partial {
+		a.meter.Done(d.Size, "-")
 		return nil
 	}
 	sr := collectSalvage(a.reader, map[int][][2]int64{d.ID: sink.Lost()})
 	if sr.complete() {
+		a.meter.Done(d.Size, "-")
 		return nil
 	}
 	a.meter.Finish()
@@ -391,6 +401,9 @@ func convertToArchive(ctx context.Context, s *streams, o *convertOptions, src, d
 	}
 	if o.quiet {
 		args = append(args, "-q")
+	}
+	if s.progress {
+		args = append(args, "--progress")
 	}
 	switch {
 	case o.compression != "":

@@ -37,7 +37,7 @@ func parseFlags(s *streams, fs *pflag.FlagSet, help string, args []string) error
 	if err != nil {
 		return usageError{flagError(fs, err).Error()}
 	}
-	return nil
+	return progressConflict(fs)
 }
 
 // oneArg returns the command's single positional argument, or a usage

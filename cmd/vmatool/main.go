@@ -59,6 +59,13 @@ type streams struct {
 	now      func() time.Time
 	getenv   func(string) string
 	stdout   *stdoutWriter // out, when it is the process's standard output
+
+	// The progress display (progress.go): err's terminal size (nil, or
+	// 0, means unknown), --progress (lines on err even off a terminal),
+	// and what paces the redraws (nil: a time.Ticker).
+	errSize  func() (width, height int)
+	progress bool
+	ticker   func(time.Duration) (<-chan time.Time, func())
 }
 
 // stdoutWriter is standard output. When its reader goes away (EPIPE, or
@@ -113,6 +120,7 @@ func main() {
 		in: os.Stdin, err: os.Stderr,
 		errisTTY: term.IsTerminal(int(os.Stderr.Fd())) && drawsEscapes(os.Stderr),
 		outIsTTY: term.IsTerminal(int(os.Stdout.Fd())),
+		errSize:  stderrSize,
 		now:      time.Now, getenv: os.Getenv,
 		stdout: &stdoutWriter{f: os.Stdout, cancel: cancel},
 	}

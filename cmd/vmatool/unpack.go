@@ -30,6 +30,8 @@ type unpackJob struct {
 	// is missing, and salvage says what.
 	partial bool
 	salvage *salvageResult
+	// diskBytes is the size of the disks written, for the summary.
+	diskBytes int64
 }
 
 // unpackArchive writes every config and the selected devices of a into
@@ -106,6 +108,7 @@ func unpackArchive(ctx context.Context, a *archiveInput, job *unpackJob) (err er
 			fmt.Fprintf(job.devinfo, "DEVINFO %s %d\n", set.path(name), d.Size)
 		}
 		targets[d.ID] = f
+		job.diskBytes += d.Size
 	}
 	if job.stats != nil {
 		if err := job.stats.attach(a.reader); err != nil {

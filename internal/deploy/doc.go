@@ -7,9 +7,9 @@
 // target the restore path, the steps and the config the VM gets: a Plan
 // prints as text or JSON for a dry run. Run carries the plan out, several
 // targets at once, reporting typed events (StepStarted, StepFinished,
-// BytesSent, Warning) and returning a Result per target. The package never
-// prints, exits or reads the environment: Options carries the user's home,
-// SSH agent socket and token.
+// BytesSent, RestoreProgress, Warning) and returning a Result per target.
+// The package never prints, exits or reads the environment: Options
+// carries the user's home, SSH agent socket and token.
 //
 // Plan.Place chooses the node of each target whose Node is NodeAuto from
 // the cluster's resources (placement.go), spreading the targets of one

@@ -3,8 +3,8 @@ package deploy
 import "time"
 
 // Event is something Run reports while it works: StepStarted,
-// StepFinished, BytesSent or Warning. A caller renders them; Run never
-// prints.
+// StepFinished, BytesSent, RestoreProgress or Warning. A caller renders
+// them; Run never prints.
 type Event interface {
 	// TargetName is the name of the target the event is about.
 	TargetName() string

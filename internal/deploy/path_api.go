@@ -97,7 +97,7 @@ func (a *apiPath) restore(ctx context.Context) error {
 			return err // refused up front: nothing was created
 		}
 		j.created()
-		if err := j.waitTask(ctx, upid); err != nil {
+		if err := j.waitRestoreTask(ctx, upid); err != nil {
 			return fmt.Errorf("%w (the archive stays at %s for inspection)", err, a.volid())
 		}
 		a.restored = true

@@ -267,7 +267,7 @@ func (s *importPath) restore(ctx context.Context) error {
 		// A failed create removes its config and disks; undo then finds
 		// nothing to remove.
 		j.created()
-		return s.j.waitTask(ctx, upid)
+		return s.j.waitRestoreTask(ctx, upid)
 	})
 }
 

@@ -66,7 +66,8 @@ func (s *sshPath) restore(ctx context.Context) error {
 	j := s.j
 	args := qmrestoreArgs(j.t, s.remote)
 	return j.do(StepRestore, strings.Join(args, " "), func() error {
-		if err := j.ssh.Run(ctx, args, nil, nil, nil); err != nil {
+		stdout, stderr := j.restoreOutput()
+		if err := j.ssh.Run(ctx, args, nil, stdout, stderr); err != nil {
 			err = j.qmrestoreOutcome(err)
 			if j.touched {
 				err = fmt.Errorf("%w (the archive stays at %s for inspection)", err, s.remote)

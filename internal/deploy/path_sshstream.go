@@ -64,7 +64,8 @@ func (s *streamPath) restore(ctx context.Context) error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		pr, wait := j.produce(ctx, vma.Zstd)
-		err := j.ssh.Run(ctx, []string{"sh", "-c", cmd}, sentCounter{pr, j}, nil, nil)
+		stdout, stderr := j.restoreOutput()
+		err := j.ssh.Run(ctx, []string{"sh", "-c", cmd}, sentCounter{pr, j}, stdout, stderr)
 		if err != nil {
 			cancel()
 		}

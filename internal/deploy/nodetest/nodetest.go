@@ -15,7 +15,9 @@
 //     and "memory: 128" after. "-" reads an uncompressed VMA from standard
 //     input; a file's base name must be a vzdump name. It exits non-zero
 //     when the restore fails. What it read is kept (Received), as sent;
-//     the config it writes keeps the archive's agent line.
+//     the config it writes keeps the archive's agent line. A restore
+//     prints vma extract -v's "progress N% (read ...)" lines on standard
+//     output, as qmrestore does.
 //   - qm start exits non-zero when its task fails; qm template exits 0
 //     even when its task fails, leaving the config without "template: 1"
 //     (qemu-server src/PVE/CLI/qm.pm), and refuses a running VM up front;
@@ -441,6 +443,10 @@ if [ -e "$D/fail/restore" ]; then
 	echo "memory: 128" > "$conf"
 	die "$msg"
 fi
+# restore_vma_archive prints vma extract -v's lines on standard output.
+echo "restore vma archive: vma extract -v -r /var/tmp/vzdumptmp$$.fifo - /var/tmp/vzdumptmp$$"
+echo "progress 50% (read 1048576 bytes, duration 0 sec)"
+echo "progress 100% (read 2097152 bytes, duration 0 sec)"
 cat > "$conf" <<EOC
 boot: order=scsi0
 memory: 2048
