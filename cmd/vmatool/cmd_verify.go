@@ -124,7 +124,11 @@ func verifyArchive(ctx context.Context, s *streams, path string, quiet, verbose 
 	if stats != nil {
 		stats.summary()
 	}
-	a.meter.Done(-1, a.name)
+	if s.outIsTTY && !quiet && !verbose {
+		a.meter.Clear() // the one line on standard output says it all
+	} else {
+		a.meter.Done(-1, a.name)
+	}
 	return &verified{newArchiveDoc(a), st}, nil
 }
 

@@ -304,6 +304,14 @@ func newMeter(s *streams, quiet bool, label string, total int64) singleMeter {
 	return singleMeter{m, d}
 }
 
+// Clear stops drawing and erases the progress line, for a command whose
+// own output reports the outcome (verify's line on a terminal).
+func (m singleMeter) Clear() {
+	if m.d != nil {
+		m.d.finish([]string{}...)
+	}
+}
+
 // Finish stops drawing, leaving the last state on the screen. It may be
 // called more than once, and after Done.
 func (m singleMeter) Finish() {
