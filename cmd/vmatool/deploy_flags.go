@@ -52,11 +52,15 @@ func bindTargetFlags(fs *pflag.FlagSet, t *deploy.Target) {
 	fs.StringVar(&t.VMName, "name", t.VMName, "VM name (default vm<vmid>)")
 	fs.IntVar(&t.Memory, "memory", t.Memory, "memory in MiB")
 	fs.IntVar(&t.Cores, "cores", t.Cores, "CPU cores")
-	fs.StringVar(&t.Net, "net", t.Net, "net0 device")
-	fs.StringVar(&t.BIOS, "bios", t.BIOS, "seabios or ovmf")
+	fs.StringArrayVar((*[]string)(&t.Net), "net", t.Net, "network device as qm set --netN takes it, led by its key: net0=virtio,bridge=vmbr0,tag=20 (repeatable; a MAC is assigned by Proxmox when none is given)")
+	fs.StringVar(&t.BIOS, "bios", t.BIOS, "seabios or ovmf (ovmf: an EFI vars disk is created on --storage when the image has none)")
+	fs.StringVar(&t.EFIType, "efitype", t.EFIType, "OVMF vars layout of the EFI disk, 4m or 2m (--bios ovmf)")
+	fs.BoolVar(&t.PreEnrolledKeys, "pre-enrolled-keys", t.PreEnrolledKeys, "enroll the Secure Boot keys in the created EFI disk, turning Secure Boot on (--bios ovmf, efitype 4m)")
+	fs.BoolVar(&t.TPM, "tpm", t.TPM, "add a TPM v2.0 state disk on --storage")
+	fs.StringArrayVar((*[]string)(&t.Disks), "disk", t.Disks, "extra disk image packed into the same archive, KEY=PATH: scsi1=data.qcow2 (repeatable)")
 	fs.BoolVar(&t.Serial, "serial", t.Serial, "serial console (serial0: socket)")
 	fs.BoolVar(&t.Agent, "agent", t.Agent, "enable the QEMU guest agent")
-	fs.BoolVar(&t.CloudInit, "cloud-init", t.CloudInit, "add a cloud-init drive")
+	fs.BoolVar(&t.CloudInit, "cloud-init", t.CloudInit, "add a cloud-init drive, allocated on --storage by the restore")
 	fs.StringSliceVar((*[]string)(&t.VMTags), "tags", t.VMTags, "Proxmox VM tags (comma-separated)")
 }
 

@@ -97,7 +97,7 @@ func TestDeployOverSSH(t *testing.T) {
 			t.Errorf("config lacks %q:\n%s", line, conf)
 		}
 	}
-	if got := n.calls("qm"); got != "start 120" || !n.Running(120) {
+	if got := n.calls("qm"); got != "set 120 --net0 virtio,bridge=vmbr0;start 120" || !n.Running(120) {
 		t.Errorf("qm calls: %q", got)
 	}
 	assertEmptyDir(t, n.Dump) // archive deleted after the restore
@@ -120,7 +120,7 @@ func TestDeployStream(t *testing.T) {
 	if disk, _ := restoredDisk(t, n.Received(9000)); !bytes.Equal(disk, want) {
 		t.Error("the restored disk differs from the image")
 	}
-	if got := n.calls("qm"); got != "template 9000;config 9000" {
+	if got := n.calls("qm"); got != "set 9000 --net0 virtio,bridge=vmbr0;template 9000;config 9000" {
 		t.Errorf("qm calls: %q", got)
 	}
 	assertEmptyDir(t, n.Dump)

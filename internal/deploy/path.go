@@ -34,6 +34,9 @@ type pathInfo struct {
 	// keepsArchive says KeepArchive makes sense: an archive stays on the
 	// node until cleanup.
 	keepsArchive bool
+	// createsWhole says the path's create call takes every setting, so
+	// nothing is left for StepConfigure (postrestore.go).
+	createsWhole bool
 	// open makes the path for a job.
 	open func(j *job) restorePath
 	// plan fills in the steps (and, if the path changes it, the config)

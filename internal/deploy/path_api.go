@@ -31,6 +31,7 @@ func init() {
 				fmt.Sprintf("check that storage %s takes backups and %s takes VM images", t.DumpStorage, t.Storage),
 				fmt.Sprintf("%s and upload it over SSH to %s (as .part, renamed when complete)", sendWhat(p), path.Join(t.DumpDir, name)),
 				fmt.Sprintf("restore %s:backup/%s through the API at %s onto %s", t.DumpStorage, name, t.apiURL(), t.Storage))
+			tp.Steps = append(tp.Steps, configureStep(t, p, "the API")...)
 			tp.Steps = append(tp.Steps, finishSteps(t, "the API")...)
 			if !t.KeepArchive {
 				tp.Steps = append(tp.Steps, "delete the archive through the API")

@@ -33,12 +33,14 @@ var (
 
 func init() {
 	register(ViaImport, pathInfo{
-		needs: needs{api: true},
-		open:  func(j *job) restorePath { return &importPath{j: j} },
+		needs:        needs{api: true},
+		createsWhole: true,
+		open:         func(j *job) restorePath { return &importPath{j: j} },
 		plan: func(tp *TargetPlan, p *payload) {
 			t := &tp.Target
 			names := importNames(t, p)
 			params := createParams(p.config, importVolumes(t, names), t.Storage, t.Unique, func(string) {})
+			mergePostRestore(params, p.postRestore)
 			tp.Config = paramLines(params)
 			tp.Steps = append(tp.Steps, checkStep(t, "the API"),
 				fmt.Sprintf("check that the node runs Proxmox VE 8.4 or later, that storage %s takes import content and %s VM images", t.ImportStorage, t.Storage))
@@ -126,6 +128,9 @@ func (s *importPath) prepare(ctx context.Context) error {
 
 	names := importNames(t, j.pl)
 	s.params = createParams(j.pl.config, importVolumes(t, names), t.Storage, t.Unique, j.warn)
+	// The create makes the disks the archive would lack, and MAC
+	// addresses, itself: PostRestore goes into its parameters.
+	mergePostRestore(s.params, j.pl.postRestore)
 	have, err := j.api.StorageContent(ctx, j.node, t.ImportStorage, "import")
 	if err != nil {
 		return err

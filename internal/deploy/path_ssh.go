@@ -25,6 +25,7 @@ func init() {
 			tp.Steps = append(tp.Steps, checkStep(t, "pvesh over SSH"),
 				fmt.Sprintf("%s and upload it over SSH to %s (as .part, renamed when complete)", sendWhat(p), remote),
 				"run "+strings.Join(qmrestoreArgs(t, remote), " "))
+			tp.Steps = append(tp.Steps, configureStep(t, p, "qm over SSH")...)
 			tp.Steps = append(tp.Steps, finishSteps(t, "qm over SSH")...)
 			if !t.KeepArchive {
 				tp.Steps = append(tp.Steps, "delete the archive")

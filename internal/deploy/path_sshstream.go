@@ -32,6 +32,7 @@ func init() {
 			}
 			tp.Steps = append(tp.Steps, checkStep(t, "pvesh over SSH"), "check that the node has zstd",
 				what+" and stream it over SSH into: "+streamCommand(t))
+			tp.Steps = append(tp.Steps, configureStep(t, p, "qm over SSH")...)
 			tp.Steps = append(tp.Steps, finishSteps(t, "qm over SSH")...)
 		},
 	})

@@ -86,6 +86,10 @@ type TargetPlan struct {
 	// Archive is the archive's file name on the node, for paths that
 	// store one.
 	Archive string `json:"archive,omitempty"`
+	// PostRestore are the settings StepConfigure applies once the VM is
+	// restored (a path whose create call takes them has them in Config
+	// instead).
+	PostRestore map[string]string `json:"post-restore,omitempty"`
 
 	token    pve.Token
 	hasToken bool
@@ -182,6 +186,10 @@ func planTarget(src *Source, t Target, opts Options) (*TargetPlan, error) {
 		tp.disk += uint64(d.size)
 	}
 	paths[tp.Via].plan(tp, pl)
+	if len(pl.postRestore) > 0 && !paths[tp.Via].createsWhole {
+		tp.PostRestore = map[string]string{}
+		mergePostRestore(tp.PostRestore, pl.postRestore)
+	}
 	if tp.Fallback != "" {
 		tp.Steps = append(tp.Steps, fallbackStep(&tp.Target, tp.Fallback))
 	}

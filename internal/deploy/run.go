@@ -154,6 +154,9 @@ func (j *job) run(ctx context.Context) error {
 		err = j.path.restore(ctx)
 	}
 	if err == nil {
+		err = j.configure(ctx) // postrestore.go: what the restore cannot create
+	}
+	if err == nil {
 		err = j.path.finish(ctx)
 	}
 	if err != nil {

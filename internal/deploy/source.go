@@ -78,13 +78,16 @@ func (s *Source) archiveConfig(name string) ([]byte, bool) {
 // the target's settings, or the source archive) and its config, and the
 // devices an import uploads.
 type payload struct {
-	src     *Source
-	pack    *recipe.Pack // an image source's, else nil
-	config  []byte       // qemu-server.conf as the archive holds it
-	devices []payloadDevice
-	vmid    int
-	now     time.Time
-	total   int64 // bytes the progress counts toward
+	src    *Source
+	pack   *recipe.Pack // an image source's, else nil
+	config []byte       // qemu-server.conf as the archive holds it
+	// postRestore are the settings that complete a generated config
+	// once restored (pveconf.Generated.PostRestore): postrestore.go.
+	postRestore []pveconf.Setting
+	devices     []payloadDevice
+	vmid        int
+	now         time.Time
+	total       int64 // bytes the progress counts toward
 }
 
 // payloadDevice is a disk of the payload.
@@ -104,6 +107,9 @@ func openPayload(src *Source, t *Target, now time.Time, chain func(string)) (*pa
 		if t.Config != "" {
 			return nil, fmt.Errorf("config %s: an archive brings its own config", t.Config)
 		}
+		if len(t.Disks) > 0 {
+			return nil, fmt.Errorf("disk %s: an archive brings its own disks; extra disks go with a disk image", t.Disks[0])
+		}
 		p.config, _ = src.Header.Config(pveconf.ConfigName)
 		keys := mapLines(p.config)
 		for _, d := range src.Header.Devices {
@@ -116,6 +122,11 @@ func openPayload(src *Source, t *Target, now time.Time, chain func(string)) (*pa
 		return p, nil
 	}
 	spec := recipe.Spec{Disks: []recipe.Disk{{Name: "scsi0", Path: src.Path, DataFile: t.DataFile}}, VMID: t.VMID, Storage: t.Storage}
+	extra, err := t.extraDisks()
+	if err != nil {
+		return nil, err
+	}
+	spec.Disks = append(spec.Disks, extra...)
 	if t.Config != "" {
 		cfgs, err := recipe.ReadConfigs(t.Config)
 		if err != nil {
@@ -136,6 +147,7 @@ func openPayload(src *Source, t *Target, now time.Time, chain func(string)) (*pa
 		return nil, err
 	}
 	p.pack = pack
+	p.postRestore = pack.PostRestore
 	for _, c := range pack.Configs {
 		if c.Name == pveconf.ConfigName {
 			p.config = c.Data

@@ -42,7 +42,7 @@ func TestSSH(t *testing.T) {
 			t.Errorf("config lacks %q:\n%s", line, configs["qemu-server.conf"])
 		}
 	}
-	if got := strings.Join(n.Calls("qm"), ";"); got != "start 120" {
+	if got := strings.Join(n.Calls("qm"), ";"); got != "set 120 --net0 virtio,bridge=vmbr0;start 120" {
 		t.Errorf("qm calls %q", got)
 	}
 	if !n.Running(120) {
@@ -85,7 +85,7 @@ func TestSSHStream(t *testing.T) {
 		t.Errorf("sent %d bytes for a stream of %d", res[0].Sent, len(raw))
 	}
 	// The template is confirmed from the config, not from qm's status.
-	if got := strings.Join(n.Calls("qm"), ";"); got != "template 9000;config 9000" {
+	if got := strings.Join(n.Calls("qm"), ";"); got != "set 9000 --net0 virtio,bridge=vmbr0;template 9000;config 9000" {
 		t.Errorf("qm calls %q", got)
 	}
 	if conf, _ := n.Config(9000); !strings.Contains(conf, "template: 1") {
@@ -200,7 +200,7 @@ func TestSSHStartFails(t *testing.T) {
 	if _, ok := n.Config(140); ok {
 		t.Error("VM 140 left behind")
 	}
-	if got := strings.Join(n.Calls("qm"), ";"); got != "start 140;destroy 140 --purge 1 --destroy-unreferenced-disks 1" {
+	if got := strings.Join(n.Calls("qm"), ";"); got != "set 140 --net0 virtio,bridge=vmbr0;start 140;destroy 140 --purge 1 --destroy-unreferenced-disks 1" {
 		t.Errorf("qm calls %q", got)
 	}
 	if names := dirNames(t, n.Dump); len(names) != 0 {
@@ -223,7 +223,7 @@ func TestSSHTemplateFails(t *testing.T) {
 	if res[0].OK || !errors.Is(res[0].Err, deploy.ErrNotConfirmed) {
 		t.Fatalf("result %+v", res[0])
 	}
-	if got := strings.Join(n.Calls("qm"), ";"); got != "template 150;config 150;destroy 150 --purge 1 --destroy-unreferenced-disks 1" {
+	if got := strings.Join(n.Calls("qm"), ";"); got != "set 150 --net0 virtio,bridge=vmbr0;template 150;config 150;destroy 150 --purge 1 --destroy-unreferenced-disks 1" {
 		t.Errorf("qm calls %q", got)
 	}
 	if _, ok := n.Config(150); ok {

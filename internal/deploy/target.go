@@ -12,6 +12,7 @@ import (
 
 	"github.com/vmatool/vmatool/internal/pve"
 	"github.com/vmatool/vmatool/internal/pveconf"
+	"github.com/vmatool/vmatool/internal/recipe"
 )
 
 // Via names a restore path.
@@ -96,15 +97,30 @@ type Target struct {
 	NoBacking bool   `json:"no-backing,omitempty"`
 
 	// VM settings of a generated config (see pveconf.VMOptions).
-	VMName    string  `json:"vm-name,omitempty"`
-	Memory    int     `json:"memory,omitempty"`
-	Cores     int     `json:"cores,omitempty"`
-	Net       string  `json:"net,omitempty"`
-	BIOS      string  `json:"bios,omitempty"`
-	Serial    bool    `json:"serial"`
-	Agent     bool    `json:"agent"`
+	VMName string `json:"vm-name,omitempty"`
+	Memory int    `json:"memory,omitempty"`
+	Cores  int    `json:"cores,omitempty"`
+	// Net are the VM's network devices, each as "qm set --netN" takes
+	// it, optionally led by its key (pveconf.ParseNet): "net1=virtio,
+	// bridge=vmbr1,tag=20". One string is taken as a list of one, as
+	// older targets files give it.
+	Net  Strings `json:"net,omitempty"`
+	BIOS string  `json:"bios,omitempty"`
+	// EFIType, PreEnrolledKeys and TPM shape the EFI vars disk (BIOS
+	// ovmf) and the TPM state disk Proxmox creates once the VM is
+	// restored, on Storage (pveconf.VMOptions).
+	EFIType         string `json:"efitype,omitempty"`
+	PreEnrolledKeys bool   `json:"pre-enrolled-keys,omitempty"`
+	TPM             bool   `json:"tpm,omitempty"`
+	Serial          bool   `json:"serial"`
+	Agent           bool   `json:"agent"`
+	// CloudInit adds the cloud-init drive, which the restore allocates on
+	// Storage.
 	CloudInit bool    `json:"cloud-init,omitempty"`
 	VMTags    Strings `json:"vm-tags,omitempty"`
+	// Disks are extra disk images, "KEY=PATH" (scsi1=data.qcow2), packed
+	// into the same archive beside the source, which is scsi0.
+	Disks Strings `json:"disks,omitempty"`
 }
 
 // Strings is a list of strings that a targets file may also give as one
@@ -177,14 +193,45 @@ func DefaultTarget() Target {
 	return Target{
 		Storage: DefaultStorage, DumpDir: DefaultDumpDir, DumpStorage: DefaultDumpStorage,
 		ImportStorage: DefaultImportStorage, Via: ViaAuto, WaitTimeout: Duration(DefaultWaitTimeout),
-		Memory: 1024, Cores: 1, Net: "virtio,bridge=vmbr0", BIOS: "seabios", Serial: true, Agent: true,
+		Memory: 1024, Cores: 1, Net: Strings{"virtio,bridge=vmbr0"}, BIOS: "seabios", Serial: true, Agent: true,
 	}
 }
 
-// VMOptions are the settings of the config generated for an image.
+// VMOptions are the settings of the config generated for an image. A
+// network device ParseNet refuses is left out: Validate reports it.
 func (t *Target) VMOptions() pveconf.VMOptions {
-	return pveconf.VMOptions{Name: t.VMName, Memory: t.Memory, Cores: t.Cores, Net: t.Net, BIOS: t.BIOS,
+	o := pveconf.VMOptions{Name: t.VMName, Memory: t.Memory, Cores: t.Cores, BIOS: t.BIOS,
+		EFIType: t.EFIType, PreEnrolledKeys: t.PreEnrolledKeys, TPM: t.TPM, Storage: t.Storage,
 		Serial: t.Serial, Agent: t.Agent, CloudInit: t.CloudInit, Tags: t.VMTags}
+	for _, s := range t.Net {
+		if n, err := pveconf.ParseNet(s); err == nil {
+			o.Nets = append(o.Nets, n)
+		}
+	}
+	return o
+}
+
+// extraDisks reads Disks: each "KEY=PATH" with a drive key, never
+// scsi0 (the source), no key twice. It reads no files.
+func (t *Target) extraDisks() ([]recipe.Disk, error) {
+	seen := map[string]bool{"scsi0": true}
+	var out []recipe.Disk
+	for _, d := range t.Disks {
+		name, path, ok := strings.Cut(d, "=")
+		if !ok || path == "" {
+			return nil, fmt.Errorf("disk %q: want KEY=PATH, e.g. scsi1=data.qcow2", d)
+		}
+		key, _, err := pveconf.ParseDriveName(name)
+		if err != nil {
+			return nil, fmt.Errorf("disk %q: %v", d, err)
+		}
+		if seen[key] {
+			return nil, fmt.Errorf("disk %q: %s is taken (scsi0 is the source image)", d, key)
+		}
+		seen[key] = true
+		out = append(out, recipe.Disk{Name: key, Path: path})
+	}
+	return out, nil
 }
 
 var (
@@ -295,6 +342,14 @@ func (t *Target) Validate() error {
 		return bad("ha-group %s: the group is for ha, which is not set", t.HAGroup)
 	case t.HAGroup != "" && !haGroupRE.MatchString(t.HAGroup):
 		return bad("ha-group %q is not an HA group name (a letter, then letters, digits, '-' or '_')", t.HAGroup)
+	}
+	for _, n := range t.Net {
+		if _, err := pveconf.ParseNet(n); err != nil {
+			return bad("net %q: %v", n, err)
+		}
+	}
+	if _, err := t.extraDisks(); err != nil {
+		return bad("%v", err)
 	}
 	if err := t.VMOptions().Validate(); err != nil {
 		return bad("%v", err)

@@ -178,3 +178,48 @@ func TestPlan(t *testing.T) {
 		t.Errorf("missing token file: %v", err)
 	}
 }
+
+// TestValidateVMSettings refuses the generated VM's settings offline,
+// each error naming the option.
+func TestValidateVMSettings(t *testing.T) {
+	ok := deploy.DefaultTarget()
+	ok.Host, ok.VMID = "pve1", 120
+	ok.BIOS, ok.EFIType, ok.PreEnrolledKeys, ok.TPM, ok.CloudInit = "ovmf", "4m", true, true, true
+	ok.Net = deploy.Strings{"net0=virtio,bridge=vmbr0,tag=20", "net1=e1000,bridge=vmbr1,trunks=10;20"}
+	ok.Disks = deploy.Strings{"scsi1=data.qcow2", "drive-virtio0=/srv/x.raw"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid target: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(*deploy.Target)
+		want string
+	}{
+		{"efitype without ovmf", func(t *deploy.Target) { t.BIOS = "seabios" }, "efitype"},
+		{"efitype 3m", func(t *deploy.Target) { t.EFIType = "3m" }, "efitype"},
+		{"keys with 2m", func(t *deploy.Target) { t.EFIType = "2m" }, "pre-enrolled-keys"},
+		{"bad bios", func(t *deploy.Target) { t.BIOS = "uefi" }, "bios"},
+		{"bad net model", func(t *deploy.Target) { t.Net = deploy.Strings{"net0=virtio9,bridge=vmbr0"} }, `net "net0=virtio9,bridge=vmbr0"`},
+		{"bad tag", func(t *deploy.Target) { t.Net = deploy.Strings{"virtio,bridge=vmbr0,tag=5000"} }, "tag"},
+		{"net key twice", func(t *deploy.Target) { t.Net = deploy.Strings{"net0=virtio", "net0=e1000"} }, "net0"},
+		{"disk without key", func(t *deploy.Target) { t.Disks = deploy.Strings{"data.qcow2"} }, `disk "data.qcow2"`},
+		{"disk with bad key", func(t *deploy.Target) { t.Disks = deploy.Strings{"scsi99=d.raw"} }, `disk "scsi99=d.raw"`},
+		{"disk over the source", func(t *deploy.Target) { t.Disks = deploy.Strings{"scsi0=d.raw"} }, `disk "scsi0=d.raw": scsi0 is taken`},
+		{"disk twice", func(t *deploy.Target) { t.Disks = deploy.Strings{"scsi1=a.raw", "drive-scsi1=b.raw"} }, "scsi1 is taken"},
+	} {
+		tg := ok
+		tc.set(&tg)
+		err := tg.Validate()
+		if !errors.Is(err, deploy.ErrInvalidTarget) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	// A targets file may give net as one string, as older files do.
+	var tg deploy.Target
+	if err := json.Unmarshal([]byte(`{"net":"virtio,bridge=vmbr2","disks":["scsi1=d.raw"],"tpm":true,"efitype":"2m","pre-enrolled-keys":false}`), &tg); err != nil {
+		t.Fatal(err)
+	}
+	if len(tg.Net) != 1 || tg.Net[0] != "virtio,bridge=vmbr2" || !tg.TPM || tg.EFIType != "2m" || len(tg.Disks) != 1 {
+		t.Errorf("targets file entry read as %+v", tg)
+	}
+}

@@ -112,7 +112,7 @@ func TestWaitAgentSSH(t *testing.T) {
 				pings++
 			}
 		}
-		if calls[0] != "start 511" || pings < 2 || calls[len(calls)-1] != "guest cmd 511 network-get-interfaces" {
+		if calls[0] != "set 511 --net0 virtio,bridge=vmbr0" || calls[1] != "start 511" || pings < 2 || calls[len(calls)-1] != "guest cmd 511 network-get-interfaces" {
 			t.Errorf("qm calls %q", calls)
 		}
 		if state, group, ok := n.HA(511); !ok || state != "started" || group != "prod" {

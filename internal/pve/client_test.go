@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -742,4 +743,62 @@ func TestDeployFlow(t *testing.T) {
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestUpdateConfig sets what a restore cannot create: the task allocates
+// the EFI vars and TPM state disks with their real sizes and gives a NIC
+// without a MAC address one; a failing task changes nothing, and a
+// missing VM is refused up front.
+func TestUpdateConfig(t *testing.T) {
+	ctx := context.Background()
+	sim := pvesim.New(t)
+	sim.AddVM(pvesim.VM{VMID: 100, Config: map[string]string{"scsi0": "local-lvm:vm-100-disk-0,size=2G"}})
+	sim.AddVolume("local-lvm", pvesim.Volume{VolID: "local-lvm:vm-100-disk-0", Content: "images", VMID: 100, Size: 2 << 30})
+	c := newClient(t, sim)
+	upid, err := c.UpdateConfig(ctx, sim.Node, 100, map[string]string{
+		"efidisk0":  "local-lvm:1,efitype=4m,pre-enrolled-keys=0",
+		"tpmstate0": "local-lvm:1,version=v2.0",
+		"net0":      "virtio,bridge=vmbr0,trunks=10;20",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if upid.Type != "qmconfig" {
+		t.Errorf("task type %q", upid.Type)
+	}
+	if _, err := c.WaitTask(ctx, upid, poll); err != nil {
+		t.Fatal(err)
+	}
+	vm, _ := sim.VM(100)
+	want := map[string]string{
+		"efidisk0":  "local-lvm:vm-100-disk-1,efitype=4m,pre-enrolled-keys=0,size=528K",
+		"tpmstate0": "local-lvm:vm-100-disk-2,version=v2.0,size=4M",
+	}
+	for k, v := range want {
+		if vm.Config[k] != v {
+			t.Errorf("%s: %q, want %q", k, vm.Config[k], v)
+		}
+	}
+	if !regexp.MustCompile(`^virtio=BC:24:11:[0-9A-F]{2}:[0-9A-F]{2}:[0-9A-F]{2},bridge=vmbr0,trunks=10;20$`).MatchString(vm.Config["net0"]) {
+		t.Errorf("net0 %q has no assigned MAC", vm.Config["net0"])
+	}
+	vols := sim.Volumes("local-lvm")
+	if len(vols) != 3 {
+		t.Errorf("volumes %v", vols)
+	}
+
+	sim.FailConfig(100, "lvcreate 'pve/vm-100-disk-3' error: insufficient free space")
+	upid, err = c.UpdateConfig(ctx, sim.Node, 100, map[string]string{"virtio1": "local-lvm:4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitTask(ctx, upid, poll); !errors.Is(err, pve.ErrTaskFailed) {
+		t.Errorf("failing update: %v", err)
+	}
+	if vm, _ := sim.VM(100); vm.Config["virtio1"] != "" || len(sim.Volumes("local-lvm")) != 3 {
+		t.Errorf("a failed update changed the VM: %v %v", vm.Config, sim.Volumes("local-lvm"))
+	}
+	if _, err := c.UpdateConfig(ctx, sim.Node, 101, map[string]string{"memory": "512"}); !errors.Is(err, pve.ErrVMNotFound) {
+		t.Errorf("missing VM: %v", err)
+	}
 }

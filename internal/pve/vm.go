@@ -315,3 +315,26 @@ func (c *Client) AgentInterfaces(ctx context.Context, node string, vmid int) ([]
 	}
 	return out, nil
 }
+
+// UpdateConfig sets config keys of VM vmid on node (POST
+// /nodes/{node}/qemu/{vmid}/config) and returns the task that applies
+// them: a disk given as "STORAGE:SIZE" is allocated by it (qemu-server
+// src/PVE/API2/Qemu.pm create_disks), and a network device without a MAC
+// address gets one written down. POST rather than PUT, because PUT applies
+// the change synchronously without a task to wait for, and a disk's
+// allocation can take long.
+func (c *Client) UpdateConfig(ctx context.Context, node string, vmid int, config map[string]string) (UPID, error) {
+	if err := checkNodeVM(node, vmid); err != nil {
+		return UPID{}, err
+	}
+	if len(config) == 0 {
+		return UPID{}, errors.New("pve: UpdateConfig: no settings")
+	}
+	path := vmPath(node, vmid, "/config")
+	var s string
+	err := c.call(ctx, "POST "+path, func(ctx context.Context) error { return c.api.Post(ctx, path, config, &s) })
+	if err != nil {
+		return UPID{}, err
+	}
+	return upidOf("POST "+path, s)
+}

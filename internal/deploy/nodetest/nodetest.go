@@ -22,7 +22,11 @@
 //     even when its task fails, leaving the config without "template: 1"
 //     (qemu-server src/PVE/CLI/qm.pm), and refuses a running VM up front;
 //     qm destroy refuses a locked or running VM; qm config prints the
-//     config; a missing config is "Configuration file
+//     config; qm set VMID --KEY VALUE... changes the config at once, creating
+//     a disk given as STORAGE:SIZE as a new volume vm-ID-disk-N (an EFI vars
+//     disk 528K for efitype=4m, else 128K; TPM state 4M) and giving a net
+//     device without a MAC address one (qemu-server src/PVE/API2/Qemu.pm
+//     create_disks, parse_net); a missing config is "Configuration file
 //     'nodes/N/qemu-server/ID.conf' does not exist".
 //   - pvesh get /cluster/resources --type vm --output-format json prints
 //     the bare array of VMs and containers of every node (pve-manager
@@ -219,6 +223,12 @@ func (n *Node) FailStart(t testing.TB, vmid int, msg string) {
 // qm template still exits 0.
 func (n *Node) FailTemplate(t testing.TB, vmid int, msg string) {
 	n.writeState(t, "fail/template-"+strconv.Itoa(vmid), msg)
+}
+
+// FailConfig makes the next qm set of vmid fail with msg, changing
+// nothing.
+func (n *Node) FailConfig(t testing.TB, vmid int, msg string) {
+	n.writeState(t, "fail/config-"+strconv.Itoa(vmid), msg)
 }
 
 // SetRunning marks VM vmid as running, started now.
@@ -514,6 +524,42 @@ template)
 		exit 0
 	fi
 	echo "template: 1" >> "$conf" ;;
+set)
+	[ -z "$lock" ] || die "VM is locked ($lock)"
+	if [ -e "$D/fail/config-$vmid" ]; then msg=$(cat "$D/fail/config-$vmid"); rm -f "$D/fail/config-$vmid"; die "$msg"; fi
+	shift 2
+	new=$D/received/$vmid.set
+	cp "$conf" "$new"
+	while [ $# -gt 0 ]; do
+		key=${1#--}; val=$2; shift 2
+		case $key in
+		efidisk0|tpmstate0|scsi[0-9]*|virtio[0-9]*|sata[0-9]*|ide[0-9]*)
+			st=${val%%:*}; rest=${val#*:}; size=${rest%%,*}; opts=
+			case $rest in *,*) opts=,${rest#*,} ;; esac
+			if printf '%s' "$size" | grep -Eq '^[0-9]+(\.[0-9]+)?$'; then
+				# create_disks: a new volume, vm-ID-disk-N.
+				n=0; while grep -q "vm-$vmid-disk-$n\b" "$new"; do n=$((n+1)); done
+				case $key in
+				efidisk0) case $opts in *efitype=4m*) sz=528K ;; *) sz=128K ;; esac ;;
+				tpmstate0) sz=4M ;;
+				*) sz=${size}G ;;
+				esac
+				val="$st:vm-$vmid-disk-$n$opts,size=$sz"
+			fi ;;
+		net[0-9]*)
+			# parse_net: a device without a MAC address gets one.
+			first=${val%%,*}; rest=
+			case $val in *,*) rest=,${val#*,} ;; esac
+			case $first in
+			*=*) ;;
+			*) val="$first=BC:24:11:$(od -An -N3 -tx1 /dev/urandom | tr a-f A-F | awk '{print $1":"$2":"$3}')$rest" ;;
+			esac ;;
+		*) ;;
+		esac
+		sed -i "/^$key: /d" "$new"
+		printf '%s: %s\n' "$key" "$val" >> "$new"
+	done
+	mv "$new" "$conf" ;;
 destroy)
 	if [ -e "$ha" ]; then
 		case " $* " in *" --purge 1 "*) ;; *) die "unable to remove VM $vmid - used in HA resources and purge parameter not set." ;; esac

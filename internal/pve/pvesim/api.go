@@ -57,6 +57,8 @@ func (s *Server) route(method, path string, segs []string, p url.Values) (any, *
 			return s.vmStatus(n, vmid)
 		case method == "GET" && sub == "config":
 			return s.vmConfig(n, vmid)
+		case method == "POST" && sub == "config":
+			return s.updateConfig(n, vmid, p)
 		case method == "POST" && sub == "status/start":
 			return s.startVM(n, vmid)
 		case method == "POST" && sub == "status/stop":
@@ -505,7 +507,7 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 			return nil, paramError("storage", "storage '"+id+"' does not support vm images")
 		}
 		if src == "" {
-			plain[k] = id + ":" + m[3]
+			plain[k] = id + ":" + m[3] + "," + strings.Join(kept, ",")
 			continue
 		}
 		srcStore, srcName, ok := strings.Cut(src, ":")
@@ -590,16 +592,31 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 			log = append(log, "transferred "+itoa(len(data))+" of "+itoa(len(data))+" bytes (100.00%)",
 				im.key+": successfully created disk '"+conf[im.key]+"'")
 		}
-		for k, spec := range plain {
-			id, gib, _ := strings.Cut(spec, ":")
+		plainKeys := make([]string, 0, len(plain))
+		for k := range plain {
+			plainKeys = append(plainKeys, k)
+		}
+		slices.Sort(plainKeys)
+		for _, k := range plainKeys {
+			id, rest, _ := strings.Cut(plain[k], ":")
+			gib, opts, _ := strings.Cut(rest, ",")
 			st := n.storage(id)
 			gb, _ := strconv.ParseFloat(gib, 64)
 			volid := diskVolID(st, vmid, disk, "raw")
 			disk++
-			size := int64(gb * (1 << 30))
+			size := newDiskSize(k, opts, gb)
 			st.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: size, VMID: vmid, CTime: time.Now().Unix()}
 			made = append(made, volid)
-			conf[k] = volid + ",size=" + formatSize(size)
+			conf[k] = volid
+			if opts != "" {
+				conf[k] += "," + opts
+			}
+			conf[k] += ",size=" + formatSize(size)
+		}
+		for k, v := range conf {
+			if netConfigKeyRE.MatchString(k) {
+				conf[k] = withMAC(v)
+			}
 		}
 		if conf["boot"] == "" {
 			for _, k := range []string{"scsi0", "virtio0", "sata0", "ide0"} {

@@ -83,12 +83,14 @@ type Server struct {
 	failures  map[int]failure // restore failures by VM ID
 	failStart map[int]string
 	failTmpl  map[int]string
-	agents    map[int]Agent
-	onRestore func(Restore) error
-	taskPolls int
-	nextPID   int
-	noAudit   bool
-	authDelay time.Duration
+	// failConfig are config update failures by VM ID (config.go).
+	failConfig map[int]string
+	agents     map[int]Agent
+	onRestore  func(Restore) error
+	taskPolls  int
+	nextPID    int
+	noAudit    bool
+	authDelay  time.Duration
 }
 
 // Option configures New.

@@ -1,0 +1,202 @@
+package pvesim
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FailConfig makes the next config update of vmid (POST
+// /nodes/{node}/qemu/{vmid}/config) fail inside its task with msg, e.g.
+// "lvcreate 'pve/vm-100-disk-1' error: Volume group "pve" has
+// insufficient free space"; nothing is changed.
+func (s *Server) FailConfig(vmid int, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failConfig == nil {
+		s.failConfig = map[int]string{}
+	}
+	s.failConfig[vmid] = msg
+}
+
+var (
+	netConfigKeyRE = regexp.MustCompile(`^net([0-9]|[12][0-9]|3[01])$`)
+	// netModelRE is a net value's first item, MODEL or MODEL=MAC
+	// (qemu-server src/PVE/QemuServer/Network.pm $net_fmt).
+	netModelRE = regexp.MustCompile(`^(e1000|e1000-82540em|e1000-82544gc|e1000-82545em|e1000e|i82551|i82557b|i82559er|ne2k_isa|ne2k_pci|pcnet|rtl8139|virtio|vmxnet3)(=([0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}))?$`)
+)
+
+// updateConfig is update_vm_api's POST form (qemu-server
+// src/PVE/API2/Qemu.pm): the VM must exist and not be locked, checked up
+// front; the task then creates each new disk given as "STORAGE:SIZE"
+// (create_disks: a volume vm-ID-disk-N on STORAGE; an EFI vars disk
+// ignores SIZE and gets the OVMF vars template, 528K for efitype=4m and
+// 128K for 2m; TPM state is 4 MiB) and gives each network device without a
+// MAC address one (parse_net), written back into the config.
+func (s *Server) updateConfig(n *node, vmid int, p url.Values) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.qemuGuest(n, vmid)
+	if g == nil {
+		return nil, errorf(http.StatusInternalServerError, "%s", noSuchVMText(n.name, vmid))
+	}
+	if l := g.config["lock"]; l != "" {
+		return nil, errorf(http.StatusInternalServerError, "VM is locked (%s)", l)
+	}
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		if k == "digest" || k == "background_delay" {
+			continue
+		}
+		if !driveKeyRE.MatchString(k) && !configKeyRE.MatchString(k) {
+			return nil, paramError(k, "property is not defined in schema and the schema does not allow additional properties")
+		}
+		if netConfigKeyRE.MatchString(k) {
+			model, _, _ := strings.Cut(p.Get(k), ",")
+			if m, _ := regexp.MatchString(`^model=`, model); !m && !netModelRE.MatchString(model) {
+				return nil, paramError(k, "invalid format - format error "+k+".model: value '"+model+"' does not have a value in the enumeration")
+			}
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var disks []newDisk
+	for _, k := range keys {
+		if !driveKeyRE.MatchString(k) {
+			continue
+		}
+		file, opts, _ := strings.Cut(p.Get(k), ",")
+		m := newDiskRE.FindStringSubmatch(file)
+		if m == nil {
+			continue // an existing volume, taken as it is
+		}
+		st := n.storage(m[2])
+		switch {
+		case m[2] == "":
+			return nil, errorf(http.StatusInternalServerError, "no storage ID specified (and no default storage)")
+		case st == nil:
+			return nil, errorf(http.StatusInternalServerError, "storage '%s' does not exist", m[2])
+		case !st.holds("images"):
+			return nil, paramError("storage", "storage '"+m[2]+"' does not support vm images")
+		}
+		gb, _ := strconv.ParseFloat(m[3], 64)
+		disks = append(disks, newDisk{key: k, st: st, opts: opts, size: newDiskSize(k, opts, gb)})
+	}
+	msg, fail := s.failConfig[vmid]
+	delete(s.failConfig, vmid)
+
+	t := s.newTask(n.name, "qmconfig", itoa(vmid))
+	t.finish = func() (string, []string) {
+		if fail {
+			return msg, nil
+		}
+		g := s.qemuGuest(n, vmid)
+		if g == nil {
+			return noSuchVMText(n.name, vmid), nil
+		}
+		var log []string
+		for _, k := range keys {
+			g.config[k] = p.Get(k)
+		}
+		for _, d := range disks {
+			volid := diskVolID(d.st, vmid, s.freeDiskNumber(d.st, vmid), "raw")
+			d.st.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: d.size, VMID: vmid, CTime: time.Now().Unix()}
+			val := volid
+			if d.opts != "" {
+				val += "," + d.opts
+			}
+			g.config[d.key] = val + ",size=" + formatSize(d.size)
+			log = append(log, d.key+": successfully created disk '"+g.config[d.key]+"'")
+		}
+		for _, k := range keys {
+			if netConfigKeyRE.MatchString(k) {
+				g.config[k] = withMAC(g.config[k])
+			}
+		}
+		return "OK", log
+	}
+	return t.upid, nil
+}
+
+type newDisk struct {
+	key, opts string
+	st        *storage
+	size      int64
+}
+
+// newDiskSize is the size create_disks gives a new disk: an EFI vars
+// disk is a copy of the OVMF vars template for its efitype (default 2m:
+// qemu-server src/PVE/QemuServer/Drive.pm), TPM state is 4 MiB
+// (src/PVE/QemuServer.pm), any other disk SIZE GiB.
+func newDiskSize(key, opts string, gib float64) int64 {
+	switch key {
+	case "efidisk0":
+		for _, o := range strings.Split(opts, ",") {
+			if o == "efitype=4m" {
+				return 528 << 10
+			}
+		}
+		return 128 << 10
+	case "tpmstate0":
+		return 4 << 20
+	}
+	return int64(gib * (1 << 30))
+}
+
+// freeDiskNumber is find_free_diskname's N (pve-storage
+// src/PVE/Storage/Plugin.pm): the lowest not used by a volume of vmid on
+// st. Called with s.mu held.
+func (s *Server) freeDiskNumber(st *storage, vmid int) int {
+	for n := 0; ; n++ {
+		taken := false
+		for id := range st.vols {
+			if id == diskVolID(st, vmid, n, "raw") || strings.HasSuffix(id, "vm-"+itoa(vmid)+"-disk-"+itoa(n)) {
+				taken = true
+			}
+		}
+		if !taken {
+			return n
+		}
+	}
+}
+
+// withMAC gives a net value without a MAC address one, as parse_net does
+// (qemu-server src/PVE/QemuServer/Network.pm): "MODEL=MAC" leads, with
+// the cluster's default prefix BC:24:11 (pve-cluster's datacenter.cfg
+// mac_prefix) and the rest random.
+func withMAC(v string) string {
+	items := strings.Split(v, ",")
+	model, mac := "", ""
+	var rest []string
+	for i, it := range items {
+		k, val, hasEq := strings.Cut(it, "=")
+		switch {
+		case k == "model":
+			model = val
+		case k == "macaddr":
+			mac = val
+		case i == 0 && netModelRE.MatchString(it):
+			model, mac = k, val
+			if !hasEq {
+				mac = ""
+			}
+		default:
+			rest = append(rest, it)
+		}
+	}
+	if model == "" {
+		return v
+	}
+	if mac == "" {
+		b := make([]byte, 3)
+		rand.Read(b)
+		mac = fmt.Sprintf("BC:24:11:%02X:%02X:%02X", b[0], b[1], b[2])
+	}
+	return strings.Join(append([]string{model + "=" + mac}, rest...), ",")
+}
