@@ -74,9 +74,14 @@ type TargetPlan struct {
 	// Archive is the archive's file name on the node, for paths that
 	// store one.
 	Archive string `json:"archive,omitempty"`
+	// Shares names the targets, this one among them, that receive one
+	// archive, packed once with the first one's settings and streamed to
+	// each (see share.go); Config is then that archive's.
+	Shares []string `json:"shares,omitempty"`
 
 	token    pve.Token
 	hasToken bool
+	share    *sharePlan
 }
 
 // NewPlan validates every target completely (Target.Validate, the token,
@@ -114,6 +119,9 @@ func NewPlan(src *Source, targets []Target, opts Options) (*Plan, error) {
 			return nil, err
 		}
 		p.Targets = append(p.Targets, *tp)
+	}
+	if err := planShares(p, src); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -62,15 +62,15 @@ func Run(ctx context.Context, plan *Plan, src *Source, events func(Event)) []Res
 		events(e)
 	}
 	results := make([]Result, len(plan.Targets))
-	sem := make(chan struct{}, plan.opts.Parallel)
+	sched, shares := newScheduler(plan), newShares(ctx, plan, src)
 	var wg sync.WaitGroup
 	for i := range plan.Targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			j := &job{tp: &plan.Targets[i], t: &plan.Targets[i].Target, opts: &plan.opts, src: src, emit: emit, via: plan.Targets[i].Via}
+			defer sched.enter(i)()
+			j := &job{tp: &plan.Targets[i], t: &plan.Targets[i].Target, opts: &plan.opts, src: src, emit: emit, via: plan.Targets[i].Via,
+				share: shares[i]}
 			results[i] = j.result(j.run(ctx))
 		}()
 	}
@@ -93,6 +93,9 @@ type job struct {
 	node string
 	ctl  control
 
+	// share is the target's place among those sharing an archive, or nil.
+	share *shareMember
+
 	start time.Time
 	// existed says a guest held the ID before the run (Force). touched
 	// says Proxmox got past the checks it makes before it writes the
@@ -112,11 +115,13 @@ type job struct {
 }
 
 func (j *job) run(ctx context.Context) error {
+	defer j.share.leave()
 	j.start = time.Now()
 	if err := j.do(StepConnect, j.connectDetail(), func() error { return j.connect(ctx) }); err != nil {
 		return err
 	}
 	defer j.close()
+	j.share.keep(j.via)
 	pl, err := openPayload(j.src, j.t, j.opts.Now, nil)
 	if err != nil {
 		return err
@@ -460,6 +465,9 @@ func (j *job) waitTask(ctx context.Context, upid pve.UPID) error {
 // finishVM is every path's finish: template or start through the path's
 // control, each confirmed.
 func (j *job) finishVM(ctx context.Context) error {
+	if err := j.rename(ctx); err != nil {
+		return err
+	}
 	vmid := j.t.VMID
 	switch {
 	case j.t.Template:

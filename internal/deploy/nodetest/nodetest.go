@@ -19,8 +19,9 @@
 //     even when its task fails, leaving the config without "template: 1"
 //     (qemu-server src/PVE/CLI/qm.pm), and refuses a running VM up front;
 //     qm destroy refuses a locked or running VM; qm config prints the
-//     config; a missing config is "Configuration file
-//     'nodes/N/qemu-server/ID.conf' does not exist".
+//     config; qm set --name NAME renames, refusing a locked VM; a missing
+//     config is "Configuration file 'nodes/N/qemu-server/ID.conf' does not
+//     exist".
 //   - pvesh get /cluster/resources --type vm --output-format json prints
 //     the bare array of VMs and containers of every node (pve-manager
 //     PVE/API2/Cluster.pm), vmid as a number.
@@ -287,6 +288,10 @@ template)
 		exit 0
 	fi
 	echo "template: 1" >> "$conf" ;;
+set)
+	[ -z "$lock" ] || die "VM is locked ($lock)"
+	[ $# -eq 4 ] && [ "$3" = --name ] || die "400 unsupported: qm $*"
+	sed -i '/^name:/d' "$conf"; printf 'name: %s\n' "$4" >> "$conf" ;;
 destroy)
 	[ -e "$D/running/$vmid" ] && die "VM $vmid is running - destroy failed"
 	[ -z "$lock" ] || die "VM is locked ($lock)"
