@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vmatool/vmatool/vma"
 )
@@ -49,6 +50,14 @@ func CountSharedReads(t testing.TB, budget, chunk int) *SharedReads {
 	}
 	t.Cleanup(func() { testHookShared, ringSize = nil, saved })
 	return c
+}
+
+// ShortenShareGrace makes the targets of a group wait for the others
+// only d during t.
+func ShortenShareGrace(t testing.TB, d time.Duration) {
+	saved := shareGrace
+	shareGrace = d
+	t.Cleanup(func() { shareGrace = saved })
 }
 
 // countDisk counts the bytes read through d, keeping it sparse if it is.

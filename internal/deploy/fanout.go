@@ -32,12 +32,14 @@ import (
 // number adds nothing but a few words each.
 
 const (
-	// shareBudget is the ring of a shared archive: 32 MiB however many
-	// targets read it, half the 64 MiB a deploy of up to 16 targets may
-	// use in all, the rest being the archive writer's pipeline and the
-	// uploads' own buffers. It is also how far a slow target may lag
-	// before it is served from the spill file.
-	shareBudget = 32 << 20
+	// shareBudget is the ring of a shared archive, however many targets
+	// read it: a deploy's memory is the pack pipeline's (budget.Pack, some
+	// 55 MiB), this ring, and each upload's own buffers, and a larger ring
+	// would only put off a slow target's spilling, not spare it. Four
+	// zstd frames (2 MiB each) fit, and so do the bursts of SSH's flow
+	// control. It is also how far a target may lag before the spill
+	// file serves it.
+	shareBudget = 8 << 20
 	// shareChunk is the ring's unit: large enough that the per-chunk
 	// bookkeeping vanishes, small enough that a chunk pinned by a reader's
 	// copy is freed within microseconds.

@@ -46,6 +46,10 @@ const cleanupTimeout = 2 * time.Minute
 // not stop the others. events, which may be nil, receives what happens;
 // Run calls it from one goroutine at a time.
 //
+// Targets that share an archive (TargetPlan.Shares) are started
+// together, and a failure of one drops it from the shared stream without
+// stopping the others.
+//
 // Every failure before a restore leaves the node as it was (an upload
 // leaves no partial file). After a failure from the restore on, a VM this
 // run created is removed (Proxmox leaves a failed restore's config

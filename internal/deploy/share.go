@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vmatool/vmatool/internal/recipe"
 	"github.com/vmatool/vmatool/vma"
@@ -48,12 +49,18 @@ import (
 // none happens with Parallel 1 or without Options.TempDir, and a group
 // holds at most min(Parallel, shareMax) targets. Run admits a group's
 // targets together, and the archive starts once each of them has reached
-// its transfer or given up (failed, or fell back to ViaImport), so no
-// target misses the start; a target that fails later is dropped from the
-// stream and the others go on.
+// its transfer or given up (failed, or fell back to ViaImport), or
+// shareGrace after the first reached it: a target still connecting then
+// (a node that does not answer takes the SSH timeout) reads what it
+// missed from the spill file. A target that fails later is dropped from
+// the stream and the others go on.
 
 // shareMax bounds a group: the ring's budget is sized for it.
 const shareMax = 16
+
+// shareGrace is how long the targets that reached their transfer wait
+// for the others of their group (a variable for tests).
+var shareGrace = 10 * time.Second
 
 // StepRename gives a VM restored from an archive shared with other
 // targets the name its own config would have given it; it comes after
@@ -68,6 +75,9 @@ type sharePlan struct {
 	level int
 	names string // the group's targets, for plans
 	size  int
+	// packed says the archive is an image packed with the first target's
+	// settings, not a source archive sent to all alike.
+	packed bool
 	// named is the name the archive's config gives the VM, rename the
 	// one this target's VM gets after its restore ("": the same).
 	named, rename string
@@ -116,7 +126,7 @@ func planShares(p *Plan, src *Source) error {
 		for _, i := range members {
 			tp := &p.Targets[i]
 			sp := &sharePlan{group: g, c: formats[members[0]].c, level: formats[members[0]].level,
-				names: strings.Join(names, ", "), size: len(members), named: named}
+				names: strings.Join(names, ", "), size: len(members), packed: !src.Archive(), named: named}
 			if own := configName(tp.Config); own != named {
 				sp.rename = own
 			}
@@ -216,7 +226,11 @@ func shareNote(tp *TargetPlan) string {
 	if tp.share == nil {
 		return ""
 	}
-	return fmt.Sprintf(" once for the %d targets that share it (%s)", tp.share.size, tp.share.names)
+	note := fmt.Sprintf(" once for the %d targets that share it (%s)", tp.share.size, tp.share.names)
+	if lead, _, _ := strings.Cut(tp.share.names, ", "); tp.share.packed && lead != tp.Target.Name {
+		note += fmt.Sprintf(", with %s's config, whose disks qmrestore makes VM %d's on %s,", lead, tp.Target.VMID, tp.Target.Storage)
+	}
+	return note
 }
 
 // renameSteps is the plan's rename step, if the target's VM needs one.
@@ -391,6 +405,9 @@ func (m *shareMember) join(ctx context.Context, j *job, c vma.Compression) (r io
 	g.joined++
 	g.feeding = append(g.feeding, j)
 	start := g.startable()
+	if g.joined == 1 && !start {
+		time.AfterFunc(shareGrace, g.startLate)
+	}
 	g.mu.Unlock()
 	if start {
 		go g.write()
@@ -413,6 +430,21 @@ func (g *shareGroup) startable() bool {
 	return true
 }
 
+// startLate starts the writer, if it has not started yet, without the
+// targets still on their way.
+func (g *shareGroup) startLate() {
+	g.mu.Lock()
+	start := !g.started
+	if start {
+		g.started = true
+		g.refs++
+	}
+	g.mu.Unlock()
+	if start {
+		go g.write()
+	}
+}
+
 // finish ends a joined target's reading: what the archive writer's end
 // means for it, and a warning if it was served from the spill file.
 func (m *shareMember) finish(j *job) error {
@@ -421,7 +453,8 @@ func (m *shareMember) finish(j *job) error {
 		err = errors.New("the node stopped reading the archive before its end")
 	}
 	m.r.Close()
-	if spilled > 0 {
+	// Less than a ring's worth is the jitter of a loaded machine.
+	if spilled >= int64(ringSize[0]) {
 		j.warn(fmt.Sprintf("fell behind the other targets sharing the archive: %s of it came from a spill file in %s", formatMiB(spilled), j.opts.TempDir))
 	}
 	g := m.g

@@ -25,21 +25,22 @@ import (
 	"github.com/vmatool/vmatool/internal/remote"
 )
 
-// cutProxy forwards TCP connections to an address and cuts each one,
-// both ways, once limit bytes went towards it: a connection lost in the
-// middle of an upload. read counts what it read, both ways.
-type cutProxy struct {
+// proxy forwards TCP connections to an address, after a delay, and cuts
+// each one, both ways, once limit bytes (if not 0) went towards it: a
+// slow network, or one lost in the middle of an upload. read counts what
+// it read, both ways.
+type proxy struct {
 	addr string
 	read atomic.Int64
 }
 
-func startCutProxy(t *testing.T, target string, limit int64) *cutProxy {
+func startProxy(t *testing.T, target string, limit int64, delay time.Duration) *proxy {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{addr: l.Addr().String()}
+	p := &proxy{addr: l.Addr().String()}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { l.Close(); wg.Wait() })
 	wg.Go(func() {
@@ -48,13 +49,18 @@ func startCutProxy(t *testing.T, target string, limit int64) *cutProxy {
 			if err != nil {
 				return
 			}
+			time.Sleep(delay)
 			out, err := net.Dial("tcp", target)
 			if err != nil {
 				in.Close()
 				continue
 			}
+			var r io.Reader = in
+			if limit > 0 {
+				r = io.LimitReader(in, limit)
+			}
 			wg.Go(func() {
-				n, _ := copyPlain(out, io.LimitReader(in, limit))
+				n, _ := copyPlain(out, r)
 				p.read.Add(n)
 				in.Close()
 				out.Close()
@@ -126,9 +132,9 @@ func TestShareFanOut(t *testing.T) {
 	img, want := rawImage(t, t.TempDir(), "nixos.raw", 8<<20, 21)
 	data := int64(len(want) * 3 / 4) // the rest is a hole, never read
 	// A 256 KiB ring, so the 2 MiB archive overflows it as a real image
-	// overflows 32 MiB, and a lagging target is served from the spill file.
+	// overflows 8 MiB, and a lagging target is served from the spill file.
 	reads := deploy.CountSharedReads(t, 256<<10, 64<<10)
-	cut := startCutProxy(t, n.SSH.Addr, 1<<20)
+	cut := startProxy(t, n.SSH.Addr, 1<<20, 0)
 	targets := fleet(n, 401, deploy.ViaSSHStream, deploy.ViaSSH, deploy.ViaSSH, deploy.ViaSSHStream)
 	targets[2].Host = n.SSH.User + "@" + cut.addr
 	targets[2].KnownHosts = knownHostsAt(t, cut.addr, n.SSH.HostKey)
@@ -211,6 +217,56 @@ func TestShareFanOut(t *testing.T) {
 		t.Errorf("the dump folder holds %v", names)
 	}
 	t.Logf("read %d bytes in all, %d of them relayed and %d from spill files; warnings %q", read, cut.read.Load(), reads.Unspilled(), log.warnings())
+}
+
+// TestShareLateTarget: a target that reaches its transfer after the
+// others stopped waiting for it reads what it missed from the spill file,
+// and restores the image all the same; a target whose node never
+// answers keeps no one waiting.
+func TestShareLateTarget(t *testing.T) {
+	n := nodetest.Start(t)
+	deploy.ShortenShareGrace(t, 100*time.Millisecond)
+	reads := deploy.CountSharedReads(t, 256<<10, 64<<10)
+	img, want := rawImage(t, t.TempDir(), "nixos.raw", 8<<20, 25)
+	slow := startProxy(t, n.SSH.Addr, 0, 2*time.Second)
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never speaks
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	targets := fleet(n, 601, deploy.ViaSSHStream, deploy.ViaSSHStream, deploy.ViaSSH, deploy.ViaSSHStream)
+	targets[1].Host = n.SSH.User + "@" + slow.addr
+	targets[1].KnownHosts = knownHostsAt(t, slow.addr, n.SSH.HostKey)
+	targets[3].Host = n.SSH.User + "@" + silent.Addr().String()
+	res, log := run(t, img, deploy.Options{Parallel: 4, SSHTimeout: 4 * time.Second}, targets...)
+	if w := reads.Writers.Load(); w != 1 {
+		t.Errorf("%d shared archives written", w)
+	}
+	for i, r := range res[:3] {
+		if !r.OK {
+			t.Fatalf("%s: %+v", r.Target, r)
+		}
+		if _, disks := unpack(t, n.Received(601+i)); !bytes.Equal(disks["drive-scsi0"], want) {
+			t.Errorf("%s: the restored disk differs from the image", r.Target)
+		}
+	}
+	if res[3].OK || !errors.Is(res[3].Err, context.DeadlineExceeded) {
+		t.Errorf("the silent node: %+v", res[3])
+	}
+	// Not waiting for the silent node, web1 and web3 are done before it
+	// times out.
+	if res[0].Seconds >= 4 || res[2].Seconds >= 4 {
+		t.Errorf("the targets waited for the silent node: %.1fs, %.1fs", res[0].Seconds, res[2].Seconds)
+	}
+	late := false
+	for _, e := range log.events {
+		if w, ok := e.(deploy.Warning); ok && w.Target == "web2" && strings.Contains(w.Message, "came from a spill file") {
+			late = true
+		}
+	}
+	if !late {
+		t.Errorf("warnings %q: the late target web2 should have read from the spill file", log.warnings())
+	}
 }
 
 // TestShareNodeStopsReading: a node whose zstd quits early stops reading
