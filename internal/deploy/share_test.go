@@ -219,6 +219,41 @@ func TestShareFanOut(t *testing.T) {
 	t.Logf("read %d bytes in all, %d of them relayed and %d from spill files; warnings %q", read, cut.read.Load(), reads.Unspilled(), log.warnings())
 }
 
+// TestShareWaitsForItsTargets: the shared archive is not read before
+// every target of the group has reached its transfer, so none misses
+// its start; here one reaches it a second after the others.
+func TestShareWaitsForItsTargets(t *testing.T) {
+	n := nodetest.Start(t)
+	img, want := rawImage(t, t.TempDir(), "nixos.raw", 4<<20, 26)
+	slow := startProxy(t, n.SSH.Addr, 0, time.Second)
+	targets := fleet(n, 701, deploy.ViaSSHStream, deploy.ViaSSH, deploy.ViaSSHStream)
+	targets[1].Host = n.SSH.User + "@" + slow.addr
+	targets[1].KnownHosts = knownHostsAt(t, slow.addr, n.SSH.HostKey)
+	res, log := run(t, img, deploy.Options{Parallel: 3}, targets...)
+	for i, r := range res {
+		if !r.OK {
+			t.Fatalf("%s: %+v", r.Target, r)
+		}
+		if _, disks := unpack(t, n.Received(701+i)); !bytes.Equal(disks["drive-scsi0"], want) {
+			t.Errorf("%s: the restored disk differs from the image", r.Target)
+		}
+	}
+	joined := false
+	for _, e := range log.events {
+		switch e := e.(type) {
+		case deploy.StepStarted:
+			joined = joined || (e.Target == "web2" && e.Step == deploy.StepTransfer)
+		case deploy.BytesSent:
+			if e.Read > 0 && !joined {
+				t.Fatalf("%s: %d bytes of the image read before web2 reached its transfer", e.Target, e.Read)
+			}
+		}
+	}
+	if len(log.warnings()) != 0 {
+		t.Errorf("warnings %q", log.warnings())
+	}
+}
+
 // TestShareLateTarget: a target that reaches its transfer after the
 // others stopped waiting for it reads what it missed from the spill file,
 // and restores the image all the same; a target whose node never
