@@ -200,7 +200,8 @@ func configName(conf string) string {
 // replan rewrites the steps the target's path planned, now that it
 // shares: its plan function is run without and with sp, and the steps of
 // the first run are replaced by those of the second wherever they sit
-// among the target's steps.
+// among the target's steps (or, should they not be found, the new ones
+// are added at the end).
 func replan(tp *TargetPlan, src *Source, opts Options, sp *sharePlan) error {
 	pl, err := openPayload(src, &tp.Target, opts.Now, nil)
 	if err != nil {
@@ -210,14 +211,19 @@ func replan(tp *TargetPlan, src *Source, opts Options, sp *sharePlan) error {
 	before, after := TargetPlan{Target: tp.Target, Via: tp.Via}, TargetPlan{Target: tp.Target, Via: tp.Via, share: sp}
 	paths[tp.Via].plan(&before, pl)
 	paths[tp.Via].plan(&after, pl)
+	tp.share = sp
 	for i := 0; i+len(before.Steps) <= len(tp.Steps); i++ {
 		if slices.Equal(tp.Steps[i:i+len(before.Steps)], before.Steps) {
 			tp.Steps = slices.Concat(tp.Steps[:i], after.Steps, tp.Steps[i+len(before.Steps):])
-			tp.share = sp
 			return nil
 		}
 	}
-	return fmt.Errorf("deploy: planning target %s: its steps are not its path's", tp.Target.Name)
+	for _, s := range after.Steps {
+		if !slices.Contains(before.Steps, s) {
+			tp.Steps = append(tp.Steps, s)
+		}
+	}
+	return nil
 }
 
 // shareNote is what a shared target's plan adds to the step that packs
@@ -453,11 +459,14 @@ func (m *shareMember) finish(j *job) error {
 		err = errors.New("the node stopped reading the archive before its end")
 	}
 	m.r.Close()
-	// Less than a ring's worth is the jitter of a loaded machine.
-	if spilled >= int64(ringSize[0]) {
-		j.warn(fmt.Sprintf("fell behind the other targets sharing the archive: %s of it came from a spill file in %s", formatMiB(spilled), j.opts.TempDir))
-	}
 	g := m.g
+	// A target that read a little from the spill file lagged for a moment,
+	// as any may on a loaded machine; one that read a tenth of the archive
+	// there is slower than the others, and its disk use worth knowing.
+	if eof && spilled > 0 && spilled*10 >= g.buf.stats().written {
+		j.warn(fmt.Sprintf("fell behind the other targets sharing the archive: %s of its %s came from a spill file in %s",
+			formatMiB(spilled), formatMiB(g.buf.stats().written), j.opts.TempDir))
+	}
 	g.mu.Lock()
 	g.feeding = slices.DeleteFunc(g.feeding, func(o *job) bool { return o == j })
 	g.mu.Unlock()

@@ -23,6 +23,7 @@ import (
 	"github.com/vmatool/vmatool/internal/deploy"
 	"github.com/vmatool/vmatool/internal/deploy/nodetest"
 	"github.com/vmatool/vmatool/internal/remote"
+	"github.com/vmatool/vmatool/vma"
 )
 
 // proxy forwards TCP connections to an address, after a delay, and cuts
@@ -342,6 +343,59 @@ exit 1`)
 	}
 	if !slices.Contains(log.warnings(), "removed VM 502, which this deploy had created") {
 		t.Errorf("warnings %q", log.warnings())
+	}
+}
+
+// TestShareArchive: a zstd archive goes once to targets of both SSH
+// paths, as it is, and each restores the disks the manifest lists.
+func TestShareArchive(t *testing.T) {
+	n := nodetest.Start(t)
+	reads := deploy.CountSharedReads(t, 0, 0)
+	file := "v02-two-disks.vma"
+	src := filepath.Join(t.TempDir(), "v02.vma.zst")
+	compressZstd(t, filepath.Join(vectors, file), src)
+	res, _ := run(t, src, deploy.Options{Parallel: 3}, fleet(n, 801, deploy.ViaSSHStream, deploy.ViaSSH, deploy.ViaSSHStream)...)
+	if w := reads.Writers.Load(); w != 1 {
+		t.Errorf("%d shared archives written", w)
+	}
+	for _, r := range res {
+		if !r.OK {
+			t.Fatalf("%s: %+v", r.Target, r)
+		}
+		_, disks := unpack(t, n.Received(r.VMID))
+		for name, sum := range manifest(t, file) {
+			if sha(disks[name]) != sum {
+				t.Errorf("%s: %s: sha256 %s, manifest %s", r.Target, name, sha(disks[name]), sum)
+			}
+		}
+	}
+	if calls := n.Calls("qm"); len(calls) != 0 {
+		t.Errorf("an archive's own config names every VM alike, yet qm ran: %q", calls)
+	}
+}
+
+// compressZstd writes src compressed with zstd to dst.
+func compressZstd(t *testing.T, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	w, err := vma.Compress(out, vma.Zstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(w, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
