@@ -132,7 +132,6 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	} else if len(g.names)+len(g.tags) > 0 {
 		return usagef("--tag and --target pick from --targets FILE")
 	}
-	scaleMemoryLimit(s.getenv, g.parallel)
 
 	src, err := deploy.OpenSource(source, g.window.option())
 	if err != nil {
@@ -162,6 +161,8 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	case err != nil:
 		return recipeError(err)
 	}
+	// Targets sharing an archive write one between them.
+	scaleMemoryLimit(s.getenv, plan.Packs())
 	if g.dryRun {
 		if g.json {
 			return writeJSON(s.out, plan)

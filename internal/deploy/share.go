@@ -139,6 +139,36 @@ func planShares(p *Plan, src *Source) error {
 	return nil
 }
 
+// Packs is the most archives (or, for ViaImport, converted images) Run
+// writes at once: Parallel, but the targets that share an archive run
+// together and write one between them. A caller that sizes its memory
+// limit by the pipelines at work counts this many.
+func (p *Plan) Packs() int {
+	var sizes []int
+	groups := map[int]int{}
+	for _, tp := range p.Targets {
+		if tp.share == nil {
+			sizes = append(sizes, 1)
+			continue
+		}
+		if _, ok := groups[tp.share.group]; !ok {
+			groups[tp.share.group] = len(sizes)
+			sizes = append(sizes, 0)
+		}
+		sizes[groups[tp.share.group]]++
+	}
+	// The most units that fit in Parallel slots at once: smallest first.
+	slices.Sort(sizes)
+	n, used := 0, 0
+	for _, s := range sizes {
+		if used+s > p.opts.Parallel {
+			break
+		}
+		n, used = n+1, used+s
+	}
+	return max(n, 1)
+}
+
 // shareKey identifies the archive a target sends, with the VM ID, the
 // storage and the VM name set aside, and says how it is compressed.
 func shareKey(src *Source, tp *TargetPlan, opts Options) (key string, c vma.Compression, level int, err error) {

@@ -422,24 +422,27 @@ func TestSharePlan(t *testing.T) {
 		parallel int
 		noTemp   bool
 		want     string // each target's Shares, joined
+		packs    int    // written at once at most
 	}{
 		{"vmid, name, storage and path differ", img, set(set(many(3, deploy.ViaSSH), 1, func(t *deploy.Target) {
 			t.Via, t.Storage, t.VMName = deploy.ViaSSHStream, "local-zfs", "db"
 		}), 2, func(t *deploy.Target) { t.KeepArchive, t.Start = true, true }), 4, false,
-			"t1,t2,t3|t1,t2,t3|t1,t2,t3"},
+			"t1,t2,t3|t1,t2,t3|t1,t2,t3", 1},
 		{"memory differs", img, set(many(3, deploy.ViaSSH), 1, func(t *deploy.Target) { t.Memory = 4096 }), 4, false,
-			"t1,t3||t1,t3"},
-		{"level differs", img, set(many(2, deploy.ViaSSH), 1, func(t *deploy.Target) { t.Level = 9 }), 4, false, "|"},
-		{"one at a time", img, many(3, deploy.ViaSSH), 1, false, "||"},
-		{"no temporary folder", img, many(2, deploy.ViaSSH), 4, true, "|"},
-		{"groups of at most parallel", img, many(4, deploy.ViaSSHStream), 3, false, "t1,t2,t3|t1,t2,t3|t1,t2,t3|"},
+			"t1,t3||t1,t3", 2},
+		{"level differs", img, set(many(2, deploy.ViaSSH), 1, func(t *deploy.Target) { t.Level = 9 }), 4, false, "|", 2},
+		{"one at a time", img, many(3, deploy.ViaSSH), 1, false, "||", 1},
+		{"no temporary folder", img, many(2, deploy.ViaSSH), 4, true, "|", 2},
+		{"groups of at most parallel", img, many(4, deploy.ViaSSHStream), 3, false, "t1,t2,t3|t1,t2,t3|t1,t2,t3|", 1},
+		{"groups of at most 16", img, many(18, deploy.ViaSSHStream), 20, false,
+			strings.Repeat("t1,t2,t3,t4,t5,t6,t7,t8,t9,t10,t11,t12,t13,t14,t15,t16|", 16) + "t17,t18|t17,t18", 2},
 		{"paths without an SSH stream", img, set(set(many(3, deploy.ViaSSH), 1, func(t *deploy.Target) {
 			t.Via, t.APIURL = deploy.ViaAPI, "https://pve:8006"
-		}), 2, func(t *deploy.Target) { t.Via = deploy.ViaImport }), 4, false, "||"},
+		}), 2, func(t *deploy.Target) { t.Via = deploy.ViaImport }), 4, false, "||", 3},
 		{"a zstd archive, sent as it is", filepath.Join(vectors, "v01-single.vma.zst"),
-			set(many(2, deploy.ViaSSH), 1, func(t *deploy.Target) { t.Via = deploy.ViaSSHStream }), 4, false, "t1,t2|t1,t2"},
+			set(many(2, deploy.ViaSSH), 1, func(t *deploy.Target) { t.Via = deploy.ViaSSHStream }), 4, false, "t1,t2|t1,t2", 1},
 		{"a gzip archive: as it is, or in zstd", filepath.Join(vectors, "v01-single.vma.gz"),
-			set(many(3, deploy.ViaSSH), 1, func(t *deploy.Target) { t.Via = deploy.ViaSSHStream }), 4, false, "t1,t3||t1,t3"},
+			set(many(3, deploy.ViaSSH), 1, func(t *deploy.Target) { t.Via = deploy.ViaSSHStream }), 4, false, "t1,t3||t1,t3", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src, err := deploy.OpenSource(tc.src)
@@ -460,6 +463,9 @@ func TestSharePlan(t *testing.T) {
 			}
 			if strings.Join(got, "|") != tc.want {
 				t.Errorf("shares %q, want %q\n%s", strings.Join(got, "|"), tc.want, plan)
+			}
+			if plan.Packs() != tc.packs {
+				t.Errorf("%d archives written at once, want %d", plan.Packs(), tc.packs)
 			}
 		})
 	}
