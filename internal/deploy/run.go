@@ -466,8 +466,9 @@ func (j *job) waitTask(ctx context.Context, upid pve.UPID) error {
 	return controlAPI{c: j.api, node: j.node, poll: j.opts.PollInterval}.wait(ctx, upid)
 }
 
-// finishVM is every path's finish: template or start through the path's
-// control, each confirmed.
+// finishVM is every path's finish: the VM's own name if it came from an
+// archive shared with other targets, then template or start through the
+// path's control, each confirmed.
 func (j *job) finishVM(ctx context.Context) error {
 	if err := j.rename(ctx); err != nil {
 		return err

@@ -43,7 +43,8 @@ import (
 // packed with the first such target's settings, and every other target
 // whose VM would be named differently is renamed after its restore with
 // "qm set VMID --name NAME" (StepRename). A restore from a shared archive
-// thus makes the same VM as a restore from the target's own.
+// thus makes the same VM as a restore from the target's own; only an
+// archive kept on a node (KeepArchive) holds the first target's config.
 //
 // Sharing needs the targets to run at once and a place to spill to:
 // none happens with Parallel 1 or without Options.TempDir, and a group
@@ -55,7 +56,10 @@ import (
 // missed from the spill file. A target that fails later is dropped from
 // the stream and the others go on.
 
-// shareMax bounds a group: the ring's budget is sized for it.
+// shareMax bounds a group. The ring costs the same for any number of
+// targets, but each upload has buffers of its own: a deploy to 16 targets
+// sharing an archive was measured within the 64 MiB one deploy keeps to
+// (bench BenchmarkDeployFanoutRSS), and a larger group packs once more.
 const shareMax = 16
 
 // shareGrace is how long the targets that reached their transfer wait
