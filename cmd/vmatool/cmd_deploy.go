@@ -165,7 +165,6 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	} else if len(g.names)+len(g.tags)+len(g.on) > 0 {
 		return usagef("--tag, --target and --on pick from --targets FILE")
 	}
-	scaleMemoryLimit(s.getenv, g.parallel)
 
 	src, err := deploy.OpenSource(source, g.window.option())
 	if err != nil {
@@ -195,6 +194,8 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	case err != nil:
 		return recipeError(err)
 	}
+	// Targets sharing an archive write one between them.
+	scaleMemoryLimit(s.getenv, plan.Packs())
 	// --node auto: where each VM goes is part of the plan, shown before
 	// anything runs. A target that cannot be placed is shown so in a dry
 	// run, and fails alone in a run.

@@ -11,8 +11,8 @@ const (
 	DiskJobs = 4 * (512 + 59*64<<10)
 
 	// ZstdWrite bounds the zstd frames being encoded (input and output of
-	// 2 MiB each): six frames keep two cores busy with room to spare.
-	ZstdWrite = 6 * 2 * (2 << 20)
+	// 2 MiB each): five frames keep two cores busy with room to spare.
+	ZstdWrite = 5 * 2 * (2 << 20)
 
 	// ZstdRead bounds the independent zstd frames being decoded.
 	ZstdRead = 24 << 20

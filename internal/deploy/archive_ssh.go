@@ -15,9 +15,15 @@ import (
 
 // This file holds what the paths that send an archive over SSH share.
 
-// produce runs the archive writer into a pipe for a consumer; wait closes
-// the pipe's reader and returns the writer's error.
-func (j *job) produce(ctx context.Context, c vma.Compression) (r *io.PipeReader, wait func() error) {
+// produce runs the archive writer into a pipe for a consumer, or hands
+// out the target's share of an archive written for several; wait closes
+// the reader and returns the writer's error.
+func (j *job) produce(ctx context.Context, c vma.Compression) (r io.Reader, wait func() error) {
+	if j.share != nil {
+		if r, wait, ok := j.share.join(ctx, j, c); ok {
+			return r, wait
+		}
+	}
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {

@@ -32,6 +32,13 @@
 //     or later, a token, and import among the storage's content types.
 //   - ViaAuto picks ViaSSH when SSH to the host connects, else ViaImport.
 //
+// Targets deployed at once over ViaSSH or ViaSSHStream whose archives
+// differ only in the VM ID, storage and name share one (TargetPlan.Shares):
+// the image is read and compressed once, and the stream goes to each
+// through a bounded buffer that serves a lagging target from a spill file
+// in Options.TempDir; each VM is then named with qm set (StepRename). See
+// share.go and fanout.go.
+//
 // What a real Proxmox VE node does that deploy must handle, and how:
 //   - A failed restore leaves the VM's config behind (qemu-server
 //     src/PVE/QemuServer.pm restore_vma_archive): once a restore or create

@@ -23,9 +23,10 @@ func init() {
 			remote := path.Join(t.DumpDir, name)
 			tp.Archive = name
 			tp.Steps = append(tp.Steps, checkStep(t, "pvesh over SSH"),
-				fmt.Sprintf("%s and upload it over SSH to %s (as .part, renamed when complete)", sendWhat(p), remote),
+				fmt.Sprintf("%s%s and upload it over SSH to %s (as .part, renamed when complete)", sendWhat(p), shareNote(tp), remote),
 				"run "+strings.Join(qmrestoreArgs(t, remote), " "))
 			tp.Steps = append(tp.Steps, configureStep(t, p, "qm over SSH")...)
+			tp.Steps = append(tp.Steps, renameSteps(tp)...)
 			tp.Steps = append(tp.Steps, finishSteps(t, "qm over SSH")...)
 			if !t.KeepArchive {
 				tp.Steps = append(tp.Steps, "delete the archive")

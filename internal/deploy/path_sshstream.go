@@ -31,8 +31,9 @@ func init() {
 				what = fmt.Sprintf("recompress the archive %s (%s) with zstd", p.src.Path, p.src.Compression)
 			}
 			tp.Steps = append(tp.Steps, checkStep(t, "pvesh over SSH"), "check that the node has zstd",
-				what+" and stream it over SSH into: "+streamCommand(t))
+				what+shareNote(tp)+" and stream it over SSH into: "+streamCommand(t))
 			tp.Steps = append(tp.Steps, configureStep(t, p, "qm over SSH")...)
+			tp.Steps = append(tp.Steps, renameSteps(tp)...)
 			tp.Steps = append(tp.Steps, finishSteps(t, "qm over SSH")...)
 		},
 	})

@@ -90,9 +90,14 @@ type TargetPlan struct {
 	// restored (a path whose create call takes them has them in Config
 	// instead).
 	PostRestore map[string]string `json:"post-restore,omitempty"`
+	// Shares names the targets, this one among them, that receive one
+	// archive, packed once with the first one's settings and streamed to
+	// each (see share.go); Config is then that archive's.
+	Shares []string `json:"shares,omitempty"`
 
 	token    pve.Token
 	hasToken bool
+	share    *sharePlan
 	// memory and disk are what the VM takes, in bytes: its configured
 	// memory and its disks' virtual size, for placement.
 	memory, disk uint64
@@ -135,6 +140,9 @@ func NewPlan(src *Source, targets []Target, opts Options) (*Plan, error) {
 			return nil, err
 		}
 		p.Targets = append(p.Targets, *tp)
+	}
+	if err := planShares(p, src); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -49,6 +49,10 @@ const cleanupTimeout = 2 * time.Minute
 // not stop the others. events, which may be nil, receives what happens;
 // Run calls it from one goroutine at a time.
 //
+// Targets that share an archive (TargetPlan.Shares) are started
+// together, and a failure of one drops it from the shared stream without
+// stopping the others.
+//
 // Every failure before a restore leaves the node as it was (an upload
 // leaves no partial file). After a failure from the restore on, a VM this
 // run created is removed (Proxmox leaves a failed restore's config
@@ -70,15 +74,15 @@ func Run(ctx context.Context, plan *Plan, src *Source, events func(Event)) []Res
 	}
 	plan.Place(ctx) // a target it cannot place fails alone, below
 	results := make([]Result, len(plan.Targets))
-	sem := make(chan struct{}, plan.opts.Parallel)
+	sched, shares := newScheduler(plan), newShares(ctx, plan, src)
 	var wg sync.WaitGroup
 	for i := range plan.Targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			j := &job{tp: &plan.Targets[i], t: &plan.Targets[i].Target, opts: &plan.opts, src: src, emit: emit, via: plan.Targets[i].Via}
+			defer sched.enter(i)()
+			j := &job{tp: &plan.Targets[i], t: &plan.Targets[i].Target, opts: &plan.opts, src: src, emit: emit, via: plan.Targets[i].Via,
+				share: shares[i]}
 			results[i] = j.result(j.run(ctx))
 		}()
 	}
@@ -101,6 +105,9 @@ type job struct {
 	node string
 	ctl  control
 
+	// share is the target's place among those sharing an archive, or nil.
+	share *shareMember
+
 	start time.Time
 	// existed says a guest held the ID before the run (Force). touched
 	// says Proxmox got past the checks it makes before it writes the
@@ -122,6 +129,7 @@ type job struct {
 }
 
 func (j *job) run(ctx context.Context) error {
+	defer j.share.leave()
 	j.start = time.Now()
 	if j.tp.placeErr != nil {
 		return j.tp.placeErr
@@ -130,6 +138,7 @@ func (j *job) run(ctx context.Context) error {
 		return err
 	}
 	defer j.close()
+	j.share.keep(j.via)
 	pl, err := openPayload(j.src, j.t, j.opts.Now, nil)
 	if err != nil {
 		return err
@@ -480,9 +489,13 @@ func (j *job) waitTask(ctx context.Context, upid pve.UPID) error {
 	return controlAPI{c: j.api, node: j.node, poll: j.opts.PollInterval}.wait(ctx, upid)
 }
 
-// finishVM is every path's finish: template or start through the path's
-// control, each confirmed.
+// finishVM is every path's finish: the VM's own name if it came from an
+// archive shared with other targets, then template or start through the
+// path's control, each confirmed.
 func (j *job) finishVM(ctx context.Context) error {
+	if err := j.rename(ctx); err != nil {
+		return err
+	}
 	vmid := j.t.VMID
 	switch {
 	case j.t.Template:

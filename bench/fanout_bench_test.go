@@ -1,0 +1,307 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vmatool/vmatool/internal/deploy"
+	"github.com/vmatool/vmatool/internal/deploy/nodetest"
+)
+
+// BenchmarkDeployFanout deploys the mixed image to one target, then to
+// four targets that share one archive (read and compressed once, streamed
+// to each), then to the same four with sharing off (each packs its own),
+// over --via ssh-stream to a stand-in node on loopback, in turn, and
+// reports the time of each against one target's, the bytes this process
+// read (Linux's rchar: the image, the spill file if a target lagged, and
+// SSH's small replies) and its peak RSS during the deploy (VmHWM, reset
+// before each).
+//
+//	go test ./bench -run '^$' -bench DeployFanout -benchtime 1x
+//
+// The stand-in node shares this machine's cores. In the "node=zstd" case
+// it decompresses each target's stream (zstd -dc | qmrestore -), which
+// real nodes do each on their own CPU: four of them cost four times one.
+// "node=discard" replaces the node's zstd with one that only counts what
+// arrives, so what is timed is this process's work and SSH's.
+//
+// VMATOOL_BENCH_DEPLOY_SIZE changes the image size (default 1G).
+func BenchmarkDeployFanout(b *testing.B) {
+	size := int64(1 << 30)
+	if s := os.Getenv("VMATOOL_BENCH_DEPLOY_SIZE"); s != "" {
+		var err error
+		if size, err = parseSize(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if free := freeBytes("/dev/shm"); free < 2*size {
+		b.Skipf("/dev/shm has %s free; the image needs %s", formatBytes(max(free, 0)), formatBytes(size))
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "vmatool-fanoutbench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	img := filepath.Join(dir, "img.raw")
+	if err := generate(img, genSpec{Kind: kindMixed, Size: size, Seed: 1}); err != nil {
+		b.Fatal(err)
+	}
+	data := allocatedBytes(img)
+	spill := b.TempDir() // on disk, as os.TempDir is for the CLI
+
+	vmid := 2000
+	for _, node := range []string{"zstd", "discard"} {
+		b.Run("node="+node, func(b *testing.B) {
+			n := nodetest.Start(b)
+			n.CountOnly(b)
+			if node == "discard" {
+				// qmrestore's stand-in checks the stream's magic, then
+				// counts the rest.
+				n.SSH.AddCommand(b, "zstd", `[ "$1" = --version ] && { echo stand-in; exit 0; }
+printf 'VMA\0'; exec cat >/dev/null`)
+			}
+			deployN := func(k int, tempDir string) (time.Duration, deployStats) {
+				var ts []deploy.Target
+				for i := range k {
+					vmid++
+					t := deploy.DefaultTarget()
+					t.Name, t.Host, t.VMID, t.Via = "bench"+strconv.Itoa(i), n.Host(), vmid, deploy.ViaSSHStream
+					t.KnownHosts, t.Identity = n.SSH.KnownHostsFile, []string{n.SSH.ClientKeyFile}
+					ts = append(ts, t)
+				}
+				return runDeploy(b, img, ts, deploy.Options{Parallel: k, TempDir: tempDir})
+			}
+			b.SetBytes(size)
+			var one, shared, apart time.Duration
+			var oneS, sharedS, apartS deployStats
+			for i := 0; i < b.N; i++ {
+				one, oneS = deployN(1, spill)
+				shared, sharedS = deployN(4, spill)
+				apart, apartS = deployN(4, "") // no spill folder: no sharing
+			}
+			b.ReportMetric(shared.Seconds()/one.Seconds(), "shared/one")
+			b.ReportMetric(apart.Seconds()/one.Seconds(), "apart/one")
+			b.ReportMetric(float64(sharedS.read)/float64(data), "shared-read/data")
+			b.ReportMetric(float64(sharedS.peakRSS)/(1<<20), "shared-peakRSS-MiB")
+			b.Logf("image %s, %s of data; one target %v; four sharing %v (%.2fx); four apart %v (%.2fx)",
+				formatBytes(size), formatBytes(data), one.Round(time.Millisecond), shared.Round(time.Millisecond),
+				shared.Seconds()/one.Seconds(), apart.Round(time.Millisecond), apart.Seconds()/one.Seconds())
+			for _, s := range []struct {
+				name string
+				st   deployStats
+			}{{"one", oneS}, {"shared", sharedS}, {"apart", apartS}} {
+				b.Logf("  %-6s read %s (%.2fx the data), peak RSS %s (%s before), CPU %v here and %v on the machine, %d spill warnings %s",
+					s.name, formatBytes(s.st.read), float64(s.st.read)/float64(data), formatBytes(s.st.peakRSS),
+					formatBytes(s.st.baseRSS), s.st.cpu.Round(10*time.Millisecond), s.st.machine.Round(10*time.Millisecond),
+					len(s.st.spills), strings.Join(s.st.spills, "; "))
+			}
+		})
+	}
+}
+
+// BenchmarkDeployFanoutRSS runs the vmatool binary to deploy the mixed
+// image to 1, 4 and 16 targets that share one archive (--parallel as many)
+// and reports the peak RSS of each run. GNU time measures it: a child
+// this (large) process starts by vfork and exec would inherit its peak
+// RSS, one that time starts does not. The node discards what it
+// receives (see BenchmarkDeployFanout).
+//
+//	go test ./bench -run '^$' -bench DeployFanoutRSS -benchtime 1x
+func BenchmarkDeployFanoutRSS(b *testing.B) {
+	size := int64(1 << 30)
+	if s := os.Getenv("VMATOOL_BENCH_DEPLOY_SIZE"); s != "" {
+		var err error
+		if size, err = parseSize(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if free := freeBytes("/dev/shm"); free < 2*size {
+		b.Skipf("/dev/shm has %s free; the image needs %s", formatBytes(max(free, 0)), formatBytes(size))
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "vmatool-fanoutbench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	img := filepath.Join(dir, "img.raw")
+	if err := generate(img, genSpec{Kind: kindMixed, Size: size, Seed: 1}); err != nil {
+		b.Fatal(err)
+	}
+	timeCmd, err := exec.LookPath("/usr/bin/time")
+	if err != nil {
+		b.Skip("measuring a child's peak RSS alone needs GNU time (/usr/bin/time)")
+	}
+	bin := filepath.Join(dir, "vmatool")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/vmatool/vmatool/cmd/vmatool").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	n := nodetest.Start(b)
+	n.CountOnly(b)
+	n.SSH.AddCommand(b, "zstd", `[ "$1" = --version ] && { echo stand-in; exit 0; }
+printf 'VMA\0'; exec cat >/dev/null`)
+	vmid := 3000
+	for _, k := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("targets=%d", k), func(b *testing.B) {
+			b.SetBytes(size)
+			var rss int64
+			var wall time.Duration
+			for i := 0; i < b.N; i++ {
+				var ts []map[string]any
+				for j := range k {
+					vmid++
+					ts = append(ts, map[string]any{"name": fmt.Sprintf("t%d", j+1), "host": n.Host(), "vmid": vmid, "via": "ssh-stream",
+						"known-hosts": n.SSH.KnownHostsFile, "identity": n.SSH.ClientKeyFile})
+				}
+				js, err := json.Marshal(ts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tf := filepath.Join(dir, "targets.json")
+				if err := os.WriteFile(tf, js, 0o644); err != nil {
+					b.Fatal(err)
+				}
+				rssFile := filepath.Join(dir, "rss")
+				cmd := exec.Command(timeCmd, "-f", "%M", "-o", rssFile, bin, "deploy", "-q", "--targets", tf, "--parallel", strconv.Itoa(k), img)
+				cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + b.TempDir()}
+				start := time.Now()
+				out, err := cmd.CombinedOutput()
+				wall = time.Since(start)
+				if err != nil {
+					b.Fatalf("vmatool deploy: %v\n%s", err, out)
+				}
+				kib, err := os.ReadFile(rssFile)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if rss, err = strconv.ParseInt(strings.TrimSpace(string(kib)), 10, 64); err != nil {
+					b.Fatalf("GNU time wrote %q", kib)
+				}
+				rss <<= 10
+			}
+			b.ReportMetric(float64(rss)/(1<<20), "peakRSS-MiB")
+			b.Logf("%d targets sharing one archive of a %s image: %v, peak RSS %s", k, formatBytes(size), wall.Round(time.Millisecond), formatBytes(rss))
+		})
+	}
+}
+
+// deployStats is what runDeploy measured besides the time.
+type deployStats struct {
+	read             int64 // bytes this process read
+	peakRSS, baseRSS int64
+	spills           []string
+	// cpu is this process's user+system time; machine is every
+	// process's on the machine (the stand-in node's, and anyone else's).
+	cpu, machine time.Duration
+}
+
+// runDeploy plans and runs targets, all of which must succeed.
+func runDeploy(b *testing.B, img string, ts []deploy.Target, opts deploy.Options) (time.Duration, deployStats) {
+	src, err := deploy.OpenSource(img)
+	if err != nil {
+		b.Fatal(err)
+	}
+	plan, err := deploy.NewPlan(src, ts, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wantShared := len(ts) > 1 && opts.TempDir != ""
+	for _, tp := range plan.Targets {
+		if (len(tp.Shares) == len(ts)) != wantShared {
+			b.Fatalf("%s shares with %q", tp.Target.Name, tp.Shares)
+		}
+	}
+	var st deployStats
+	runtime.GC()
+	debug.FreeOSMemory()
+	st.baseRSS = resetPeakRSS()
+	before, cpu0, machine0 := processRead(), processCPU(), machineCPU()
+	start := time.Now()
+	res := deploy.Run(context.Background(), plan, src, func(e deploy.Event) {
+		if w, ok := e.(deploy.Warning); ok && strings.Contains(w.Message, "spill") {
+			st.spills = append(st.spills, w.Target+": "+w.Message)
+		}
+	})
+	elapsed := time.Since(start)
+	st.read, st.peakRSS = processRead()-before, peakRSS()
+	st.cpu, st.machine = processCPU()-cpu0, machineCPU()-machine0
+	for _, r := range res {
+		if !r.OK {
+			b.Fatalf("%s: %s", r.Target, r.Detail)
+		}
+	}
+	return elapsed, st
+}
+
+// processRead is what this process has read with read system calls of
+// any kind (rchar), or 0 where that is not known.
+func processRead() int64 {
+	v, _ := procField("/proc/self/io", "rchar:")
+	return v
+}
+
+// resetPeakRSS makes the kernel's peak RSS of this process start again
+// from the current RSS (Linux 4.0 and later), and returns that.
+func resetPeakRSS() int64 {
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	return peakRSS()
+}
+
+// peakRSS is this process's peak RSS since the last reset, or 0.
+func peakRSS() int64 {
+	kib, _ := procField("/proc/self/status", "VmHWM:")
+	return kib << 10
+}
+
+// processCPU is this process's user and system time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// machineCPU is the time all CPUs spent busy so far (/proc/stat), or 0.
+func machineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / 100 // USER_HZ
+}
+
+// procField reads the number after name in a /proc file.
+func procField(path, name string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name); ok {
+			return strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s", path, name)
+}
