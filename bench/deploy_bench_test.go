@@ -32,25 +32,8 @@ import (
 //
 // VMATOOL_BENCH_DEPLOY_SIZE changes the image size (default 1G).
 func BenchmarkDeploySSHStream(b *testing.B) {
-	size := int64(1 << 30)
-	if s := os.Getenv("VMATOOL_BENCH_DEPLOY_SIZE"); s != "" {
-		var err error
-		if size, err = parseSize(s); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if free := freeBytes("/dev/shm"); free < 2*size {
-		b.Skipf("/dev/shm has %s free; the image needs %s", formatBytes(max(free, 0)), formatBytes(size))
-	}
-	dir, err := os.MkdirTemp("/dev/shm", "vmatool-deploybench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	img := filepath.Join(dir, "img.raw")
-	if err := generate(img, genSpec{Kind: kindMixed, Size: size, Seed: 1}); err != nil {
-		b.Fatal(err)
-	}
+	img, size := deployBenchImage(b, "vmatool-deploybench-")
+	dir := filepath.Dir(img)
 
 	n := nodetest.Start(b)
 	n.CountOnly(b)
@@ -195,4 +178,30 @@ func (c countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// deployBenchImage generates the mixed image the deploy benchmarks send, in
+// a folder of /dev/shm removed after the benchmark: 1 GiB, or
+// VMATOOL_BENCH_DEPLOY_SIZE.
+func deployBenchImage(b *testing.B, prefix string) (path string, size int64) {
+	size = 1 << 30
+	if s := os.Getenv("VMATOOL_BENCH_DEPLOY_SIZE"); s != "" {
+		var err error
+		if size, err = parseSize(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if free := freeBytes("/dev/shm"); free < 2*size {
+		b.Skipf("/dev/shm has %s free; the image needs %s", formatBytes(max(free, 0)), formatBytes(size))
+	}
+	dir, err := os.MkdirTemp("/dev/shm", prefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	path = filepath.Join(dir, "img.raw")
+	if err := generate(path, genSpec{Kind: kindMixed, Size: size, Seed: 1}); err != nil {
+		b.Fatal(err)
+	}
+	return path, size
 }

@@ -40,25 +40,7 @@ import (
 //
 // VMATOOL_BENCH_DEPLOY_SIZE changes the image size (default 1G).
 func BenchmarkDeployFanout(b *testing.B) {
-	size := int64(1 << 30)
-	if s := os.Getenv("VMATOOL_BENCH_DEPLOY_SIZE"); s != "" {
-		var err error
-		if size, err = parseSize(s); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if free := freeBytes("/dev/shm"); free < 2*size {
-		b.Skipf("/dev/shm has %s free; the image needs %s", formatBytes(max(free, 0)), formatBytes(size))
-	}
-	dir, err := os.MkdirTemp("/dev/shm", "vmatool-fanoutbench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	img := filepath.Join(dir, "img.raw")
-	if err := generate(img, genSpec{Kind: kindMixed, Size: size, Seed: 1}); err != nil {
-		b.Fatal(err)
-	}
+	img, size := deployBenchImage(b, "vmatool-fanoutbench-")
 	data := allocatedBytes(img)
 	spill := b.TempDir() // on disk, as os.TempDir is for the CLI
 
@@ -121,25 +103,8 @@ printf 'VMA\0'; exec cat >/dev/null`)
 //
 //	go test ./bench -run '^$' -bench DeployFanoutRSS -benchtime 1x
 func BenchmarkDeployFanoutRSS(b *testing.B) {
-	size := int64(1 << 30)
-	if s := os.Getenv("VMATOOL_BENCH_DEPLOY_SIZE"); s != "" {
-		var err error
-		if size, err = parseSize(s); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if free := freeBytes("/dev/shm"); free < 2*size {
-		b.Skipf("/dev/shm has %s free; the image needs %s", formatBytes(max(free, 0)), formatBytes(size))
-	}
-	dir, err := os.MkdirTemp("/dev/shm", "vmatool-fanoutbench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	img := filepath.Join(dir, "img.raw")
-	if err := generate(img, genSpec{Kind: kindMixed, Size: size, Seed: 1}); err != nil {
-		b.Fatal(err)
-	}
+	img, size := deployBenchImage(b, "vmatool-fanoutbench-")
+	dir := filepath.Dir(img)
 	timeCmd, err := exec.LookPath("/usr/bin/time")
 	if err != nil {
 		b.Skip("measuring a child's peak RSS alone needs GNU time (/usr/bin/time)")
