@@ -21,6 +21,8 @@ require (
 	github.com/buger/goterm v1.0.4 // indirect
 	github.com/djherbis/times v1.6.0 // indirect
 	github.com/gorilla/websocket v1.4.2 // indirect
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/jinzhu/copier v0.3.4 // indirect
 	github.com/magefile/mage v1.14.0 // indirect
+	github.com/spf13/cobra v1.10.2 // indirect
 )

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/spf13/pflag"
 
 	"github.com/vmatool/vmatool/internal/pveconf"
 )
-
-func init() {
-	commands = append(commands, command{name: "config", summary: "print a config stored in an archive", run: runConfig})
-}
 
 const configHelp = `Usage: vmatool config [-c NAME] ARCHIVE
 
@@ -26,26 +23,26 @@ EXIT STATUS:
   0 ok, 1 no such config or a malformed archive, 2 usage error.
 `
 
-func runConfig(ctx context.Context, s *streams, args []string) error {
-	fs := newFlags("config")
+// configFlags defines config's flags on fs and returns what runs it once
+// they are parsed.
+func configFlags(fs *pflag.FlagSet, s *streams) runner {
 	name := fs.StringP("config", "c", pveconf.ConfigName, "name of the config to print")
 	window := addMaxWindowFlag(fs)
-	if err := parseFlags(s, fs, configHelp, args); err != nil {
+	return func(ctx context.Context) error {
+		path, err := oneArg(fs, "ARCHIVE")
+		if err != nil {
+			return err
+		}
+		a, err := openArchive(s, path, true, "", window.option())
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		data, ok := a.reader.Header().Config(*name)
+		if !ok {
+			return fmt.Errorf("%s: unable to find configuration data '%s'", a.name, *name)
+		}
+		_, err = s.out.Write(data)
 		return err
 	}
-	path, err := oneArg(fs, "ARCHIVE")
-	if err != nil {
-		return err
-	}
-	a, err := openArchive(s, path, true, "", window.option())
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	data, ok := a.reader.Header().Config(*name)
-	if !ok {
-		return fmt.Errorf("%s: unable to find configuration data '%s'", a.name, *name)
-	}
-	_, err = s.out.Write(data)
-	return err
 }

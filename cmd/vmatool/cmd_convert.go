@@ -15,10 +15,6 @@ import (
 	"github.com/vmatool/vmatool/vma"
 )
 
-func init() {
-	commands = append(commands, command{name: "convert", summary: "convert between archives, qcow2 and raw images (like qemu-img convert)", run: runConvert})
-}
-
 const convertHelp = `Usage: vmatool convert [options] SRC DST
 
 Converts, like "qemu-img convert", between the formats vmatool knows:
@@ -119,9 +115,10 @@ func (o *convertOptions) changed(name string) bool { return o.fs.Changed(name) }
 // output is the only thing on standard output.
 func (o *convertOptions) quietRun() bool { return o.quiet || o.asJSON }
 
-func runConvert(ctx context.Context, s *streams, args []string) error {
+// convertFlags defines convert's flags on fs and returns what runs it once
+// they are parsed.
+func convertFlags(fs *pflag.FlagSet, s *streams) runner {
 	o := &convertOptions{}
-	fs := newFlags("convert")
 	o.fs = fs
 	fs.StringVarP(&o.outFormat, "output-format", "O", "", "output format: qcow2, raw or vma (default: from DST's extension; qcow2 for a folder, raw for -)")
 	fs.StringVarP(&o.inFormat, "format", "f", "", "source format: vma, qcow2 or raw (default: detected by content)")
@@ -143,43 +140,42 @@ func runConvert(ctx context.Context, s *streams, args []string) error {
 	fs.Int64Var(&o.ctime, "ctime", -1, "archive output: creation time in seconds since the epoch, as pack --ctime")
 	fs.BoolVar(&o.noBacking, "no-backing", false, "refuse a qcow2 source that has a backing file")
 	fs.StringVar(&o.dataFile, "data-file", "", "external data file of a qcow2 source")
-	if err := parseFlags(s, fs, convertHelp, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 2 {
-		return usagef("want SRC and DST, got %d arguments", fs.NArg())
-	}
-	src, dst := fs.Arg(0), fs.Arg(1)
-	if o.compression != "" {
-		o.compress = true
-	}
-	if o.asJSON && dst == "-" {
-		return usagef("--json prints to standard output, which DST - takes: write to a file, or leave out --json")
-	}
-	srcKind, err := sourceKind(o, src)
-	if err != nil {
-		return err
-	}
-	outFormat, err := outputFormat(o, srcKind, dst)
-	if err != nil {
-		return err
-	}
-	if err := checkOutputFlags(o, srcKind, outFormat, dst); err != nil {
-		return err
-	}
-	if dst == "-" && s.outIsTTY {
-		if outFormat == "vma" {
-			return errTerminal
+	return func(ctx context.Context) error {
+		if fs.NArg() != 2 {
+			return usagef("want SRC and DST, got %d arguments", fs.NArg())
 		}
-		return errTerminalImage
+		src, dst := fs.Arg(0), fs.Arg(1)
+		if o.compression != "" {
+			o.compress = true
+		}
+		if o.asJSON && dst == "-" {
+			return usagef("--json prints to standard output, which DST - takes: write to a file, or leave out --json")
+		}
+		srcKind, err := sourceKind(o, src)
+		if err != nil {
+			return err
+		}
+		outFormat, err := outputFormat(o, srcKind, dst)
+		if err != nil {
+			return err
+		}
+		if err := checkOutputFlags(o, srcKind, outFormat, dst); err != nil {
+			return err
+		}
+		if dst == "-" && s.outIsTTY {
+			if outFormat == "vma" {
+				return errTerminal
+			}
+			return errTerminalImage
+		}
+		switch {
+		case outFormat == "vma":
+			return convertToArchive(ctx, s, o, src, dst)
+		case srcKind == "vma":
+			return convertArchive(ctx, s, o, src, dst, outFormat)
+		}
+		return convertImage(ctx, s, o, src, srcKind, dst, outFormat)
 	}
-	switch {
-	case outFormat == "vma":
-		return convertToArchive(ctx, s, o, src, dst)
-	case srcKind == "vma":
-		return convertArchive(ctx, s, o, src, dst, outFormat)
-	}
-	return convertImage(ctx, s, o, src, srcKind, dst, outFormat)
 }
 
 // sourceKind says what SRC is: "vma", "qcow2" or "raw", from -f or the

@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/spf13/pflag"
 	"os/exec"
 	"strings"
 
 	"github.com/vmatool/vmatool/internal/recipe"
 	"github.com/vmatool/vmatool/vma"
 )
-
-func init() {
-	commands = append(commands, command{name: "create", summary: "Proxmox-compatible form: vmatool create <file> [-c cfg]... [-d format=raw:<devname>=<path>]...", run: runCreate})
-}
 
 const createHelp = `Usage: vmatool create <file> [-v] [-c <config>]... [-d format=<fmt>:[<devname>=]<path>]...
        vmatool create <file> [-v] [-c <config>]... [<devname>=]<path>...
@@ -44,88 +41,88 @@ EXIT STATUS:
   0 ok, 1 error (the output is removed), 2 usage error, 130 interrupted.
 `
 
-func runCreate(ctx context.Context, s *streams, args []string) error {
-	fs := newFlags("create")
+// createFlags defines create's flags on fs and returns what runs it once
+// they are parsed.
+func createFlags(fs *pflag.FlagSet, s *streams) runner {
 	verbose := fs.BoolP("verbose", "v", false, "print progress and per-image lines to standard error, as Proxmox does")
 	configs := fs.StringArrayP("config", "c", nil, "config file (repeatable)")
 	devs := fs.StringArrayP("device", "d", nil, "format=<fmt>:[<devname>=]<path> (repeatable)")
 	uuidFlag := fs.String("uuid", "", "vmatool extension: archive uuid (default random)")
 	ctimeFlag := fs.Int64("ctime", -1, "vmatool extension: creation time in seconds since the epoch (default now)")
-	if err := parseFlags(s, fs, createHelp, args); err != nil {
-		return err
-	}
-	if fs.NArg() < 1 {
-		return usagef("missing <file>")
-	}
-	target := fs.Arg(0)
-	legacy := fs.Args()[1:]
-	if len(*devs) > 0 && len(legacy) > 0 {
-		return usagef("Unexpected extra argument - specify all devices via '-d'")
-	}
-	var disks []recipe.Disk
-	for i, spec := range *devs {
-		format, rest, ok := strings.Cut(spec, ":")
-		f, hasFormat := strings.CutPrefix(format, "format=")
-		if !ok || !hasFormat || f == "" {
-			return usagef("No format specified for device: '%s'", spec)
+	return func(ctx context.Context) error {
+		if fs.NArg() < 1 {
+			return usagef("missing <file>")
 		}
-		n, p := splitDevice(rest, i)
-		disks = append(disks, recipe.Disk{Name: n, Path: p, Format: f})
-	}
-	for i, spec := range legacy {
-		warnPositionalDevice(s.err, spec)
-		n, p := splitDevice(spec, i)
-		disks = append(disks, recipe.Disk{Name: n, Path: p})
-	}
-	idOpts, err := identityOptions(s, *uuidFlag, *ctimeFlag, fs.Changed("ctime"), false)
-	if err != nil {
-		return err
-	}
-
-	var cfgs []vma.Config
-	for _, p := range *configs {
-		c, err := recipe.ReadConfigs(p)
+		target := fs.Arg(0)
+		legacy := fs.Args()[1:]
+		if len(*devs) > 0 && len(legacy) > 0 {
+			return usagef("Unexpected extra argument - specify all devices via '-d'")
+		}
+		var disks []recipe.Disk
+		for i, spec := range *devs {
+			format, rest, ok := strings.Cut(spec, ":")
+			f, hasFormat := strings.CutPrefix(format, "format=")
+			if !ok || !hasFormat || f == "" {
+				return usagef("No format specified for device: '%s'", spec)
+			}
+			n, p := splitDevice(rest, i)
+			disks = append(disks, recipe.Disk{Name: n, Path: p, Format: f})
+		}
+		for i, spec := range legacy {
+			warnPositionalDevice(s.err, spec)
+			n, p := splitDevice(spec, i)
+			disks = append(disks, recipe.Disk{Name: n, Path: p})
+		}
+		idOpts, err := identityOptions(s, *uuidFlag, *ctimeFlag, fs.Changed("ctime"), false)
 		if err != nil {
-			return fmt.Errorf("Unable to read file: %s: %w", p, err)
-		}
-		for _, x := range c {
-			cfgs = appendConfig(cfgs, x)
-		}
-	}
-	pack, err := recipe.Open(recipe.Spec{Configs: cfgs, Disks: disks, Verbatim: true}, append(idOpts, recipe.WithNow(s.now()))...)
-	if err != nil {
-		return recipeError(err)
-	}
-	defer pack.Close()
-
-	var stats *writeStats
-	if *verbose {
-		if stats, err = watchCreate(s.err, pack); err != nil {
 			return err
 		}
-	}
-	var sink *archiveSink
-	if cmdline, ok := strings.CutPrefix(target, "exec:"); ok {
-		sink, err = execSink(ctx, s, cmdline)
-	} else {
-		sink, err = fileSink(target, false)
-	}
-	if err != nil {
-		return err
-	}
-	if err := pack.WriteArchive(ctx, sink, vma.None, 0, nil); err != nil {
-		if werr := sink.abort(); werr != nil {
-			err = fmt.Errorf("%w (%v)", err, werr)
+
+		var cfgs []vma.Config
+		for _, p := range *configs {
+			c, err := recipe.ReadConfigs(p)
+			if err != nil {
+				return fmt.Errorf("Unable to read file: %s: %w", p, err)
+			}
+			for _, x := range c {
+				cfgs = appendConfig(cfgs, x)
+			}
 		}
-		return fmt.Errorf("creating vma archive failed: %w", err)
+		pack, err := recipe.Open(recipe.Spec{Configs: cfgs, Disks: disks, Verbatim: true}, append(idOpts, recipe.WithNow(s.now()))...)
+		if err != nil {
+			return recipeError(err)
+		}
+		defer pack.Close()
+
+		var stats *writeStats
+		if *verbose {
+			if stats, err = watchCreate(s.err, pack); err != nil {
+				return err
+			}
+		}
+		var sink *archiveSink
+		if cmdline, ok := strings.CutPrefix(target, "exec:"); ok {
+			sink, err = execSink(ctx, s, cmdline)
+		} else {
+			sink, err = fileSink(target, false)
+		}
+		if err != nil {
+			return err
+		}
+		if err := pack.WriteArchive(ctx, sink, vma.None, 0, nil); err != nil {
+			if werr := sink.abort(); werr != nil {
+				err = fmt.Errorf("%w (%v)", err, werr)
+			}
+			return fmt.Errorf("creating vma archive failed: %w", err)
+		}
+		if err := sink.finish(); err != nil {
+			return fmt.Errorf("creating vma archive failed: %w", err)
+		}
+		if stats != nil {
+			stats.images()
+		}
+		return nil
 	}
-	if err := sink.finish(); err != nil {
-		return fmt.Errorf("creating vma archive failed: %w", err)
-	}
-	if stats != nil {
-		stats.images()
-	}
-	return nil
 }
 
 // splitDevice splits [<devname>=]<path>; without a name, vma create calls

@@ -14,10 +14,6 @@ import (
 	"github.com/vmatool/vmatool/internal/deploy"
 )
 
-func init() {
-	commands = append(commands, command{name: "deploy", summary: "turn an image or archive into a VM or template on a Proxmox node", run: runDeploy})
-}
-
 const deployHelp = `Usage: vmatool deploy [options] SOURCE
 
 Turns SOURCE (a raw or qcow2 image, or a .vma[.zst|.gz|.lzo] archive) into a

@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/spf13/pflag"
 	"strings"
 
 	"github.com/vmatool/vmatool/vma"
 )
-
-func init() {
-	commands = append(commands, command{name: "extract", summary: "Proxmox-compatible form: vmatool extract <file> [-v] [-d drive-list] [-r fifo] <targetdir>", run: runExtract})
-}
 
 const extractHelp = `Usage: vmatool extract <file> [-v] [-d <drive-list>] <targetdir>
        vmatool extract <file> [-v] [-d <drive-list>] -r <fifo> <tmpdir>
@@ -70,38 +67,38 @@ EXIT STATUS:
   data), 2 usage error, 130 interrupted.
 `
 
-func runExtract(ctx context.Context, s *streams, args []string) error {
-	fs := newFlags("extract")
+// extractFlags defines extract's flags on fs and returns what runs it once
+// they are parsed.
+func extractFlags(fs *pflag.FlagSet, s *streams) runner {
 	verbose := fs.BoolP("verbose", "v", false, "print progress lines and a summary, as Proxmox does")
 	driveList := fs.StringP("drives", "d", "", "comma-separated device names to extract (the last -d counts)")
 	readMap := fs.StringP("read-map", "r", "", "read where each disk goes from this FIFO or file, as qmrestore drives vma")
 	window := addMaxWindowFlag(fs)
-	if err := parseFlags(s, fs, extractHelp, args); err != nil {
-		return err
+	return func(ctx context.Context) error {
+		if fs.NArg() != 2 {
+			return usagef("want <file> and <targetdir>, got %d arguments", fs.NArg())
+		}
+		a, err := openArchive(s, fs.Arg(0), true, "", window.option())
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		var drives []string
+		if fs.Changed("drives") {
+			drives = strings.Split(*driveList, ",")
+			warnMissingDrives(s, a.reader.Header(), drives)
+		}
+		var stats *readStats
+		if *verbose {
+			stats = newReadStats(s.out, s.now, a.reader.Header(), false)
+		}
+		if fs.Changed("read-map") {
+			return restoreMapped(ctx, s, a, mappedRestore{dir: fs.Arg(1), mapPath: *readMap, drives: drives, stats: stats})
+		}
+		job := unpackJob{dir: fs.Arg(1), mustBeNew: true, anyDevices: true, devinfo: s.out, stats: stats, warn: s.err}
+		job.devices = drives
+		return unpackArchive(ctx, a, &job)
 	}
-	if fs.NArg() != 2 {
-		return usagef("want <file> and <targetdir>, got %d arguments", fs.NArg())
-	}
-	a, err := openArchive(s, fs.Arg(0), true, "", window.option())
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	var drives []string
-	if fs.Changed("drives") {
-		drives = strings.Split(*driveList, ",")
-		warnMissingDrives(s, a.reader.Header(), drives)
-	}
-	var stats *readStats
-	if *verbose {
-		stats = newReadStats(s.out, s.now, a.reader.Header(), false)
-	}
-	if fs.Changed("read-map") {
-		return restoreMapped(ctx, s, a, mappedRestore{dir: fs.Arg(1), mapPath: *readMap, drives: drives, stats: stats})
-	}
-	job := unpackJob{dir: fs.Arg(1), mustBeNew: true, anyDevices: true, devinfo: s.out, stats: stats, warn: s.err}
-	job.devices = drives
-	return unpackArchive(ctx, a, &job)
 }
 
 // warnMissingDrives says which names of -d the archive lacks. Proxmox's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io"
 	"os"
 	"strings"
@@ -15,10 +16,6 @@ import (
 	"github.com/vmatool/vmatool/raw"
 	"github.com/vmatool/vmatool/vma"
 )
-
-func init() {
-	commands = append(commands, command{name: "info", summary: "describe an image or archive: format, sizes, backing chain, partitions", run: runInfo})
-}
 
 const infoHelp = `Usage: vmatool info [--json] [--backing-chain] [--data-file PATH] IMAGE|ARCHIVE
 
@@ -116,54 +113,54 @@ type diskInfoDoc struct {
 // a backing file info did not open.
 const partitionsNeedBacking = "not read: it needs the backing file (--backing-chain reads it)"
 
-func runInfo(ctx context.Context, s *streams, args []string) error {
-	fs := newFlags("info")
+// infoFlags defines info's flags on fs and returns what runs it once
+// they are parsed.
+func infoFlags(fs *pflag.FlagSet, s *streams) runner {
 	asJSON := fs.Bool("json", false, "print JSON")
 	dataFile := fs.String("data-file", "", "external data file of a qcow2 image")
 	window := addMaxWindowFlag(fs)
 	followChain := fs.Bool("backing-chain", false, "open a qcow2 image's backing chain and read through it")
 	noBacking := fs.Bool("no-backing", false, "refuse a qcow2 image that has a backing file")
 	quiet := fs.BoolP("quiet", "q", false, "do not show the backing chain on standard error")
-	if err := parseFlags(s, fs, infoHelp, args); err != nil {
-		return err
-	}
-	path, err := oneArg(fs, "IMAGE or ARCHIVE")
-	if err != nil {
-		return err
-	}
-	var doc *infoDoc
-	if path == "-" {
-		// An image needs random access; a stream can only be an archive.
-		doc, err = archiveInfoOf(ctx, s, path, window.option())
-		if errors.Is(err, vma.ErrNotVMA) {
-			err = fmt.Errorf("%w (info reads an image only from a file; standard input must hold an archive)", err)
+	return func(ctx context.Context) error {
+		path, err := oneArg(fs, "IMAGE or ARCHIVE")
+		if err != nil {
+			return err
 		}
-	} else {
-		var src *recipe.Source
-		if src, err = recipe.Identify(path, window.option()); err != nil {
-			return windowHint(err)
-		}
-		if src.Archive() {
+		var doc *infoDoc
+		if path == "-" {
+			// An image needs random access; a stream can only be an archive.
 			doc, err = archiveInfoOf(ctx, s, path, window.option())
-		} else {
-			opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(*noBacking, *followChain))}
-			if !*quiet {
-				opts = append(opts, recipe.WithChain(chainPrinter(s)))
+			if errors.Is(err, vma.ErrNotVMA) {
+				err = fmt.Errorf("%w (info reads an image only from a file; standard input must hold an archive)", err)
 			}
-			doc, err = imageInfoOf(recipe.Disk{Path: path, Format: src.Format, DataFile: *dataFile}, opts...)
+		} else {
+			var src *recipe.Source
+			if src, err = recipe.Identify(path, window.option()); err != nil {
+				return windowHint(err)
+			}
+			if src.Archive() {
+				doc, err = archiveInfoOf(ctx, s, path, window.option())
+			} else {
+				opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(*noBacking, *followChain))}
+				if !*quiet {
+					opts = append(opts, recipe.WithChain(chainPrinter(s)))
+				}
+				doc, err = imageInfoOf(recipe.Disk{Path: path, Format: src.Format, DataFile: *dataFile}, opts...)
+			}
 		}
+		if err != nil {
+			return err
+		}
+		for _, w := range doc.Warnings {
+			fmt.Fprintf(s.err, "vmatool info: warning: %s\n", w)
+		}
+		if *asJSON {
+			return writeJSON(s.out, doc)
+		}
+		writeInfo(s.out, doc)
+		return nil
 	}
-	if err != nil {
-		return err
-	}
-	for _, w := range doc.Warnings {
-		fmt.Fprintf(s.err, "vmatool info: warning: %s\n", w)
-	}
-	if *asJSON {
-		return writeJSON(s.out, doc)
-	}
-	writeInfo(s.out, doc)
-	return nil
 }
 
 // readPartitions reads the partition table of disk di, from r. A damaged

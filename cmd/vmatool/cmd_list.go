@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io"
 	"strings"
 
 	"github.com/vmatool/vmatool/vma"
 )
-
-func init() {
-	commands = append(commands, command{name: "list", summary: "list an archive's configs and devices (like Proxmox's vma list)", run: runList})
-}
 
 const listHelp = `Usage: vmatool list [--json] ARCHIVE
 
@@ -41,30 +38,30 @@ EXIT STATUS:
   0 ok, 1 unreadable or malformed archive, 2 usage error, 130 interrupted.
 `
 
-func runList(ctx context.Context, s *streams, args []string) error {
-	fs := newFlags("list")
+// listFlags defines list's flags on fs and returns what runs it once
+// they are parsed.
+func listFlags(fs *pflag.FlagSet, s *streams) runner {
 	asJSON := fs.Bool("json", false, "print JSON, with uuid and stored bytes per device (reads the whole archive)")
 	window := addMaxWindowFlag(fs)
-	if err := parseFlags(s, fs, listHelp, args); err != nil {
-		return err
+	return func(ctx context.Context) error {
+		path, err := oneArg(fs, "ARCHIVE")
+		if err != nil {
+			return err
+		}
+		a, err := openArchive(s, path, true, "", window.option())
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		if !*asJSON {
+			writeListing(s.out, a.reader.Header())
+			return nil
+		}
+		if _, err := vma.Verify(ctx, a.reader); err != nil {
+			return a.wrap(err)
+		}
+		return writeJSON(s.out, listJSONDoc{File: path, ArchiveDoc: newArchiveDoc(a)})
 	}
-	path, err := oneArg(fs, "ARCHIVE")
-	if err != nil {
-		return err
-	}
-	a, err := openArchive(s, path, true, "", window.option())
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if !*asJSON {
-		writeListing(s.out, a.reader.Header())
-		return nil
-	}
-	if _, err := vma.Verify(ctx, a.reader); err != nil {
-		return a.wrap(err)
-	}
-	return writeJSON(s.out, listJSONDoc{File: path, ArchiveDoc: newArchiveDoc(a)})
 }
 
 // writeListing prints what "vma list" prints; CTIME comes last because

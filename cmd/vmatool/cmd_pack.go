@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,10 +18,6 @@ import (
 	"github.com/vmatool/vmatool/internal/recipe"
 	"github.com/vmatool/vmatool/vma"
 )
-
-func init() {
-	commands = append(commands, command{name: "pack", summary: "pack raw or qcow2 disk images into a VMA archive", run: runPack})
-}
 
 const packHelp = `Usage: vmatool pack -o OUT [-c CONFIG]... [options] DISK...
        vmatool pack -o OUT --config-only [-c CONFIG]... [options]
@@ -80,8 +77,9 @@ EXIT STATUS:
   130 interrupted.
 `
 
-func runPack(ctx context.Context, s *streams, args []string) error {
-	fs := newFlags("pack")
+// packFlags defines pack's flags on fs and returns what runs it once
+// they are parsed.
+func packFlags(fs *pflag.FlagSet, s *streams) runner {
 	out := fs.StringP("output", "o", "", "output archive, existing folder (a vzdump name is made), or - for standard output (required)")
 	configs := fs.StringArrayP("config", "c", nil, "config file to store (repeatable); qemu-server.conf gets map lines added")
 	compress := fs.String("compress", "", "zstd, gzip or none; must agree with OUT's name (default: from the OUT name)")
@@ -96,70 +94,69 @@ func runPack(ctx context.Context, s *streams, args []string) error {
 	configOnly := fs.Bool("config-only", false, "make an archive of configs alone, without disks (as vzdump does for a VM without disks)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display, no backing chain or warning about the name on standard error, and no output path on standard output")
 	addProgressFlag(fs, s)
-	if err := parseFlags(s, fs, packHelp, args); err != nil {
-		return err
-	}
-	if err := checkPackArgs(s, *out, fs.Args(), *configs, *configOnly); err != nil {
-		return err
-	}
-	disks, err := recipe.ParseDisks(fs.Args())
-	if err != nil {
-		return recipeError(err)
-	}
-	if err := dataFiles(*dataFileFlags, disks); err != nil {
-		return err
-	}
-	cfgs, err := recipe.ReadConfigs(*configs...)
-	if err != nil {
-		return err
-	}
-	opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(*noBacking, true)), recipe.WithNow(s.now())}
-	if !*quiet {
-		opts = append(opts, recipe.WithChain(chainPrinter(s)))
-	}
-	idOpts, err := identityOptions(s, *uuidFlag, *ctimeFlag, fs.Changed("ctime"), true)
-	if err != nil {
-		return err
-	}
-	pack, err := recipe.Open(recipe.Spec{Configs: cfgs, Disks: disks, VMID: *vmid, Storage: *storage}, append(opts, idOpts...)...)
-	if err != nil {
-		return recipeError(err)
-	}
-	defer pack.Close()
-	for _, k := range pack.Unattached {
-		fmt.Fprintf(s.err, "vmatool pack: warning: %s has no %s: line; qmrestore will restore the disk but not attach it\n", pveconf.ConfigName, k)
-	}
-
-	dest, comp, err := packDestination(*out, *compress, pack)
-	if err != nil {
-		return err
-	}
-	var sink *archiveSink
-	if dest == "-" {
-		sink = &archiveSink{w: s.out}
-	} else if sink, err = fileSink(dest, *force); err != nil {
-		return err
-	}
-	m := newMeter(s, *quiet, "pack", pack.Size)
-	written := &countingWriter{w: sink}
-	err = pack.WriteArchive(ctx, written, comp, *level, m)
-	if err != nil {
-		m.Finish()
-		sink.abort()
-		return err
-	}
-	if err := sink.finish(); err != nil {
-		m.Finish()
-		return err
-	}
-	m.Done(written.n.Load(), dest)
-	if dest != "-" && !*quiet {
-		fmt.Fprintln(s.out, dest)
-		if w := restoreNameWarning(dest); w != "" {
-			fmt.Fprintf(s.err, "vmatool pack: warning: %s\n", w)
+	return func(ctx context.Context) error {
+		if err := checkPackArgs(s, *out, fs.Args(), *configs, *configOnly); err != nil {
+			return err
 		}
+		disks, err := recipe.ParseDisks(fs.Args())
+		if err != nil {
+			return recipeError(err)
+		}
+		if err := dataFiles(*dataFileFlags, disks); err != nil {
+			return err
+		}
+		cfgs, err := recipe.ReadConfigs(*configs...)
+		if err != nil {
+			return err
+		}
+		opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(*noBacking, true)), recipe.WithNow(s.now())}
+		if !*quiet {
+			opts = append(opts, recipe.WithChain(chainPrinter(s)))
+		}
+		idOpts, err := identityOptions(s, *uuidFlag, *ctimeFlag, fs.Changed("ctime"), true)
+		if err != nil {
+			return err
+		}
+		pack, err := recipe.Open(recipe.Spec{Configs: cfgs, Disks: disks, VMID: *vmid, Storage: *storage}, append(opts, idOpts...)...)
+		if err != nil {
+			return recipeError(err)
+		}
+		defer pack.Close()
+		for _, k := range pack.Unattached {
+			fmt.Fprintf(s.err, "vmatool pack: warning: %s has no %s: line; qmrestore will restore the disk but not attach it\n", pveconf.ConfigName, k)
+		}
+
+		dest, comp, err := packDestination(*out, *compress, pack)
+		if err != nil {
+			return err
+		}
+		var sink *archiveSink
+		if dest == "-" {
+			sink = &archiveSink{w: s.out}
+		} else if sink, err = fileSink(dest, *force); err != nil {
+			return err
+		}
+		m := newMeter(s, *quiet, "pack", pack.Size)
+		written := &countingWriter{w: sink}
+		err = pack.WriteArchive(ctx, written, comp, *level, m)
+		if err != nil {
+			m.Finish()
+			sink.abort()
+			return err
+		}
+		if err := sink.finish(); err != nil {
+			m.Finish()
+			return err
+		}
+		m.Done(written.n.Load(), dest)
+		if dest != "-" && !*quiet {
+			fmt.Fprintln(s.out, dest)
+			if w := restoreNameWarning(dest); w != "" {
+				fmt.Fprintf(s.err, "vmatool pack: warning: %s\n", w)
+			}
+		}
+		return nil
 	}
-	return nil
 }
 
 // checkPackArgs refuses, before anything is opened, the command lines

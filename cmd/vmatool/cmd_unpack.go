@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
+	"github.com/spf13/pflag"
 
 	"github.com/vmatool/vmatool/vma"
 )
-
-func init() {
-	commands = append(commands, command{name: "unpack", summary: "write an archive's configs and disks into a directory", run: runUnpack})
-}
 
 const unpackHelp = `Usage: vmatool unpack [-d NAMES] [--force] [--quiet] [--partial] [--json] ARCHIVE DIR
 
@@ -53,8 +50,9 @@ EXIT STATUS:
   file was in place, everything).
 `
 
-func runUnpack(ctx context.Context, s *streams, args []string) error {
-	fs := newFlags("unpack")
+// unpackFlags defines unpack's flags on fs and returns what runs it once
+// they are parsed.
+func unpackFlags(fs *pflag.FlagSet, s *streams) runner {
 	devices := fs.StringSliceP("devices", "d", nil, "only these devices, with or without drive- (comma-separated or repeated); configs are always written")
 	force := fs.BoolP("force", "f", false, "overwrite existing files")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display")
@@ -62,50 +60,49 @@ func runUnpack(ctx context.Context, s *streams, args []string) error {
 	partial := fs.Bool("partial", false, "salvage a damaged or truncated archive: write what is intact, list what is missing (exit status 3)")
 	asJSON := fs.Bool("json", false, "print the outcome as JSON: output folder, complete, missing ranges, damage")
 	window := addMaxWindowFlag(fs)
-	if err := parseFlags(s, fs, unpackHelp, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 2 {
-		return usagef("want ARCHIVE and DIR, got %d arguments", fs.NArg())
-	}
-	if fs.Arg(1) == "-" {
-		return usagef("unpack writes files into a folder, not to standard output; to stream a disk, use vmatool convert -d DEV -O raw %s - (or ./- for a folder named -)", fs.Arg(0))
-	}
-	var ropts []vma.ReaderOption
-	if *partial {
-		ropts = append(ropts, vma.WithSalvage())
-	}
-	a, err := openArchiveWith(s, fs.Arg(0), *quiet || *asJSON, "unpack", ropts, window.option())
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	job := &unpackJob{dir: fs.Arg(1), devices: deviceNames(a.reader.Header(), *devices), force: *force, warn: s.err, partial: *partial}
-	if err := unpackArchive(ctx, a, job); err != nil {
-		if !*partial {
-			err = damageHint(err, "unpack")
+	return func(ctx context.Context) error {
+		if fs.NArg() != 2 {
+			return usagef("want ARCHIVE and DIR, got %d arguments", fs.NArg())
 		}
-		return err
-	}
-	sr := job.salvage
-	if *asJSON {
-		doc := unpackJSONDoc{Output: job.dir, Complete: sr == nil || sr.complete()}
-		if sr != nil {
-			doc.salvageResult = *sr
-		} else {
-			doc.Missing, doc.Damage = []missingJSON{}, []damageJSON{}
+		if fs.Arg(1) == "-" {
+			return usagef("unpack writes files into a folder, not to standard output; to stream a disk, use vmatool convert -d DEV -O raw %s - (or ./- for a folder named -)", fs.Arg(0))
 		}
-		if err := writeJSON(s.out, doc); err != nil {
+		var ropts []vma.ReaderOption
+		if *partial {
+			ropts = append(ropts, vma.WithSalvage())
+		}
+		a, err := openArchiveWith(s, fs.Arg(0), *quiet || *asJSON, "unpack", ropts, window.option())
+		if err != nil {
 			return err
 		}
+		defer a.Close()
+		job := &unpackJob{dir: fs.Arg(1), devices: deviceNames(a.reader.Header(), *devices), force: *force, warn: s.err, partial: *partial}
+		if err := unpackArchive(ctx, a, job); err != nil {
+			if !*partial {
+				err = damageHint(err, "unpack")
+			}
+			return err
+		}
+		sr := job.salvage
+		if *asJSON {
+			doc := unpackJSONDoc{Output: job.dir, Complete: sr == nil || sr.complete()}
+			if sr != nil {
+				doc.salvageResult = *sr
+			} else {
+				doc.Missing, doc.Damage = []missingJSON{}, []damageJSON{}
+			}
+			if err := writeJSON(s.out, doc); err != nil {
+				return err
+			}
+		}
+		if sr != nil && !sr.complete() {
+			a.meter.Finish() // end the progress line before the report
+			sr.report(s.err, "unpack", a, job.dir)
+			return errPartial
+		}
+		a.meter.Done(job.diskBytes, job.dir)
+		return nil
 	}
-	if sr != nil && !sr.complete() {
-		a.meter.Finish() // end the progress line before the report
-		sr.report(s.err, "unpack", a, job.dir)
-		return errPartial
-	}
-	a.meter.Done(job.diskBytes, job.dir)
-	return nil
 }
 
 // unpackJSONDoc is unpack --json.

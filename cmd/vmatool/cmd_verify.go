@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spf13/pflag"
 	"time"
 
 	"github.com/vmatool/vmatool/vma"
 )
-
-func init() {
-	commands = append(commands, command{name: "verify", summary: "check that an archive is complete and valid", run: runVerify})
-}
 
 const verifyHelp = `Usage: vmatool verify [-v | --json] [--quiet] ARCHIVE
 
@@ -57,41 +54,41 @@ EXIT STATUS:
   2 usage error, 130 interrupted.
 `
 
-func runVerify(ctx context.Context, s *streams, args []string) error {
-	fs := newFlags("verify")
+// verifyFlags defines verify's flags on fs and returns what runs it once
+// they are parsed.
+func verifyFlags(fs *pflag.FlagSet, s *streams) runner {
 	asJSON := fs.Bool("json", false, "print the result as JSON (also on failure)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress display, and no summary line on a terminal")
 	addProgressFlag(fs, s)
 	verbose := fs.BoolP("verbose", "v", false, "print the listing, progress lines and a summary, as Proxmox's vma verify -v does")
 	window := addMaxWindowFlag(fs)
-	if err := parseFlags(s, fs, verifyHelp, args); err != nil {
-		return err
-	}
-	path, err := oneArg(fs, "ARCHIVE")
-	if err != nil {
-		return err
-	}
-	if *verbose && *asJSON {
-		return usagef("-v and --json both want standard output: choose one")
-	}
-	start := s.now()
-	v, err := verifyArchive(ctx, s, path, *quiet || *asJSON || *verbose, *verbose, window.option())
-	if *asJSON {
-		if errors.Is(err, context.Canceled) {
+	return func(ctx context.Context) error {
+		path, err := oneArg(fs, "ARCHIVE")
+		if err != nil {
 			return err
 		}
-		if jerr := writeJSON(s.out, newVerifyJSON(path, v, err)); jerr != nil {
-			return jerr
+		if *verbose && *asJSON {
+			return usagef("-v and --json both want standard output: choose one")
 		}
-		if err != nil {
-			return errSilent // the document holds the error
+		start := s.now()
+		v, err := verifyArchive(ctx, s, path, *quiet || *asJSON || *verbose, *verbose, window.option())
+		if *asJSON {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			if jerr := writeJSON(s.out, newVerifyJSON(path, v, err)); jerr != nil {
+				return jerr
+			}
+			if err != nil {
+				return errSilent // the document holds the error
+			}
+			return nil
 		}
-		return nil
+		if err == nil && s.outIsTTY && !*quiet && !*verbose {
+			fmt.Fprintln(s.out, verifySummary(path, v.doc, s.now().Sub(start)))
+		}
+		return err
 	}
-	if err == nil && s.outIsTTY && !*quiet && !*verbose {
-		fmt.Fprintln(s.out, verifySummary(path, v.doc, s.now().Sub(start)))
-	}
-	return err
 }
 
 // verified is what verifyArchive learned about a valid archive.

@@ -442,7 +442,7 @@ func convertToArchive(ctx context.Context, s *streams, o *convertOptions, src, d
 		ps.out, ps.errisTTY = &printed, false
 	}
 	start := time.Now()
-	if err := runPack(ctx, &ps, args); err != nil {
+	if err := runArgs(ctx, &ps, "pack", packFlags, args); err != nil {
 		return err
 	}
 	if !o.asJSON {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -54,4 +55,15 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
+}
+
+// runArgs runs a command on a command line of its own, outside the
+// command tree: convert hands its archive outputs to pack this way.
+func runArgs(ctx context.Context, s *streams, name string, flags func(*pflag.FlagSet, *streams) runner, args []string) error {
+	fs := newFlags(name)
+	run := flags(fs, s)
+	if err := fs.Parse(args); err != nil {
+		return usageError{flagError(fs, err).Error()}
+	}
+	return run(ctx)
 }

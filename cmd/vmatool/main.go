@@ -40,15 +40,6 @@ const exitStatusHelp = `  Every command also exits 130 when interrupted (SIGINT,
   removes its partial outputs and, as cat does, prints nothing.
 `
 
-// command is one subcommand: its help text and the function that runs it.
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, s *streams, args []string) error
-}
-
-var commands []command
-
 // streams are the process's standard streams, replaceable in tests.
 type streams struct {
 	in       io.Reader
@@ -59,6 +50,7 @@ type streams struct {
 	now      func() time.Time
 	getenv   func(string) string
 	stdout   *stdoutWriter // out, when it is the process's standard output
+	argv     []string      // the command line after the command's name
 
 	// The progress display (progress.go): err's terminal size (nil, or
 	// 0, means unknown), --progress (lines on err even off a terminal),
@@ -171,18 +163,16 @@ func run(ctx context.Context, s *streams, args []string) int {
 		fmt.Fprintln(s.out, "vmatool", version())
 		return exitOK
 	}
-	for _, c := range commands {
-		if c.name == args[0] {
-			err := c.run(ctx, s, args[1:])
-			finish.Lock()
-			finish.done = true
-			finish.Unlock()
-			if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
-				// A signal broke a pipe or a read; report it as the interrupt it was.
-				err = fmt.Errorf("%w (%v)", context.Canceled, err)
-			}
-			return exitCode(s, c.name, err)
+	if isSubcommand(args[0]) {
+		name, err := runCobra(ctx, s, args)
+		finish.Lock()
+		finish.done = true
+		finish.Unlock()
+		if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+			// A signal broke a pipe or a read; report it as the interrupt it was.
+			err = fmt.Errorf("%w (%v)", context.Canceled, err)
 		}
+		return exitCode(s, name, err)
 	}
 	names := []string{"help", "version"}
 	for _, c := range commands {
