@@ -709,17 +709,8 @@ func (s *Server) destroyVM(n *node, vmid int, p url.Values) (any, *apiError) {
 func (s *Server) startVM(n *node, vmid int) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sid := "vm:" + itoa(vmid)
-	if _, ok := s.ha[sid]; ok {
-		t := s.newTask(n.name, "hastart", itoa(vmid))
-		t.finish = func() (string, []string) {
-			s.ha[sid] = "started"
-			if g := s.qemuGuest(n, vmid); g != nil && g.status != "running" {
-				g.status, g.started = "running", time.Now()
-			}
-			return "OK", []string{"Requesting HA start for VM " + itoa(vmid)}
-		}
-		return t.upid, nil
+	if upid, ok := s.haRequest(n, vmid, "start"); ok {
+		return upid, nil
 	}
 	t := s.newTask(n.name, "qmstart", itoa(vmid))
 	t.finish = func() (string, []string) {
@@ -743,6 +734,31 @@ func (s *Server) startVM(n *node, vmid int) (any, *apiError) {
 	return t.upid, nil
 }
 
+// haRequest answers a start or stop of an HA-managed VM as qemu-server
+// does: an "hastart"/"hastop" task that asks the HA manager, which sets the
+// resource's state and, in time, the VM's. ok is false for a VM the HA
+// manager does not manage. The caller holds s.mu.
+func (s *Server) haRequest(n *node, vmid int, action string) (upid string, ok bool) {
+	sid := "vm:" + itoa(vmid)
+	if _, ok := s.ha[sid]; !ok {
+		return "", false
+	}
+	t := s.newTask(n.name, "ha"+action, itoa(vmid))
+	t.finish = func() (string, []string) {
+		s.ha[sid] = map[string]string{"start": "started", "stop": "stopped"}[action]
+		if g := s.qemuGuest(n, vmid); g != nil {
+			switch {
+			case action == "stop":
+				g.status = "stopped"
+			case g.status != "running":
+				g.status, g.started = "running", time.Now()
+			}
+		}
+		return "OK", []string{"Requesting HA " + action + " for VM " + itoa(vmid)}
+	}
+	return t.upid, true
+}
+
 // stopVM follows vm_stop in qemu-server src/PVE/API2/Qemu.pm: an
 // HA-managed VM gets an "hastop" task that asks the HA manager; otherwise
 // a missing VM fails up front and a stopped one stops again without
@@ -750,17 +766,8 @@ func (s *Server) startVM(n *node, vmid int) (any, *apiError) {
 func (s *Server) stopVM(n *node, vmid int) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sid := "vm:" + itoa(vmid)
-	if _, ok := s.ha[sid]; ok {
-		t := s.newTask(n.name, "hastop", itoa(vmid))
-		t.finish = func() (string, []string) {
-			s.ha[sid] = "stopped"
-			if g := s.qemuGuest(n, vmid); g != nil {
-				g.status = "stopped"
-			}
-			return "OK", []string{"Requesting HA stop for VM " + itoa(vmid)}
-		}
-		return t.upid, nil
+	if upid, ok := s.haRequest(n, vmid, "stop"); ok {
+		return upid, nil
 	}
 	if s.qemuGuest(n, vmid) == nil {
 		return nil, noSuchVM(n.name, vmid)
