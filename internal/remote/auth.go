@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 
@@ -18,7 +17,7 @@ func dialAgent(cfg Config) (agent.ExtendedAgent, func(), error) {
 	if !cfg.UseAgent {
 		return nil, func() {}, nil
 	}
-	conn, err := net.Dial("unix", cfg.AgentSocket)
+	conn, err := dialAgentSocket(cfg.AgentSocket)
 	if err != nil {
 		return nil, func() {}, fmt.Errorf("remote: connecting to ssh-agent: %w", err)
 	}
