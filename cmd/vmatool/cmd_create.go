@@ -41,88 +41,99 @@ EXIT STATUS:
   0 ok, 1 error (the output is removed), 2 usage error, 130 interrupted.
 `
 
-// createFlags defines create's flags on fs and returns what runs it once
-// they are parsed.
-func createFlags(fs *pflag.FlagSet, s *streams) runner {
-	verbose := fs.BoolP("verbose", "v", false, "print progress and per-image lines to standard error, as Proxmox does")
-	configs := fs.StringArrayP("config", "c", nil, "config file (repeatable)")
-	devs := fs.StringArrayP("device", "d", nil, "format=<fmt>:[<devname>=]<path> (repeatable)")
-	uuidFlag := fs.String("uuid", "", "vmatool extension: archive uuid (default random)")
-	ctimeFlag := fs.Int64("ctime", -1, "vmatool extension: creation time in seconds since the epoch (default now)")
-	return func(ctx context.Context) error {
-		if fs.NArg() < 1 {
-			return usagef("missing <file>")
-		}
-		target := fs.Arg(0)
-		legacy := fs.Args()[1:]
-		if len(*devs) > 0 && len(legacy) > 0 {
-			return usagef("Unexpected extra argument - specify all devices via '-d'")
-		}
-		var disks []recipe.Disk
-		for i, spec := range *devs {
-			format, rest, ok := strings.Cut(spec, ":")
-			f, hasFormat := strings.CutPrefix(format, "format=")
-			if !ok || !hasFormat || f == "" {
-				return usagef("No format specified for device: '%s'", spec)
-			}
-			n, p := splitDevice(rest, i)
-			disks = append(disks, recipe.Disk{Name: n, Path: p, Format: f})
-		}
-		for i, spec := range legacy {
-			warnPositionalDevice(s.err, spec)
-			n, p := splitDevice(spec, i)
-			disks = append(disks, recipe.Disk{Name: n, Path: p})
-		}
-		idOpts, err := identityOptions(s, *uuidFlag, *ctimeFlag, fs.Changed("ctime"), false)
-		if err != nil {
-			return err
-		}
+// createOptions are create's flags and arguments (<file>, then devices
+// in the positional form).
+type createOptions struct {
+	cmdLine
+	verbose bool
+	configs []string
+	devices []string
+	uuid    string
+	ctime   int64 // only if given: -1 is refused, not "now"
+}
 
-		var cfgs []vma.Config
-		for _, p := range *configs {
-			c, err := recipe.ReadConfigs(p)
-			if err != nil {
-				return fmt.Errorf("Unable to read file: %s: %w", p, err)
-			}
-			for _, x := range c {
-				cfgs = appendConfig(cfgs, x)
-			}
-		}
-		pack, err := recipe.Open(recipe.Spec{Configs: cfgs, Disks: disks, Verbatim: true}, append(idOpts, recipe.WithNow(s.now()))...)
-		if err != nil {
-			return recipeError(err)
-		}
-		defer pack.Close()
+func (o *createOptions) addFlags(fs *pflag.FlagSet) {
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print progress and per-image lines to standard error, as Proxmox does")
+	fs.StringArrayVarP(&o.configs, "config", "c", nil, "config file (repeatable)")
+	fs.StringArrayVarP(&o.devices, "device", "d", nil, "format=<fmt>:[<devname>=]<path> (repeatable)")
+	fs.StringVar(&o.uuid, "uuid", "", "vmatool extension: archive uuid (default random)")
+	fs.Int64Var(&o.ctime, "ctime", -1, "vmatool extension: creation time in seconds since the epoch (default now)")
+}
 
-		var stats *writeStats
-		if *verbose {
-			if stats, err = watchCreate(s.err, pack); err != nil {
-				return err
-			}
-		}
-		var sink *archiveSink
-		if cmdline, ok := strings.CutPrefix(target, "exec:"); ok {
-			sink, err = execSink(ctx, s, cmdline)
-		} else {
-			sink, err = fileSink(target, false)
-		}
-		if err != nil {
-			return err
-		}
-		if err := pack.WriteArchive(ctx, sink, vma.None, 0, nil); err != nil {
-			if werr := sink.abort(); werr != nil {
-				err = fmt.Errorf("%w (%v)", err, werr)
-			}
-			return fmt.Errorf("creating vma archive failed: %w", err)
-		}
-		if err := sink.finish(); err != nil {
-			return fmt.Errorf("creating vma archive failed: %w", err)
-		}
-		if stats != nil {
-			stats.images()
-		}
-		return nil
+// runCreate writes the archive as Proxmox's vma create does.
+func runCreate(ctx context.Context, s *streams, o *createOptions) error {
+	if len(o.args) < 1 {
+		return usagef("missing <file>")
 	}
+	target := o.args[0]
+	legacy := o.args[1:]
+	if len(o.devices) > 0 && len(legacy) > 0 {
+		return usagef("Unexpected extra argument - specify all devices via '-d'")
+	}
+	var disks []recipe.Disk
+	for i, spec := range o.devices {
+		format, rest, ok := strings.Cut(spec, ":")
+		f, hasFormat := strings.CutPrefix(format, "format=")
+		if !ok || !hasFormat || f == "" {
+			return usagef("No format specified for device: '%s'", spec)
+		}
+		n, p := splitDevice(rest, i)
+		disks = append(disks, recipe.Disk{Name: n, Path: p, Format: f})
+	}
+	for i, spec := range legacy {
+		warnPositionalDevice(s.err, spec)
+		n, p := splitDevice(spec, i)
+		disks = append(disks, recipe.Disk{Name: n, Path: p})
+	}
+	idOpts, err := identityOptions(s, o.uuid, o.ctime, o.isGiven("ctime"), false)
+	if err != nil {
+		return err
+	}
+
+	var cfgs []vma.Config
+	for _, p := range o.configs {
+		c, err := recipe.ReadConfigs(p)
+		if err != nil {
+			return fmt.Errorf("Unable to read file: %s: %w", p, err)
+		}
+		for _, x := range c {
+			cfgs = appendConfig(cfgs, x)
+		}
+	}
+	pack, err := recipe.Open(recipe.Spec{Configs: cfgs, Disks: disks, Verbatim: true}, append(idOpts, recipe.WithNow(s.now()))...)
+	if err != nil {
+		return recipeError(err)
+	}
+	defer pack.Close()
+
+	var stats *writeStats
+	if o.verbose {
+		if stats, err = watchCreate(s.err, pack); err != nil {
+			return err
+		}
+	}
+	var sink *archiveSink
+	if cmdline, ok := strings.CutPrefix(target, "exec:"); ok {
+		sink, err = execSink(ctx, s, cmdline)
+	} else {
+		sink, err = fileSink(target, false)
+	}
+	if err != nil {
+		return err
+	}
+	if err := pack.WriteArchive(ctx, sink, vma.None, 0, nil); err != nil {
+		if werr := sink.abort(); werr != nil {
+			err = fmt.Errorf("%w (%v)", err, werr)
+		}
+		return fmt.Errorf("creating vma archive failed: %w", err)
+	}
+	if err := sink.finish(); err != nil {
+		return fmt.Errorf("creating vma archive failed: %w", err)
+	}
+	if stats != nil {
+		stats.images()
+	}
+	return nil
 }
 
 // splitDevice splits [<devname>=]<path>; without a name, vma create calls
