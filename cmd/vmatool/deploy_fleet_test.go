@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -210,5 +211,110 @@ func TestDeployNoNodeFits(t *testing.T) {
 	}
 	if _, ok := sim.VM(621); !ok {
 		t.Error("a was not deployed")
+	}
+}
+
+// TestDeployTargetsOverride: the flags given on the command line win over
+// every target of a --targets file, lists and booleans included, and the
+// flags not given leave the file's values as they are, even where the
+// flag's default differs from them.
+func TestDeployTargetsOverride(t *testing.T) {
+	dir := t.TempDir()
+	img := testImage(t, dir, "nixos.raw", 1<<20)
+	targets := writeFile(t, filepath.Join(dir, "targets.json"), []byte(`{
+  "web1": {"host": "root@pve.invalid", "vmid": 201, "storage": "fast", "memory": 4096, "cores": 2, "start": true, "net": ["net0=virtio,bridge=vmbr1"]},
+  "web2": {"host": "root@pve.invalid", "vmid": 202, "memory": 2048, "cores": 4, "via": "ssh-stream", "wait-timeout": "90s"}
+}`))
+	type planned struct {
+		Targets []struct {
+			Target struct {
+				Name        string
+				VMID        int
+				Storage     string
+				Via         string
+				Memory      int
+				Cores       int
+				Start       bool
+				Net         []string
+				WaitTimeout string `json:"wait-timeout"`
+			}
+		}
+	}
+	plan := func(args ...string) planned {
+		t.Helper()
+		r := runInProcess(t, nil, deployEnvVars, append(append([]string{"deploy", "--dry-run", "--json", "--targets", targets}, args...), img)...).mustSucceed(t)
+		var p planned
+		if err := json.Unmarshal([]byte(r.stdout), &p); err != nil || len(p.Targets) != 2 {
+			t.Fatalf("plan %s (%v)", r.stdout, err)
+		}
+		return p
+	}
+
+	p := plan("--memory", "512")
+	for i, want := range []struct {
+		name, storage, via, timeout string
+		cores                       int
+		start                       bool
+		net                         string
+	}{
+		{"web1", "fast", "auto", "5m0s", 2, true, "net0=virtio,bridge=vmbr1"},
+		{"web2", "local-lvm", "ssh-stream", "1m30s", 4, false, "virtio,bridge=vmbr0"},
+	} {
+		got := p.Targets[i].Target
+		if got.Name != want.name || got.Memory != 512 {
+			t.Errorf("%s: memory %d, want --memory 512 over the file's", got.Name, got.Memory)
+		}
+		if got.Storage != want.storage || got.Via != want.via || got.Cores != want.cores || got.Start != want.start ||
+			got.WaitTimeout != want.timeout || strings.Join(got.Net, " ") != want.net {
+			t.Errorf("%s: the flags not given changed the file's values: %+v, want %+v", got.Name, got, want)
+		}
+	}
+
+	p = plan("--net", "net0=e1000,bridge=vmbr9", "--net", "net1=virtio,bridge=vmbr2", "--start=false", "--wait-timeout", "2m", "--storage", "slow")
+	for _, tt := range p.Targets {
+		got := tt.Target
+		if strings.Join(got.Net, " ") != "net0=e1000,bridge=vmbr9 net1=virtio,bridge=vmbr2" || got.Start || got.WaitTimeout != "2m0s" || got.Storage != "slow" {
+			t.Errorf("%s: %+v, want the command line's net, start, wait-timeout and storage", got.Name, got)
+		}
+	}
+	if p.Targets[0].Target.Memory != 4096 || p.Targets[1].Target.Cores != 4 || p.Targets[1].Target.Via != "ssh-stream" {
+		t.Errorf("values the command line did not give changed: %+v", p.Targets)
+	}
+}
+
+// TestRunDeployOptions: the same override, from an options struct: the
+// command line's target with the flags it gave marked, no argv at all.
+func TestRunDeployOptions(t *testing.T) {
+	dir := t.TempDir()
+	img := testImage(t, dir, "nixos.raw", 1<<20)
+	targets := writeFile(t, filepath.Join(dir, "targets.json"), []byte(`[
+  {"name": "a", "host": "root@pve.invalid", "vmid": 301, "cores": 3},
+  {"name": "b", "host": "root@pve.invalid", "vmid": 302, "cores": 5, "tags": ["x"]}
+]`))
+	o := defaults[deployOptions]()
+	o.args, o.targets, o.dryRun, o.json = []string{img}, targets, true, true
+	o.target.Cores, o.target.Memory = 8, 768
+	o.give("memory") // cores is set but not given: the file's stand
+	o.tags = []string{"x"}
+	s, out, _ := fakeStreams(false)
+	home := t.TempDir()
+	s.getenv = func(k string) string { return map[string]string{"HOME": home, "USERPROFILE": home, "GOMEMLIMIT": "off"}[k] }
+	if err := runDeploy(context.Background(), s, o); err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Targets []struct {
+			Target struct {
+				Name   string
+				Cores  int
+				Memory int
+			}
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &p); err != nil || len(p.Targets) != 1 {
+		t.Fatalf("plan %s (%v)", out, err)
+	}
+	if got := p.Targets[0].Target; got.Name != "b" || got.Cores != 5 || got.Memory != 768 {
+		t.Errorf("target %+v, want b with the file's 5 cores and the given 768 MiB", got)
 	}
 }

@@ -151,6 +151,11 @@ func run(ctx context.Context, s *streams, args []string) int {
 	root := newRoot(ctx, s)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) > 1 && args[0] == "help" {
+			if args[1] == "help" || args[1] == "-h" || args[1] == "--help" {
+				help, _, _ := root.Find([]string{"help"})
+				help.Help()
+				return exitOK
+			}
 			return run(ctx, s, []string{args[1], "--help"})
 		}
 		printUsage(s.out, root)

@@ -425,6 +425,13 @@ func TestEditDistance(t *testing.T) {
 	if got := suggest("deploy", []string{"pack", "info"}); got != nil {
 		t.Errorf("suggest deploy: %v", got)
 	}
+	// Three edits away is too far, also when nothing is nearer.
+	if got := suggest("complet", []string{"completion", "config"}); got != nil {
+		t.Errorf("suggest complet: %v", got)
+	}
+	if got := suggest("completoin", []string{"completion", "config"}); !reflect.DeepEqual(got, []string{"completion"}) {
+		t.Errorf("suggest completoin: %v", got)
+	}
 }
 
 // TestJSONShapeShared: info, list and verify describe the same archive
