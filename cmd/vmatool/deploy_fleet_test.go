@@ -298,7 +298,9 @@ func TestRunDeployOptions(t *testing.T) {
 	o.tags = []string{"x"}
 	s, out, _ := fakeStreams(false)
 	home := t.TempDir()
-	s.getenv = func(k string) string { return map[string]string{"HOME": home, "USERPROFILE": home, "GOMEMLIMIT": "off"}[k] }
+	s.getenv = func(k string) string {
+		return map[string]string{"HOME": home, "USERPROFILE": home, "GOMEMLIMIT": "off"}[k]
+	}
 	if err := runDeploy(context.Background(), s, o); err != nil {
 		t.Fatal(err)
 	}
