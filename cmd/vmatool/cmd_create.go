@@ -81,7 +81,7 @@ func runCreate(ctx context.Context, s *streams, o *createOptions) error {
 		disks = append(disks, recipe.Disk{Name: n, Path: p, Format: f})
 	}
 	for i, spec := range legacy {
-		warnPositionalDevice(s.err, spec)
+		warnPositionalDevice(s, spec)
 		n, p := splitDevice(spec, i)
 		disks = append(disks, recipe.Disk{Name: n, Path: p})
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -202,7 +201,7 @@ func runDeploy(ctx context.Context, s *streams, o *deployOptions) error {
 	opts := deploy.Options{
 		Home: homeDir(s.getenv), AgentSocket: s.getenv("SSH_AUTH_SOCK"), Token: s.getenv("PVE_TOKEN"),
 		SSHConfig: sshConfig,
-		TempDir:   os.TempDir(), Now: s.now(), Parallel: o.parallel,
+		TempDir:   tempDir(s.getenv), Now: s.now(), Parallel: o.parallel,
 		// Each target opens the image: show its backing chain once.
 		Chain: func(line string) {
 			if !o.quiet && !shown[line] {

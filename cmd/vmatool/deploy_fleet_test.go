@@ -39,7 +39,7 @@ func TestDeployTargetsShapes(t *testing.T) {
 	stamp := regexp.MustCompile(`\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d`)
 	plan := func(args ...string) string {
 		t.Helper()
-		out := vmatool(t, nil, deployEnvVars, append(append([]string{"deploy", "--dry-run", "--json"}, args...), img)...).mustSucceed(t).stdout
+		out := runInProcess(t, nil, deployEnvVars, append(append([]string{"deploy", "--dry-run", "--json"}, args...), img)...).mustSucceed(t).stdout
 		return stamp.ReplaceAllString(out, "DATE")
 	}
 	attrs := plan("--targets", file("attrs.json", fleetAttrs))
@@ -81,15 +81,15 @@ func TestDeployTargetsShapes(t *testing.T) {
 		{`{"web1": [1]}`, "targets.web1: want an object of target settings"},
 		{`{"web1": {"host": "h", "vmid": 201,}}`, "targets: at offset 35: invalid character '}' looking for beginning of object key string"},
 	} {
-		r := vmatool(t, nil, deployEnvVars, "deploy", "--dry-run", "--targets", file("bad.json", tc.content), img)
+		r := runInProcess(t, nil, deployEnvVars, "deploy", "--dry-run", "--targets", file("bad.json", tc.content), img)
 		if r.code != 2 || !strings.Contains(r.stderr, filepath.Join(dir, "bad.json")+": "+tc.want) {
 			t.Errorf("%s: exit %d, %q; want %q", tc.content, r.code, r.stderr, tc.want)
 		}
 	}
-	if r := vmatool(t, nil, deployEnvVars, "deploy", "--dry-run", "--on", "@web", img); r.code != 2 || !strings.Contains(r.stderr, "pick from --targets FILE") {
+	if r := runInProcess(t, nil, deployEnvVars, "deploy", "--dry-run", "--on", "@web", img); r.code != 2 || !strings.Contains(r.stderr, "pick from --targets FILE") {
 		t.Errorf("--on without --targets: exit %d %q", r.code, r.stderr)
 	}
-	if r := vmatool(t, nil, deployEnvVars, "deploy", "--dry-run", "--targets", targets, "--on", "web1,,db1", img); r.code != 2 || !strings.Contains(r.stderr, "want NAME or @TAG") {
+	if r := runInProcess(t, nil, deployEnvVars, "deploy", "--dry-run", "--targets", targets, "--on", "web1,,db1", img); r.code != 2 || !strings.Contains(r.stderr, "want NAME or @TAG") {
 		t.Errorf("--on with an empty item: exit %d %q", r.code, r.stderr)
 	}
 }
@@ -120,7 +120,7 @@ func TestDeployFleet(t *testing.T) {
 	env := append(deployEnvVars, "PVE_TOKEN="+sim.Token, "TMPDIR="+dir)
 	args := []string{"deploy", "-q", "--targets", targets, "--api-url", sim.URL, "--tls-fingerprint", sim.Fingerprint,
 		"--node", "auto", "--memory", "8192", "--via", "import", "--wait", "agent", "--wait-timeout", "20s", "--ha"}
-	r := vmatool(t, nil, env, append(args, "--dry-run", "--json", demoImage)...).mustSucceed(t)
+	r := runInProcess(t, nil, env, append(args, "--dry-run", "--json", demoImage)...).mustSucceed(t)
 	var plan struct {
 		Targets []struct {
 			Node      string
@@ -138,7 +138,7 @@ func TestDeployFleet(t *testing.T) {
 			t.Errorf("the plan puts target %d on %s, want %s", i, tp.Node, want[i])
 		}
 	}
-	r = vmatool(t, nil, env, append(args, "--dry-run", demoImage)...).mustSucceed(t)
+	r = runInProcess(t, nil, env, append(args, "--dry-run", demoImage)...).mustSucceed(t)
 	t.Logf("vmatool %s --dry-run %s\n%s", strings.Join(args, " "), demoImage, r.stdout)
 	for i, n := range want {
 		if !strings.Contains(r.stdout, fmt.Sprintf("web%d: VM %d on %s via import (node %s)\n  node: %s, placed by node auto", i+1, 601+i, sim.URL, n, n)) {
@@ -174,7 +174,7 @@ func TestDeployHAGroupPVE9(t *testing.T) {
 	n := pvesim.DefaultNode("pve")
 	n.Storages[0].Content = append(n.Storages[0].Content, "import")
 	sim := pvesim.New(t, pvesim.WithNodes(n), pvesim.WithVersion("9.0.3"))
-	r := vmatool(t, nil, append(deployEnvVars, "PVE_TOKEN="+sim.Token, "TMPDIR="+t.TempDir()), "deploy", "-q", "--api-url", sim.URL,
+	r := runInProcess(t, nil, append(deployEnvVars, "PVE_TOKEN="+sim.Token, "TMPDIR="+t.TempDir()), "deploy", "-q", "--api-url", sim.URL,
 		"--tls-fingerprint", sim.Fingerprint, "--vmid", "610", "--ha", "--ha-group", "prod", demoImage)
 	if r.code != 1 || !strings.Contains(r.stdout, "runs Proxmox VE 9.0.3, where HA groups became HA rules") {
 		t.Errorf("exit %d, %q %q", r.code, r.stdout, r.stderr)
@@ -197,13 +197,13 @@ func TestDeployNoNodeFits(t *testing.T) {
 }`))
 	env := append(deployEnvVars, "PVE_TOKEN="+sim.Token, "TMPDIR="+dir)
 	args := []string{"deploy", "-q", "--targets", targets, "--api-url", sim.URL, "--tls-fingerprint", sim.Fingerprint, "--node", "auto", "--via", "import"}
-	r := vmatool(t, nil, env, append(args, "--dry-run", demoImage)...)
+	r := runInProcess(t, nil, env, append(args, "--dry-run", demoImage)...)
 	if r.code != 1 || !strings.Contains(r.stdout, "a: VM 621 on "+sim.URL+" via import (node pve1)") ||
 		!strings.Contains(r.stdout, "node: auto, and none fits: b: deploy: no node can take the VM 622 (1.0 GiB of memory, 64.0 MiB of disks on fast): pve1 (no storage fast)") ||
 		!strings.Contains(r.stderr, "no node can take the VM 622") {
 		t.Errorf("dry run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	r = vmatool(t, nil, env, append(args, demoImage)...)
+	r = runInProcess(t, nil, env, append(args, demoImage)...)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if r.code != 1 || len(lines) != 3 || !strings.Contains(lines[1], " pve1 ") || !strings.Contains(lines[1], " ok ") ||
 		!strings.Contains(lines[2], " FAILED ") || !strings.Contains(lines[2], "pve1 (no storage fast)") {

@@ -50,6 +50,7 @@ type streams struct {
 	now      func() time.Time
 	getenv   func(string) string
 	stdout   *stdoutWriter // out, when it is the process's standard output
+	name     string        // the name vmatool was started as ("vma" through a link); "" is vmatool
 
 	// The progress display (progress.go): err's terminal size (nil, or
 	// 0, means unknown), --progress (lines on err even off a terminal),
@@ -57,6 +58,14 @@ type streams struct {
 	errSize  func() (width, height int)
 	progress bool
 	ticker   func(time.Duration) (<-chan time.Time, func())
+}
+
+// programName is the name vmatool's messages in vma's form start with.
+func (s *streams) programName() string {
+	if s.name == "" {
+		return "vmatool"
+	}
+	return s.name
 }
 
 // stdoutWriter is standard output. When its reader goes away (EPIPE, or
@@ -114,6 +123,7 @@ func main() {
 		errSize:  stderrSize,
 		now:      time.Now, getenv: os.Getenv,
 		stdout: &stdoutWriter{f: os.Stdout, cancel: cancel},
+		name:   programName(os.Args[0]),
 	}
 	s.out = s.stdout
 	limitMemory(s.getenv)
