@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/spf13/pflag"
 	"os/exec"
+	"slices"
 	"strings"
 
 	"github.com/vmatool/vmatool/internal/recipe"
@@ -21,10 +22,12 @@ devices in argument order; a device without <devname>= is named disk<N>,
 one named vmstate is the VM's RAM state. <fmt> is raw or qcow2. An image
 whose size is not a multiple of 512 is rounded up with zeros, as QEMU
 measures it. Devices given without -d get Proxmox's deprecation warning.
-<file> must not exist; it may also be an existing FIFO or exec:<command>
-(the archive is piped into "sh -c <command>"). The archive is
-uncompressed, as Proxmox's. For the same inputs, uuid and ctime the
-archive is byte-identical to the one Proxmox's tool writes.
+<file> must not exist; it may also be an existing FIFO, exec:<command>
+(the archive is piped into "sh -c <command>"), or "-" for standard output
+(never a terminal: redirect it; ./- is a file named -). A VMA archive
+given as a device is refused: vmatool convert turns one into images. The
+archive is uncompressed, as Proxmox's. For the same inputs, uuid and ctime
+the archive is byte-identical to the one Proxmox's tool writes.
 
 With -v, standard error gets Proxmox's lines: "progress N% DONE/TOTAL
 ZEROS" whenever the percentage changes, then "image NAME: size=S zeros=Z
@@ -38,7 +41,8 @@ EXAMPLES:
   vmatool create 'exec:zstd -T0 > backup.vma.zst' -c qemu-server.conf -d format=qcow2:drive-scsi0=disk.qcow2
 
 EXIT STATUS:
-  0 ok, 1 error (the output is removed), 2 usage error, 130 interrupted.
+  0 ok, 1 error (the output is removed), 2 usage error (also <file> "-" on
+  a terminal), 130 interrupted.
 `
 
 // createOptions are create's flags and arguments (<file>, then devices
@@ -70,6 +74,12 @@ func runCreate(ctx context.Context, s *streams, o *createOptions) error {
 	if len(o.devices) > 0 && len(legacy) > 0 {
 		return usagef("Unexpected extra argument - specify all devices via '-d'")
 	}
+	if slices.Contains(o.configs, "-") {
+		return usagef("-c -: a config is stored under its file name, and standard input has none; write it to a file (such as qemu-server.conf) first")
+	}
+	if target == "-" && s.outIsTTY {
+		return errTerminal
+	}
 	var disks []recipe.Disk
 	for i, spec := range o.devices {
 		format, rest, ok := strings.Cut(spec, ":")
@@ -78,6 +88,9 @@ func runCreate(ctx context.Context, s *streams, o *createOptions) error {
 			return usagef("No format specified for device: '%s'", spec)
 		}
 		n, p := splitDevice(rest, i)
+		if err := refuseArchive(f, p); err != nil {
+			return err
+		}
 		disks = append(disks, recipe.Disk{Name: n, Path: p, Format: f})
 	}
 	for i, spec := range legacy {
@@ -115,6 +128,8 @@ func runCreate(ctx context.Context, s *streams, o *createOptions) error {
 	var sink *archiveSink
 	if cmdline, ok := strings.CutPrefix(target, "exec:"); ok {
 		sink, err = execSink(ctx, s, cmdline)
+	} else if target == "-" {
+		sink = &archiveSink{w: s.out}
 	} else {
 		sink, err = fileSink(target, false)
 	}
@@ -134,6 +149,21 @@ func runCreate(ctx context.Context, s *streams, o *createOptions) error {
 		stats.images()
 	}
 	return nil
+}
+
+// refuseArchive refuses a VMA archive given as a raw device. vma create
+// would store its bytes as a disk's, and -d requires a format, so
+// format=raw there is vma's syntax, not a choice to override detection
+// (as convert -f raw is): the archive is surely meant to be unpacked.
+func refuseArchive(format, path string) error {
+	if format != "raw" {
+		return nil // qcow2 refuses anything but qcow2 by itself
+	}
+	src, err := recipe.Identify(path)
+	if err != nil || !src.Archive() {
+		return nil // opening the device reports what is wrong with it
+	}
+	return fmt.Errorf("%s: %w", path, recipe.ErrArchive)
 }
 
 // splitDevice splits [<devname>=]<path>; without a name, vma create calls

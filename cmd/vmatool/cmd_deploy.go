@@ -70,13 +70,14 @@ Many targets: --targets FILE is a JSON list of objects with the keys "name",
 "tags" (for --tag), "host", "vmid", "storage", "via", "vm-name", "vm-tags",
 and every other option above by its flag name; or an object whose keys are
 the targets' names, as nix eval --json .#deploy.targets prints an attribute
-set. Unknown keys are refused with their path (targets.web1.strage). Pick
-targets with --tag, --target, or --on @web,db1 (names, and tags after @;
-repeatable), run --parallel at a time. Options given on the command line win
-over the file. One failure does not stop the others; a table of results
-(or --json) ends the run. --dry-run prints each target's plan (path, node,
-storage, steps, the qemu-server.conf) and changes nothing; with --node auto
-it reads the cluster's resources to show the placement.
+set. FILE "-" is standard input, for a pipe from nix eval. Unknown keys are
+refused with their path (targets.web1.strage). Pick targets with --tag,
+--target, or --on @web,db1 (names, and tags after @; repeatable), run
+--parallel at a time. Options given on the command line win over the file.
+One failure does not stop the others; a table of results (or --json) ends
+the run. --dry-run prints each target's plan (path, node, storage, steps,
+the qemu-server.conf) and changes nothing; with --node auto it reads the
+cluster's resources to show the placement.
 
 OPTIONS:
 
@@ -85,7 +86,7 @@ EXAMPLES:
   vmatool deploy --host pve1 --vmid 9000 --via ssh-stream --template --name nixos-base nixos.img
   PVE_TOKEN=... vmatool deploy --api-url https://pve1:8006 --vmid 120 --via import --tls-fingerprint AB:CD:... nixos.qcow2
   vmatool deploy --targets targets.json --tag web --parallel 4 --start --force nixos.qcow2
-  nix eval --json .#deploy.targets > targets.json
+  nix eval --json .#deploy.targets | vmatool deploy --targets - --dry-run nixos.qcow2
   vmatool deploy --targets targets.json --on @web,db1 --node auto --wait agent --ha nixos.qcow2
   vmatool deploy --targets targets.json --dry-run nixos.qcow2
 
@@ -117,7 +118,7 @@ type deployOptions struct {
 func (o *deployOptions) addFlags(fs *pflag.FlagSet) {
 	o.target = deploy.DefaultTarget()
 	bindTargetFlags(fs, &o.target)
-	fs.StringVar(&o.targets, "targets", "", "JSON file of targets")
+	fs.StringVar(&o.targets, "targets", "", "JSON file of targets (- for standard input)")
 	fs.StringArrayVar(&o.tags, "tag", nil, "deploy the targets with this tag (repeatable)")
 	fs.StringArrayVar(&o.names, "target", nil, "deploy the target with this name (repeatable)")
 	fs.StringArrayVar(&o.on, "on", nil, "deploy these targets: names and @tags, comma-separated (repeatable)")
@@ -167,6 +168,12 @@ func runDeploy(ctx context.Context, s *streams, o *deployOptions) error {
 	if err != nil {
 		return err
 	}
+	if source == "-" {
+		return usagef("SOURCE cannot be standard input: deploy reads an image at random offsets, and a source once per target; write it to a file first")
+	}
+	if o.target.Config == "-" {
+		return usagef("--config -: the config is read once per target, and standard input only once; write it to a file first")
+	}
 	if o.parallel < 1 {
 		return usagef("--parallel must be at least 1")
 	}
@@ -178,7 +185,17 @@ func runDeploy(ctx context.Context, s *streams, o *deployOptions) error {
 	}
 	if o.targets != "" {
 		names, tags := append(slices.Clip(o.names), onNames...), append(slices.Clip(o.tags), onTags...)
-		all, err := loadTargets(o.targets, o.override)
+		var all []deploy.Target
+		if o.targets == "-" {
+			// nix eval --json .#deploy.targets | vmatool deploy --targets - ...
+			data, rerr := io.ReadAll(s.in)
+			if rerr != nil {
+				return fmt.Errorf("reading the targets from standard input: %w", rerr)
+			}
+			all, err = parseTargets("<stdin>", data, o.override)
+		} else {
+			all, err = loadTargets(o.targets, o.override)
+		}
 		if err != nil {
 			return usageError{err.Error()}
 		}

@@ -31,8 +31,8 @@ With -r, the restore protocol of qmrestore ("vma extract -v -r FIFO
 ARCHIVE TMPDIR"): the configs are written to <tmpdir> (which must not
 exist), the archive's listing is printed (CFG:, DEV:, VMSTATE: and last
 CTIME: lines, as "vmatool list" prints them), and then one line per disk
-is read from <fifo> (a FIFO or a file), up to a line "done", an empty
-line or the end:
+is read from <fifo> (a FIFO, a file, or "-" for standard input when
+<file> is not), up to a line "done", an empty line or the end:
 
   [format=<fmt>:][throttling.bps=<bytes/s>:][throttling.group=<name>:][cache=<mode>:]<0|1>:<devname>=<path>
   skip=<devname>
@@ -80,7 +80,7 @@ type extractOptions struct {
 func (o *extractOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print progress lines and a summary, as Proxmox does")
 	fs.StringVarP(&o.drives, "drives", "d", "", "comma-separated device names to extract (the last -d counts)")
-	fs.StringVarP(&o.readMap, "read-map", "r", "", "read where each disk goes from this FIFO or file, as qmrestore drives vma")
+	fs.StringVarP(&o.readMap, "read-map", "r", "", "read where each disk goes from this FIFO or file (- for standard input), as qmrestore drives vma")
 	addMaxWindowFlag(fs, &o.window)
 }
 
@@ -89,6 +89,9 @@ func (o *extractOptions) addFlags(fs *pflag.FlagSet) {
 func runExtract(ctx context.Context, s *streams, o *extractOptions) error {
 	if len(o.args) != 2 {
 		return usagef("want <file> and <targetdir>, got %d arguments", len(o.args))
+	}
+	if o.isGiven("read-map") && o.readMap == "-" && o.args[0] == "-" {
+		return usagef("-r - and <file> - both want standard input: give one of them as a file or FIFO")
 	}
 	a, err := openArchive(s, o.args[0], true, "", o.window.option())
 	if err != nil {

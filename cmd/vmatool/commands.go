@@ -153,6 +153,11 @@ func newRoot(ctx context.Context, s *streams) *cobra.Command {
 			setupCompletion(c)
 		}
 	}
+	// The commands not of the list (completion and its shells, version)
+	// report flag mistakes as the listed ones do.
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{flagError(c.Flags(), err).Error()}
+	})
 	// Help goes to the command's output, which is s.out but for the man
 	// pages, made from it.
 	root.SetHelpFunc(func(c *cobra.Command, _ []string) {
@@ -347,8 +352,8 @@ func archiveDevices(s *streams, _ *pflag.FlagSet, args []string, toComplete stri
 // given before it (cobra has parsed the flags before the one completed).
 func targetNames(_ *streams, fs *pflag.FlagSet, _ []string, toComplete string) []string {
 	path, _ := fs.GetString("targets")
-	if path == "" {
-		return nil
+	if path == "" || path == "-" {
+		return nil // standard input is the shell's, not completion's, to read
 	}
 	all, err := loadTargets(path, func(*deploy.Target) error { return nil })
 	if err != nil {

@@ -6,9 +6,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -520,4 +522,96 @@ func TestErrorsPrintedOnce(t *testing.T) {
 		t.Errorf("verify --json: exit %d, stderr %q, stdout %s", r.code, r.stderr, r.stdout)
 	}
 	assertEmptyDir(t, dir)
+}
+
+// TestDashForEveryStream: "-" is standard output for create's archive and
+// standard input for extract's map and deploy's targets file; where a
+// stream cannot serve (deploy's SOURCE and --config, create -c), it is a
+// usage error that says what to do, never a file named "-".
+func TestDashForEveryStream(t *testing.T) {
+	dir := t.TempDir()
+	img := testImage(t, dir, "a.raw", 128<<10)
+	conf := writeFile(t, filepath.Join(dir, "qemu-server.conf"), []byte("memory: 512\n"))
+	v02, err := filepath.Abs(filepath.Join(vectorDir, "v02-two-disks.vma"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("create -", func(t *testing.T) {
+		cwd := t.TempDir()
+		r := vmatoolIn(t, cwd, nil, "create", "-", "-c", conf, "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
+		assertEmptyDir(t, cwd)
+		list := runInProcess(t, strings.NewReader(r.stdout), nil, "list", "-").mustSucceed(t).stdout
+		if !strings.Contains(list, "CFG: size: 12 name: qemu-server.conf\n") || !strings.Contains(list, "DEV: dev_id=1 size: 131072 devname: drive-scsi0\n") {
+			t.Errorf("the archive on standard output lists as %q", list)
+		}
+		s, out, _ := fakeStreams(false)
+		s.outIsTTY = true
+		o := defaults[createOptions]()
+		o.args, o.devices = []string{"-"}, []string{"format=raw:drive-scsi0=" + img}
+		if err := runCreate(context.Background(), s, o); !errors.Is(err, errTerminal) || out.Len() != 0 {
+			t.Errorf("create - on a terminal: %v, %d bytes written; want errTerminal and none", err, out.Len())
+		}
+		assertUsage(t, runInProcess(t, nil, nil, "create", filepath.Join(cwd, "x.vma"), "-c", "-", "-d", "format=raw:drive-scsi0="+img), "-c -", "write it to a file")
+		assertGone(t, filepath.Join(cwd, "x.vma"))
+	})
+
+	t.Run("extract -r -", func(t *testing.T) {
+		vols := t.TempDir()
+		efi := writeFile(t, filepath.Join(vols, "efi.raw"), make([]byte, 540672))
+		scsi := writeFile(t, filepath.Join(vols, "scsi.raw"), make([]byte, 1<<20))
+		lines := fmt.Sprintf("format=raw:0:drive-efidisk0=%s\nformat=raw:0:drive-scsi0=%s\ndone\n", efi, scsi)
+		runInProcess(t, strings.NewReader(lines), nil, "extract", "-r", "-", v02, filepath.Join(vols, "tmp")).mustSucceed(t)
+		for name, path := range map[string]string{"drive-efidisk0": efi, "drive-scsi0": scsi} {
+			if got, want := fileSHA(t, path), vectorDevice(t, "v02-two-disks.vma", name); got != want {
+				t.Errorf("%s: sha256 %s, want %s", name, got, want)
+			}
+		}
+		r := runInProcess(t, strings.NewReader("done\n"), nil, "extract", "-r", "-", v02, filepath.Join(vols, "tmp2"))
+		assertOneLine(t, r, "<stdin>: no device name mapping for drive-efidisk0")
+		archive, err := os.ReadFile(v02)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertUsage(t, runInProcess(t, bytes.NewReader(archive), nil, "extract", "-r", "-", "-", filepath.Join(vols, "tmp3")), "both want standard input")
+		assertGone(t, filepath.Join(vols, "tmp3"))
+	})
+
+	t.Run("deploy", func(t *testing.T) {
+		targets := `{"web1": {"host": "root@pve.invalid", "vmid": 201}, "web2": {"host": "root@pve.invalid", "vmid": 202}}`
+		r := runInProcess(t, strings.NewReader(targets), deployEnvVars, "deploy", "--dry-run", "--targets", "-", img).mustSucceed(t)
+		if !strings.Contains(r.stdout, "web1: VM 201 on root@pve.invalid") || !strings.Contains(r.stdout, "web2: VM 202 on root@pve.invalid") {
+			t.Errorf("--targets - planned:\n%s", r.stdout)
+		}
+		r = runInProcess(t, strings.NewReader(`{"web1": {"host": "h", "vmid": 201, "strage": "x"}}`), deployEnvVars, "deploy", "--dry-run", "--targets", "-", img)
+		assertUsage(t, r, "<stdin>: targets.web1.strage: unknown key")
+		assertUsage(t, runInProcess(t, nil, deployEnvVars, "deploy", "--dry-run", "--host", "root@pve.invalid", "--vmid", "120", "-"), "SOURCE cannot be standard input", "write it to a file first")
+		assertUsage(t, runInProcess(t, nil, deployEnvVars, "deploy", "--dry-run", "--host", "root@pve.invalid", "--vmid", "120", "--config", "-", img), "--config -", "write it to a file first")
+	})
+}
+
+// TestCreateRefusesArchiveAsDevice: -d format=raw:...=ARCHIVE, which vma
+// would store as a disk's bytes, is refused as pack refuses it, and no
+// output is left.
+func TestCreateRefusesArchiveAsDevice(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "x.vma")
+	for _, dev := range []string{"format=raw:drive-scsi0=", "format=raw:"} {
+		archive := filepath.Join(vectorDir, "v01-single.vma.zst")
+		r := runInProcess(t, nil, nil, "create", out, "-d", dev+archive)
+		assertOneLine(t, r, archive+": a VMA archive, not a disk image", "vmatool convert")
+		assertGone(t, out)
+	}
+	// A qcow2 device is still detected as qcow2, and a raw one as raw.
+	img := testImage(t, dir, "a.raw", 64<<10)
+	runInProcess(t, nil, nil, "create", out, "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
+}
+
+// TestFlagErrorsOfBuiltinCommands: completion's shells and version name a
+// mistyped flag's nearest, as the other commands do.
+func TestFlagErrorsOfBuiltinCommands(t *testing.T) {
+	r := runInProcess(t, nil, nil, "completion", "bash", "--no-descriptoins")
+	assertUsage(t, r, "vmatool completion bash: unknown flag --no-descriptoins; did you mean --no-descriptions?\n")
+	r = runInProcess(t, nil, nil, "version", "--jsno")
+	assertUsage(t, r, "vmatool version: unknown flag --jsno\n")
 }
