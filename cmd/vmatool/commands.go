@@ -51,6 +51,7 @@ var commands = []command{
 	{name: "unpack", summary: "write an archive's configs and disks into a directory", help: unpackHelp, define: runs(runUnpack),
 		complete: map[string]completer{"devices": archiveDevices}},
 	{name: "verify", summary: "check that an archive is complete and valid", help: verifyHelp, define: runs(runVerify)},
+	{name: "version", summary: "print vmatool's version", help: versionHelp, define: runs(runVersion)},
 }
 
 // options is what each command's options struct does: addFlags defines
@@ -91,6 +92,15 @@ func (c *cmdLine) give(names ...string) {
 	for _, n := range names {
 		c.given[n] = true
 	}
+}
+
+// oneArg returns a command's single positional argument, or a usage
+// error that says what it should have been.
+func oneArg(args []string, what string) (string, error) {
+	if len(args) != 1 {
+		return "", usagef("want one %s, got %d arguments", what, len(args))
+	}
+	return args[0], nil
 }
 
 // runs makes a command's define from its run function: a fresh options
@@ -140,7 +150,7 @@ func newRoot(ctx context.Context, s *streams) *cobra.Command {
 	for _, c := range commands {
 		root.AddCommand(newCommand(ctx, s, c))
 	}
-	root.AddCommand(newVersionCommand(s), newManCommand(root))
+	root.AddCommand(newManCommand(root))
 	// Made now rather than when Execute runs, so that the overview, the
 	// man pages and completion, which all list root's commands, list them.
 	root.InitDefaultHelpCmd()
@@ -153,8 +163,8 @@ func newRoot(ctx context.Context, s *streams) *cobra.Command {
 			setupCompletion(c)
 		}
 	}
-	// The commands not of the list (completion and its shells, version)
-	// report flag mistakes as the listed ones do.
+	// cobra's commands (completion and its shells) report flag mistakes
+	// as those of the list do.
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{flagError(c.Flags(), err).Error()}
 	})
@@ -165,8 +175,8 @@ func newRoot(ctx context.Context, s *streams) *cobra.Command {
 			printUsage(c.OutOrStdout(), root)
 			return
 		}
-		// The commands of the list set their own; these are the others
-		// (help, version, completion and its shells).
+		// The commands of the list set their own; these are cobra's
+		// (help, completion and its shells).
 		fmt.Fprint(c.OutOrStdout(), c.Long+exitStatusHelp)
 	})
 	return root
@@ -223,30 +233,6 @@ the list of commands, as "vmatool --help" does.
 EXIT STATUS:
   0 ok, 2 no such command.
 `
-
-const versionHelp = `Usage: vmatool version
-
-Prints vmatool's version, as "vmatool --version" does: the module version
-it was built from ("go install ...@v1.2.3"), or (devel).
-
-EXIT STATUS:
-  0 ok, 2 usage error.
-`
-
-func newVersionCommand(s *streams) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "print vmatool's version",
-		Long:  versionHelp,
-		RunE: func(_ *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usagef("version takes no arguments, got %d", len(args))
-			}
-			fmt.Fprintln(s.out, "vmatool", version())
-			return nil
-		},
-	}
-}
 
 // shells are the shells completion writes scripts for: cobra's
 // subcommands of completion.
