@@ -18,7 +18,10 @@ import (
 	"time"
 )
 
-// The CLI tests run the real binary, built once.
+// Tests that need a process of their own (peak RSS, signals, a
+// terminal, the watchdog, exit statuses only the binary has) run the
+// real binary, built once; the others run in process (runInProcess), so
+// that coverage measures the package.
 var vmatoolBin string
 
 func TestMain(m *testing.M) {
