@@ -176,7 +176,7 @@ func TestVerifyAgreesWithUnpack(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := tc.spec.bytes()
 			archive := writeFile(t, filepath.Join(t.TempDir(), "a.vma"), b)
-			vmatool(t, nil, nil, "list", archive).mustSucceed(t) // the header is readable, names and all
+			runInProcess(t, nil, nil, "list", archive).mustSucceed(t) // the header is readable, names and all
 
 			verify := vmatool(t, nil, nil, "verify", archive)
 			parent := t.TempDir()
@@ -223,7 +223,7 @@ func TestVerifyAgreesWithUnpack(t *testing.T) {
 				Kind   string
 				Offset *int64
 			}
-			r := vmatool(t, nil, nil, "verify", "--json", archive)
+			r := runInProcess(t, nil, nil, "verify", "--json", archive)
 			if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 1 || doc.OK || doc.Offset == nil || !strings.Contains(line, doc.Kind) {
 				t.Errorf("verify --json: exit %d, %+v, %v (%s)", r.code, doc, err, r.stdout)
 			}
@@ -242,7 +242,7 @@ func TestOutputErrorNamesTheEntry(t *testing.T) {
 		{"disk-drive-scsi0.raw", `device "drive-scsi0"`, "drive-scsi0"},
 	} {
 		writeFile(t, filepath.Join(dir, tc.existing), []byte("mine"))
-		r := vmatool(t, nil, nil, "unpack", "-q", archive, dir)
+		r := runInProcess(t, nil, nil, "unpack", "-q", archive, dir)
 		want := fmt.Sprintf("%s: %s, named at offset %d: %s", archive, tc.entry, nameOffset(t, b, tc.name, false), filepath.Join(dir, tc.existing))
 		if r.code != 1 || !strings.Contains(r.stderr, want) {
 			t.Errorf("exit %d, %q; want 1 and %q", r.code, r.stderr, want)

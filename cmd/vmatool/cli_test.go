@@ -15,13 +15,20 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
-// The CLI tests run the real binary, built once.
+// Tests that need a process of their own (peak RSS, signals, a
+// terminal, the watchdog, exit statuses only the binary has) run the
+// real binary, built once; the others run in process (runInProcess), so
+// that coverage measures the package.
 var vmatoolBin string
 
 func TestMain(m *testing.M) {
 	runRSSHelper()
+	// Commands run in process print local time as the binary, run with
+	// TZ=UTC, does.
+	time.Local = time.UTC
 	dir, err := os.MkdirTemp("", "vmatool-cli-test")
 	if err != nil {
 		panic(err)
@@ -183,7 +190,7 @@ func TestVectorsCLI(t *testing.T) {
 				testErrorVector(t, v, path)
 				return
 			}
-			list := vmatool(t, nil, nil, "list", path).mustSucceed(t).stdout
+			list := runInProcess(t, nil, nil, "list", path).mustSucceed(t).stdout
 			var want strings.Builder
 			for _, c := range v.Configs {
 				fmt.Fprintf(&want, "CFG: size: %d name: %s\n", c.Size, c.Name)
@@ -195,10 +202,10 @@ func TestVectorsCLI(t *testing.T) {
 			if list != want.String() {
 				t.Errorf("list:\n%s\nwant:\n%s", list, want.String())
 			}
-			vmatool(t, nil, nil, "verify", path).mustSucceed(t)
+			runInProcess(t, nil, nil, "verify", path).mustSucceed(t)
 
 			dir := filepath.Join(t.TempDir(), "out")
-			vmatool(t, nil, nil, "unpack", "-q", path, dir).mustSucceed(t)
+			runInProcess(t, nil, nil, "unpack", "-q", path, dir).mustSucceed(t)
 			var wantNames []string
 			for _, c := range v.Configs {
 				wantNames = append(wantNames, c.Name)
@@ -248,13 +255,13 @@ func testRepack(t *testing.T, v vector, dir string) {
 	if len(packDisks) == 0 {
 		args = append(args, "--config-only")
 	}
-	vmatool(t, nil, nil, append(args, packDisks...)...).mustSucceed(t)
+	runInProcess(t, nil, nil, append(args, packDisks...)...).mustSucceed(t)
 	if got := fileSHA(t, out); got != v.FileSHA256 {
 		t.Errorf("pack: sha256 %s, want %s", got, v.FileSHA256)
 	}
 	out2 := filepath.Join(t.TempDir(), "create.vma")
 	args = append([]string{"create", out2, "--uuid", id, "--ctime", fmt.Sprint(*v.Ctime)}, cfgArgs...)
-	vmatool(t, nil, nil, append(args, createDisks...)...).mustSucceed(t)
+	runInProcess(t, nil, nil, append(args, createDisks...)...).mustSucceed(t)
 	if got := fileSHA(t, out2); got != v.FileSHA256 {
 		t.Errorf("create: sha256 %s, want %s", got, v.FileSHA256)
 	}
@@ -265,7 +272,7 @@ func testErrorVector(t *testing.T, v vector, path string) {
 	if want == "" {
 		t.Fatalf("unknown expectation %q", v.Expect)
 	}
-	r := vmatool(t, nil, nil, "verify", path)
+	r := runInProcess(t, nil, nil, "verify", path)
 	if r.code != 1 {
 		t.Errorf("verify exit %d, want 1", r.code)
 	}
@@ -281,17 +288,17 @@ func testErrorVector(t *testing.T, v vector, path string) {
 		Kind   string
 		Offset *int64
 	}
-	r = vmatool(t, nil, nil, "verify", "--json", path)
+	r = runInProcess(t, nil, nil, "verify", "--json", path)
 	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 1 || doc.OK || doc.Offset == nil || !strings.Contains(doc.Kind, want) {
 		t.Errorf("verify --json: exit %d, %+v, %v (%s)", r.code, doc, err, r.stdout)
 	}
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "out")
-	if r := vmatool(t, nil, nil, "unpack", path, dir); r.code != 1 {
+	if r := runInProcess(t, nil, nil, "unpack", path, dir); r.code != 1 {
 		t.Errorf("unpack exit %d, want 1", r.code)
 	}
 	assertEmptyDir(t, parent)
-	if r := vmatool(t, nil, nil, "extract", path, dir); r.code != 1 {
+	if r := runInProcess(t, nil, nil, "extract", path, dir); r.code != 1 {
 		t.Errorf("extract exit %d, want 1", r.code)
 	}
 	assertEmptyDir(t, parent)
@@ -299,15 +306,15 @@ func testErrorVector(t *testing.T, v vector, path string) {
 
 func TestHelp(t *testing.T) {
 	for _, c := range commands {
-		r := vmatool(t, nil, nil, c.name, "--help").mustSucceed(t)
+		r := runInProcess(t, nil, nil, c.name, "--help").mustSucceed(t)
 		if !strings.Contains(r.stdout, "EXAMPLES:") || !strings.Contains(r.stdout, "EXIT STATUS:") || !strings.Contains(r.stdout, "Usage: vmatool "+c.name) {
 			t.Errorf("%s --help lacks usage, examples or exit status:\n%s", c.name, r.stdout)
 		}
 	}
-	if r := vmatool(t, nil, nil, "frobnicate"); r.code != 2 {
+	if r := runInProcess(t, nil, nil, "frobnicate"); r.code != 2 {
 		t.Errorf("unknown command: exit %d, want 2", r.code)
 	}
-	if r := vmatool(t, nil, nil, "verify"); r.code != 2 {
+	if r := runInProcess(t, nil, nil, "verify"); r.code != 2 {
 		t.Errorf("verify without archive: exit %d, want 2", r.code)
 	}
 }
@@ -362,7 +369,7 @@ func TestPackRefusesBadInput(t *testing.T) {
 			for i, a := range tc.args {
 				tc.args[i] = strings.Replace(a, "OUT", out, 1)
 			}
-			r := vmatool(t, nil, nil, tc.args...)
+			r := runInProcess(t, nil, nil, tc.args...)
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", r.code, r.stderr, tc.code, tc.want)
 			}
@@ -375,33 +382,33 @@ func TestOutputsAreNotOverwritten(t *testing.T) {
 	dir := t.TempDir()
 	img := testImage(t, dir, "a.raw", 256<<10)
 	out := writeFile(t, filepath.Join(dir, "a.vma"), []byte("precious"))
-	if r := vmatool(t, nil, nil, "pack", "-q", "-o", out, img); r.code != 1 || !strings.Contains(r.stderr, "--force") {
+	if r := runInProcess(t, nil, nil, "pack", "-q", "-o", out, img); r.code != 1 || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("pack over an existing file: exit %d, %s", r.code, r.stderr)
 	}
 	if b, _ := os.ReadFile(out); string(b) != "precious" {
 		t.Fatal("existing output was changed")
 	}
-	if r := vmatool(t, nil, nil, "create", out, img); r.code != 1 {
+	if r := runInProcess(t, nil, nil, "create", out, img); r.code != 1 {
 		t.Errorf("create over an existing file: exit %d", r.code)
 	}
-	vmatool(t, nil, nil, "pack", "-q", "--force", "-o", out, img).mustSucceed(t)
-	vmatool(t, nil, nil, "verify", out).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "--force", "-o", out, img).mustSucceed(t)
+	runInProcess(t, nil, nil, "verify", out).mustSucceed(t)
 
 	udir := filepath.Join(dir, "u")
-	vmatool(t, nil, nil, "unpack", "-q", out, udir).mustSucceed(t)
+	runInProcess(t, nil, nil, "unpack", "-q", out, udir).mustSucceed(t)
 	conf := filepath.Join(udir, "qemu-server.conf")
 	writeFile(t, conf, []byte("mine"))
-	if r := vmatool(t, nil, nil, "unpack", "-q", out, udir); r.code != 1 {
+	if r := runInProcess(t, nil, nil, "unpack", "-q", out, udir); r.code != 1 {
 		t.Errorf("unpack over existing files: exit %d", r.code)
 	}
 	if b, _ := os.ReadFile(conf); string(b) != "mine" {
 		t.Error("unpack overwrote a file without --force")
 	}
-	vmatool(t, nil, nil, "unpack", "-q", "--force", out, udir).mustSucceed(t)
+	runInProcess(t, nil, nil, "unpack", "-q", "--force", out, udir).mustSucceed(t)
 	if fileSHA(t, filepath.Join(udir, "disk-drive-scsi0.raw")) != fileSHA(t, img) {
 		t.Error("unpacked disk differs from the packed image")
 	}
-	if r := vmatool(t, nil, nil, "extract", out, udir); r.code != 1 || !strings.Contains(r.stderr, "unable to create target directory") {
+	if r := runInProcess(t, nil, nil, "extract", out, udir); r.code != 1 || !strings.Contains(r.stderr, "unable to create target directory") {
 		t.Errorf("extract into an existing directory: exit %d, %s", r.code, r.stderr)
 	}
 }
@@ -417,7 +424,7 @@ func TestPackRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.out, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), tc.out)
-			r := vmatool(t, nil, nil, "pack", "-q", "-o", out, "--vmid", "123", a, "efidisk0="+b).mustSucceed(t)
+			r := runInProcess(t, nil, nil, "pack", "-q", "-o", out, "--vmid", "123", a, "efidisk0="+b).mustSucceed(t)
 			if r.stdout != "" {
 				t.Errorf("--quiet printed %q", r.stdout)
 			}
@@ -429,7 +436,7 @@ func TestPackRoundTrip(t *testing.T) {
 				t.Errorf("output starts with %q, want %q", head, tc.magic)
 			}
 			udir := filepath.Join(t.TempDir(), "u")
-			vmatool(t, nil, nil, "unpack", "-q", out, udir).mustSucceed(t)
+			runInProcess(t, nil, nil, "unpack", "-q", out, udir).mustSucceed(t)
 			if fileSHA(t, filepath.Join(udir, "disk-drive-scsi0.raw")) != fileSHA(t, a) || fileSHA(t, filepath.Join(udir, "disk-drive-efidisk0.raw")) != fileSHA(t, b) {
 				t.Error("unpacked disks differ from the images")
 			}
@@ -444,31 +451,31 @@ func TestPackRoundTrip(t *testing.T) {
 	t.Run("external tools read the compressed output", func(t *testing.T) {
 		requireTool(t, "zstd")
 		out := filepath.Join(t.TempDir(), "x.vma.zst")
-		vmatool(t, nil, nil, "pack", "-q", "-o", out, a).mustSucceed(t)
+		runInProcess(t, nil, nil, "pack", "-q", "-o", out, a).mustSucceed(t)
 		plain, err := exec.Command("zstd", "-dc", out).Output()
 		if err != nil {
 			t.Fatal(err)
 		}
-		vmatool(t, bytes.NewReader(plain), nil, "verify", "-").mustSucceed(t)
+		runInProcess(t, bytes.NewReader(plain), nil, "verify", "-").mustSucceed(t)
 	})
 }
 
 func TestStdinStdout(t *testing.T) {
 	dir := t.TempDir()
 	img := testImage(t, dir, "a.raw", 2<<20)
-	r := vmatool(t, nil, nil, "pack", "-q", "-o", "-", "--compress", "zstd", img).mustSucceed(t)
+	r := runInProcess(t, nil, nil, "pack", "-q", "-o", "-", "--compress", "zstd", img).mustSucceed(t)
 	if !strings.HasPrefix(r.stdout, "\x28\xb5\x2f\xfd") {
 		t.Fatal("pack -o - --compress zstd did not write zstd")
 	}
-	vmatool(t, strings.NewReader(r.stdout), nil, "unpack", "-q", "-", filepath.Join(dir, "u")).mustSucceed(t)
+	runInProcess(t, strings.NewReader(r.stdout), nil, "unpack", "-q", "-", filepath.Join(dir, "u")).mustSucceed(t)
 	if fileSHA(t, filepath.Join(dir, "u", "disk-drive-scsi0.raw")) != fileSHA(t, img) {
 		t.Error("disk changed through stdout and stdin")
 	}
-	conf := vmatool(t, strings.NewReader(r.stdout), nil, "config", "-").mustSucceed(t).stdout
+	conf := runInProcess(t, strings.NewReader(r.stdout), nil, "config", "-").mustSucceed(t).stdout
 	if !strings.Contains(conf, "#qmdump#map:scsi0:drive-scsi0:") {
 		t.Errorf("config - printed %q", conf)
 	}
-	if r := vmatool(t, strings.NewReader(r.stdout), nil, "config", "-c", "nope.conf", "-"); r.code != 1 || !strings.Contains(r.stderr, "unable to find configuration data 'nope.conf'") {
+	if r := runInProcess(t, strings.NewReader(r.stdout), nil, "config", "-c", "nope.conf", "-"); r.code != 1 || !strings.Contains(r.stderr, "unable to find configuration data 'nope.conf'") {
 		t.Errorf("missing config: exit %d, %q", r.code, r.stderr)
 	}
 }
@@ -481,7 +488,7 @@ func TestSourceDateEpochIsReproducible(t *testing.T) {
 	for i := range 2 {
 		out := filepath.Join(dir, fmt.Sprintf("o%d", i))
 		os.Mkdir(out, 0o755)
-		r := vmatool(t, nil, env, "pack", "-o", out, "--vmid", "9999", img).mustSucceed(t)
+		r := runInProcess(t, nil, env, "pack", "-o", out, "--vmid", "9999", img).mustSucceed(t)
 		want := filepath.Join(out, "vzdump-qemu-9999-2023_11_14-22_13_20.vma.zst")
 		if strings.TrimSpace(r.stdout) != want {
 			t.Fatalf("pack printed %q, want %q", r.stdout, want)
@@ -491,7 +498,7 @@ func TestSourceDateEpochIsReproducible(t *testing.T) {
 	if sums[0] != sums[1] {
 		t.Error("two packs of the same inputs under SOURCE_DATE_EPOCH differ")
 	}
-	list := vmatool(t, nil, nil, "list", "--json", filepath.Join(dir, "o0", "vzdump-qemu-9999-2023_11_14-22_13_20.vma.zst")).mustSucceed(t).stdout
+	list := runInProcess(t, nil, nil, "list", "--json", filepath.Join(dir, "o0", "vzdump-qemu-9999-2023_11_14-22_13_20.vma.zst")).mustSucceed(t).stdout
 	if !strings.Contains(list, `"ctime_unix": 1700000000`) || !strings.Contains(list, `"ctime": "2023-11-14T22:13:20Z"`) {
 		t.Errorf("ctime is not SOURCE_DATE_EPOCH: %s", list)
 	}
@@ -500,8 +507,8 @@ func TestSourceDateEpochIsReproducible(t *testing.T) {
 func TestDisklessArchive(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "d.vma")
-	vmatool(t, nil, nil, "pack", "-q", "-o", out, "--config-only").mustSucceed(t)
-	r := vmatool(t, nil, nil, "list", out).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "-o", out, "--config-only").mustSucceed(t)
+	r := runInProcess(t, nil, nil, "list", out).mustSucceed(t)
 	if !strings.HasPrefix(r.stdout, "CFG: size: ") || strings.Contains(r.stdout, "DEV:") {
 		t.Errorf("diskless archive lists as %q", r.stdout)
 	}
@@ -513,7 +520,7 @@ func TestDisklessArchive(t *testing.T) {
 func TestExtractCompat(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "restore")
-	r := vmatool(t, nil, nil, "extract", filepath.Join(vectorDir, "v02-two-disks.vma"), "-v", "-d", "drive-scsi0", target).mustSucceed(t)
+	r := runInProcess(t, nil, nil, "extract", filepath.Join(vectorDir, "v02-two-disks.vma"), "-v", "-d", "drive-scsi0", target).mustSucceed(t)
 	// DEVINFO names the file being written: in the staging folder beside
 	// the target, which becomes the target once complete.
 	devinfo := regexp.MustCompile(`(?m)^DEVINFO ` + regexp.QuoteMeta(dir+string(filepath.Separator)) + `\.vmatool-[0-9a-f]+/disk-drive-scsi0\.raw 1048576$`)
@@ -526,7 +533,7 @@ func TestExtractCompat(t *testing.T) {
 	}
 	// A name the archive lacks is ignored, as Proxmox ignores it (more in
 	// TestExtractUnknownDrive).
-	vmatool(t, nil, nil, "extract", filepath.Join(vectorDir, "v02-two-disks.vma"), "-d", "drive-nope", filepath.Join(dir, "x")).mustSucceed(t)
+	runInProcess(t, nil, nil, "extract", filepath.Join(vectorDir, "v02-two-disks.vma"), "-d", "drive-nope", filepath.Join(dir, "x")).mustSucceed(t)
 	if got := dirNames(t, filepath.Join(dir, "x")); strings.Join(got, " ") != "qemu-server.conf qemu-server.fw" {
 		t.Errorf("extract -d drive-nope wrote %v", got)
 	}
@@ -537,13 +544,13 @@ func TestCreateExecTarget(t *testing.T) {
 	img := testImage(t, dir, "a.raw", 1<<20)
 	conf := writeFile(t, filepath.Join(dir, "qemu-server.conf"), []byte("memory: 512\n"))
 	out := filepath.Join(dir, "piped.vma")
-	vmatool(t, nil, nil, "create", "exec:cat > "+out, "-c", conf, "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
-	vmatool(t, nil, nil, "verify", out).mustSucceed(t)
-	r := vmatool(t, nil, nil, "create", "exec:exit 3", "-c", conf, img)
+	runInProcess(t, nil, nil, "create", "exec:cat > "+out, "-c", conf, "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
+	runInProcess(t, nil, nil, "verify", out).mustSucceed(t)
+	r := runInProcess(t, nil, nil, "create", "exec:exit 3", "-c", conf, img)
 	if r.code != 1 || !strings.Contains(r.stderr, "exit status 3") {
 		t.Errorf("failing command: exit %d, %q", r.code, r.stderr)
 	}
-	if r := vmatool(t, nil, nil, "create", filepath.Join(dir, "x.vma"), "-d", "format=raw:a="+img, "b="+img); r.code != 2 || !strings.Contains(r.stderr, "specify all devices via '-d'") {
+	if r := runInProcess(t, nil, nil, "create", filepath.Join(dir, "x.vma"), "-d", "format=raw:a="+img, "b="+img); r.code != 2 || !strings.Contains(r.stderr, "specify all devices via '-d'") {
 		t.Errorf("mixed -d and positional: exit %d, %q", r.code, r.stderr)
 	}
 }

@@ -23,26 +23,33 @@ EXIT STATUS:
   0 ok, 1 no such config or a malformed archive, 2 usage error.
 `
 
-// configFlags defines config's flags on fs and returns what runs it once
-// they are parsed.
-func configFlags(fs *pflag.FlagSet, s *streams) runner {
-	name := fs.StringP("config", "c", pveconf.ConfigName, "name of the config to print")
-	window := addMaxWindowFlag(fs)
-	return func(ctx context.Context) error {
-		path, err := oneArg(fs, "ARCHIVE")
-		if err != nil {
-			return err
-		}
-		a, err := openArchive(s, path, true, "", window.option())
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		data, ok := a.reader.Header().Config(*name)
-		if !ok {
-			return fmt.Errorf("%s: unable to find configuration data '%s'", a.name, *name)
-		}
-		_, err = s.out.Write(data)
+// configOptions are config's flags and argument (ARCHIVE).
+type configOptions struct {
+	cmdLine
+	name   string
+	window maxWindow
+}
+
+func (o *configOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.name, "config", "c", pveconf.ConfigName, "name of the config to print")
+	addMaxWindowFlag(fs, &o.window)
+}
+
+// runConfig writes the config's bytes to standard output.
+func runConfig(_ context.Context, s *streams, o *configOptions) error {
+	path, err := oneArg(o.args, "ARCHIVE")
+	if err != nil {
 		return err
 	}
+	a, err := openArchive(s, path, true, "", o.window.option())
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	data, ok := a.reader.Header().Config(o.name)
+	if !ok {
+		return fmt.Errorf("%s: unable to find configuration data '%s'", a.name, o.name)
+	}
+	_, err = s.out.Write(data)
+	return err
 }

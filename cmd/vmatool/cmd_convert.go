@@ -82,8 +82,9 @@ EXIT STATUS:
 ` + partialHelp + `  130 interrupted.
 `
 
-// convertOptions are convert's flags.
+// convertOptions are convert's flags and arguments (SRC and DST).
 type convertOptions struct {
+	cmdLine
 	outFormat   string
 	inFormat    string
 	device      string
@@ -93,8 +94,9 @@ type convertOptions struct {
 	partial     bool
 	force       bool
 	quiet       bool
+	progress    bool
 	asJSON      bool
-	window      *maxWindow
+	window      maxWindow
 
 	// For an archive output, passed on to pack.
 	configs   []string
@@ -105,21 +107,13 @@ type convertOptions struct {
 	ctime     int64
 	noBacking bool
 	dataFile  string
-
-	fs *pflag.FlagSet
 }
-
-func (o *convertOptions) changed(name string) bool { return o.fs.Changed(name) }
 
 // quietRun is whether progress stays off: --quiet, or --json, whose
 // output is the only thing on standard output.
 func (o *convertOptions) quietRun() bool { return o.quiet || o.asJSON }
 
-// convertFlags defines convert's flags on fs and returns what runs it once
-// they are parsed.
-func convertFlags(fs *pflag.FlagSet, s *streams) runner {
-	o := &convertOptions{}
-	o.fs = fs
+func (o *convertOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.outFormat, "output-format", "O", "", "output format: qcow2, raw or vma (default: from DST's extension; qcow2 for a folder, raw for -)")
 	fs.StringVarP(&o.inFormat, "format", "f", "", "source format: vma, qcow2 or raw (default: detected by content)")
 	fs.StringVarP(&o.device, "device", "d", "", "the archive disk to convert (drive-scsi0 or scsi0); for an archive output, the drive name (default scsi0)")
@@ -129,9 +123,9 @@ func convertFlags(fs *pflag.FlagSet, s *streams) runner {
 	fs.BoolVar(&o.partial, "partial", false, "salvage a damaged or truncated archive: write what is intact, list what is missing (exit status 3)")
 	fs.BoolVar(&o.force, "force", false, "overwrite existing outputs (-f is the source format, as in qemu-img)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display")
-	addProgressFlag(fs, s)
+	addProgressFlag(fs, &o.progress)
 	fs.BoolVar(&o.asJSON, "json", false, "print a summary as JSON: the output path and, per disk, its format, virtual size, bytes written and seconds")
-	o.window = addMaxWindowFlag(fs)
+	addMaxWindowFlag(fs, &o.window)
 	fs.StringArrayVar(&o.configs, "config", nil, "archive output: config file to store (repeatable), as pack -c")
 	fs.IntVar(&o.vmid, "vmid", 100, "archive output: VM id for a generated config and name, as pack --vmid")
 	fs.StringVar(&o.storage, "storage", "local-lvm", "archive output: storage in generated drive and map lines, as pack --storage")
@@ -140,42 +134,46 @@ func convertFlags(fs *pflag.FlagSet, s *streams) runner {
 	fs.Int64Var(&o.ctime, "ctime", -1, "archive output: creation time in seconds since the epoch, as pack --ctime")
 	fs.BoolVar(&o.noBacking, "no-backing", false, "refuse a qcow2 source that has a backing file")
 	fs.StringVar(&o.dataFile, "data-file", "", "external data file of a qcow2 source")
-	return func(ctx context.Context) error {
-		if fs.NArg() != 2 {
-			return usagef("want SRC and DST, got %d arguments", fs.NArg())
-		}
-		src, dst := fs.Arg(0), fs.Arg(1)
-		if o.compression != "" {
-			o.compress = true
-		}
-		if o.asJSON && dst == "-" {
-			return usagef("--json prints to standard output, which DST - takes: write to a file, or leave out --json")
-		}
-		srcKind, err := sourceKind(o, src)
-		if err != nil {
-			return err
-		}
-		outFormat, err := outputFormat(o, srcKind, dst)
-		if err != nil {
-			return err
-		}
-		if err := checkOutputFlags(o, srcKind, outFormat, dst); err != nil {
-			return err
-		}
-		if dst == "-" && s.outIsTTY {
-			if outFormat == "vma" {
-				return errTerminal
-			}
-			return errTerminalImage
-		}
-		switch {
-		case outFormat == "vma":
-			return convertToArchive(ctx, s, o, src, dst)
-		case srcKind == "vma":
-			return convertArchive(ctx, s, o, src, dst, outFormat)
-		}
-		return convertImage(ctx, s, o, src, srcKind, dst, outFormat)
+}
+
+// runConvert converts SRC into DST: an archive into images, an image into
+// an image or an archive, either onto standard output.
+func runConvert(ctx context.Context, s *streams, o *convertOptions) error {
+	if len(o.args) != 2 {
+		return usagef("want SRC and DST, got %d arguments", len(o.args))
 	}
+	src, dst := o.args[0], o.args[1]
+	if o.compression != "" {
+		o.compress = true
+	}
+	if o.asJSON && dst == "-" {
+		return usagef("--json prints to standard output, which DST - takes: write to a file, or leave out --json")
+	}
+	s = s.withProgress(o.progress)
+	srcKind, err := sourceKind(o, src)
+	if err != nil {
+		return err
+	}
+	outFormat, err := outputFormat(o, srcKind, dst)
+	if err != nil {
+		return err
+	}
+	if err := checkOutputFlags(o, srcKind, outFormat, dst); err != nil {
+		return err
+	}
+	if dst == "-" && s.outIsTTY {
+		if outFormat == "vma" {
+			return errTerminal
+		}
+		return errTerminalImage
+	}
+	switch {
+	case outFormat == "vma":
+		return convertToArchive(ctx, s, o, src, dst)
+	case srcKind == "vma":
+		return convertArchive(ctx, s, o, src, dst, outFormat)
+	}
+	return convertImage(ctx, s, o, src, srcKind, dst, outFormat)
 }
 
 // sourceKind says what SRC is: "vma", "qcow2" or "raw", from -f or the
@@ -256,12 +254,12 @@ func checkOutputFlags(o *convertOptions, srcKind, outFormat, dst string) error {
 	}
 	if outFormat != "vma" {
 		for _, f := range []string{"config", "vmid", "storage", "level", "uuid", "ctime"} {
-			if o.changed(f) {
+			if o.isGiven(f) {
 				return usagef("--%s is for an archive output (DST ending in .vma[.zst|.gz], or -O vma)", f)
 			}
 		}
 	}
-	if srcKind == "vma" && (o.changed("no-backing") || o.changed("data-file")) {
+	if srcKind == "vma" && (o.isGiven("no-backing") || o.isGiven("data-file")) {
 		return usagef("--no-backing and --data-file are for qcow2 sources")
 	}
 	if srcKind != "vma" && outFormat != "vma" && o.device != "" {

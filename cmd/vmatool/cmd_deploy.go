@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -71,13 +70,14 @@ Many targets: --targets FILE is a JSON list of objects with the keys "name",
 "tags" (for --tag), "host", "vmid", "storage", "via", "vm-name", "vm-tags",
 and every other option above by its flag name; or an object whose keys are
 the targets' names, as nix eval --json .#deploy.targets prints an attribute
-set. Unknown keys are refused with their path (targets.web1.strage). Pick
-targets with --tag, --target, or --on @web,db1 (names, and tags after @;
-repeatable), run --parallel at a time. Options given on the command line win
-over the file. One failure does not stop the others; a table of results
-(or --json) ends the run. --dry-run prints each target's plan (path, node,
-storage, steps, the qemu-server.conf) and changes nothing; with --node auto
-it reads the cluster's resources to show the placement.
+set. FILE "-" is standard input, for a pipe from nix eval. Unknown keys are
+refused with their path (targets.web1.strage). Pick targets with --tag,
+--target, or --on @web,db1 (names, and tags after @; repeatable), run
+--parallel at a time. Options given on the command line win over the file.
+One failure does not stop the others; a table of results (or --json) ends
+the run. --dry-run prints each target's plan (path, node, storage, steps,
+the qemu-server.conf) and changes nothing; with --node auto it reads the
+cluster's resources to show the placement.
 
 OPTIONS:
 
@@ -86,7 +86,7 @@ EXAMPLES:
   vmatool deploy --host pve1 --vmid 9000 --via ssh-stream --template --name nixos-base nixos.img
   PVE_TOKEN=... vmatool deploy --api-url https://pve1:8006 --vmid 120 --via import --tls-fingerprint AB:CD:... nixos.qcow2
   vmatool deploy --targets targets.json --tag web --parallel 4 --start --force nixos.qcow2
-  nix eval --json .#deploy.targets > targets.json
+  nix eval --json .#deploy.targets | vmatool deploy --targets - --dry-run nixos.qcow2
   vmatool deploy --targets targets.json --on @web,db1 --node auto --wait agent --ha nixos.qcow2
   vmatool deploy --targets targets.json --dry-run nixos.qcow2
 
@@ -94,7 +94,14 @@ EXIT STATUS:
   0 every target succeeded, 1 one failed (see the table), 2 usage error.
 `
 
-type deployGlobal struct {
+// deployOptions are deploy's flags and argument (SOURCE): the command
+// line's target, and the flags that pick and run targets.
+type deployOptions struct {
+	cmdLine
+	// target is the defaults with the command line's per-target flags:
+	// the one target without --targets, and what overrides each target
+	// of the file with it (override).
+	target    deploy.Target
 	targets   string
 	tags      []string
 	names     []string
@@ -103,70 +110,107 @@ type deployGlobal struct {
 	dryRun    bool
 	json      bool
 	quiet     bool
+	progress  bool
 	window    maxWindow
 	sshConfig string
 }
 
-func bindDeployGlobal(fs *pflag.FlagSet, g *deployGlobal) {
-	fs.StringVar(&g.targets, "targets", "", "JSON file of targets")
-	fs.StringArrayVar(&g.tags, "tag", nil, "deploy the targets with this tag (repeatable)")
-	fs.StringArrayVar(&g.names, "target", nil, "deploy the target with this name (repeatable)")
-	fs.StringArrayVar(&g.on, "on", nil, "deploy these targets: names and @tags, comma-separated (repeatable)")
-	fs.IntVar(&g.parallel, "parallel", 1, "targets deployed at once")
-	fs.BoolVar(&g.dryRun, "dry-run", false, "print the plan and touch nothing")
-	fs.BoolVar(&g.json, "json", false, "print the results (or the plan) as JSON")
-	fs.BoolVarP(&g.quiet, "quiet", "q", false, "no progress display")
-	fs.StringVar(&g.sshConfig, "ssh-config", "", "OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config (Host aliases, ProxyJump, ...)")
-	fs.Var(&g.window, "max-window", "largest zstd window to decode of an archive SOURCE, e.g. 128M (decoding holds one window in memory)")
+func (o *deployOptions) addFlags(fs *pflag.FlagSet) {
+	o.target = deploy.DefaultTarget()
+	bindTargetFlags(fs, &o.target)
+	fs.StringVar(&o.targets, "targets", "", "JSON file of targets (- for standard input)")
+	fs.StringArrayVar(&o.tags, "tag", nil, "deploy the targets with this tag (repeatable)")
+	fs.StringArrayVar(&o.names, "target", nil, "deploy the target with this name (repeatable)")
+	fs.StringArrayVar(&o.on, "on", nil, "deploy these targets: names and @tags, comma-separated (repeatable)")
+	fs.IntVar(&o.parallel, "parallel", 1, "targets deployed at once")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and touch nothing")
+	fs.BoolVar(&o.json, "json", false, "print the results (or the plan) as JSON")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display")
+	fs.StringVar(&o.sshConfig, "ssh-config", "", "OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config (Host aliases, ProxyJump, ...)")
+	fs.Var(&o.window, "max-window", "largest zstd window to decode of an archive SOURCE, e.g. 128M (decoding holds one window in memory)")
+	addProgressFlag(fs, &o.progress)
 }
 
-func runDeploy(ctx context.Context, s *streams, args []string) error {
-	var g deployGlobal
-	// parse binds the flags onto t, its values as defaults, and parses
-	// the command line; it runs once per target of a targets file.
-	parse := func(t *deploy.Target) (*pflag.FlagSet, error) {
-		fs := newFlags("deploy")
-		bindTargetFlags(fs, t)
-		g = deployGlobal{}
-		bindDeployGlobal(fs, &g)
-		addProgressFlag(fs, s)
-		return fs, parseFlags(s, fs, deployHelp, args)
-	}
-	cli := deploy.DefaultTarget()
-	fs, err := parse(&cli)
+// override puts over t, a target read from a --targets file, each
+// per-target flag the command line gave, with its value there: the
+// file's values are the defaults, and the command line wins. The values
+// go from flag to flag through bindTargetFlags' own definitions, bound
+// once onto the command line's target and once onto t, so that every
+// per-target flag, and any added later, overrides alike.
+func (o *deployOptions) override(t *deploy.Target) error {
+	cli := o.target
+	from := pflag.NewFlagSet("command line", pflag.ContinueOnError)
+	bindTargetFlags(from, &cli)
+	onto := pflag.NewFlagSet("target", pflag.ContinueOnError)
+	bindTargetFlags(onto, t) // with t's values as defaults: binding changes nothing
+	var err error
+	from.VisitAll(func(f *pflag.Flag) {
+		if err != nil || !o.isGiven(f.Name) {
+			return
+		}
+		dst := onto.Lookup(f.Name).Value
+		if list, ok := f.Value.(pflag.SliceValue); ok {
+			// A list flag's text is CSV inside brackets: copy its items.
+			err = dst.(pflag.SliceValue).Replace(list.GetSlice())
+		} else {
+			err = dst.Set(f.Value.String())
+		}
+		if err != nil {
+			err = fmt.Errorf("--%s over a target of %s: %w", f.Name, o.targets, err)
+		}
+	})
+	return err
+}
+
+// runDeploy plans the targets and, unless --dry-run, deploys them.
+func runDeploy(ctx context.Context, s *streams, o *deployOptions) error {
+	source, err := oneArg(o.args, "SOURCE (an image or an archive)")
 	if err != nil {
 		return err
 	}
-	source, err := oneArg(fs, "SOURCE (an image or an archive)")
-	if err != nil {
-		return err
+	if source == "-" {
+		return usagef("SOURCE cannot be standard input: deploy reads an image at random offsets, and a source once per target; write it to a file first")
 	}
-	if g.parallel < 1 {
+	if o.target.Config == "-" {
+		return usagef("--config -: the config is read once per target, and standard input only once; write it to a file first")
+	}
+	if o.parallel < 1 {
 		return usagef("--parallel must be at least 1")
 	}
-	targets := []deploy.Target{cli}
-	onNames, onTags, err := onSelection(g.on)
+	s = s.withProgress(o.progress)
+	targets := []deploy.Target{o.target}
+	onNames, onTags, err := onSelection(o.on)
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	if g.targets != "" {
-		names, tags := append(g.names, onNames...), append(g.tags, onTags...)
-		all, err := loadTargets(g.targets, func(t *deploy.Target) error { _, err := parse(t); return err })
+	if o.targets != "" {
+		names, tags := append(slices.Clip(o.names), onNames...), append(slices.Clip(o.tags), onTags...)
+		var all []deploy.Target
+		if o.targets == "-" {
+			// nix eval --json .#deploy.targets | vmatool deploy --targets - ...
+			data, rerr := io.ReadAll(s.in)
+			if rerr != nil {
+				return fmt.Errorf("reading the targets from standard input: %w", rerr)
+			}
+			all, err = parseTargets("<stdin>", data, o.override)
+		} else {
+			all, err = loadTargets(o.targets, o.override)
+		}
 		if err != nil {
 			return usageError{err.Error()}
 		}
 		if targets, err = selectTargets(all, names, tags); err != nil {
 			return usageError{err.Error()}
 		}
-	} else if len(g.names)+len(g.tags)+len(g.on) > 0 {
+	} else if len(o.names)+len(o.tags)+len(o.on) > 0 {
 		return usagef("--tag, --target and --on pick from --targets FILE")
 	}
 
-	src, err := deploy.OpenSource(source, g.window.option())
+	src, err := deploy.OpenSource(source, o.window.option())
 	if err != nil {
 		return windowHint(err)
 	}
-	sshConfig, err := readSSHConfig(s.getenv, g.sshConfig)
+	sshConfig, err := readSSHConfig(s.getenv, o.sshConfig)
 	if err != nil {
 		return err
 	}
@@ -174,10 +218,10 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	opts := deploy.Options{
 		Home: homeDir(s.getenv), AgentSocket: s.getenv("SSH_AUTH_SOCK"), Token: s.getenv("PVE_TOKEN"),
 		SSHConfig: sshConfig,
-		TempDir:   os.TempDir(), Now: s.now(), Parallel: g.parallel,
+		TempDir:   tempDir(s.getenv), Now: s.now(), Parallel: o.parallel,
 		// Each target opens the image: show its backing chain once.
 		Chain: func(line string) {
-			if !g.quiet && !shown[line] {
+			if !o.quiet && !shown[line] {
 				shown[line] = true
 				fmt.Fprintln(s.err, "vmatool: "+line)
 			}
@@ -196,9 +240,9 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 	// anything runs. A target that cannot be placed is shown so in a dry
 	// run, and fails alone in a run.
 	placeErr := plan.Place(ctx)
-	if g.dryRun {
+	if o.dryRun {
 		var err error
-		if g.json {
+		if o.json {
 			err = writeJSON(s.out, plan)
 		} else {
 			err = plan.WriteText(s.out)
@@ -209,10 +253,10 @@ func runDeploy(ctx context.Context, s *streams, args []string) error {
 		return placeErr
 	}
 
-	r := newDeployRenderer(s, g.quiet || g.json)
+	r := newDeployRenderer(s, o.quiet || o.json)
 	results := deploy.Run(ctx, plan, src, r.event)
 	r.finish()
-	if g.json {
+	if o.json {
 		if err := writeJSON(s.out, results); err != nil {
 			return err
 		}

@@ -31,8 +31,8 @@ With -r, the restore protocol of qmrestore ("vma extract -v -r FIFO
 ARCHIVE TMPDIR"): the configs are written to <tmpdir> (which must not
 exist), the archive's listing is printed (CFG:, DEV:, VMSTATE: and last
 CTIME: lines, as "vmatool list" prints them), and then one line per disk
-is read from <fifo> (a FIFO or a file), up to a line "done", an empty
-line or the end:
+is read from <fifo> (a FIFO, a file, or "-" for standard input when
+<file> is not), up to a line "done", an empty line or the end:
 
   [format=<fmt>:][throttling.bps=<bytes/s>:][throttling.group=<name>:][cache=<mode>:]<0|1>:<devname>=<path>
   skip=<devname>
@@ -67,38 +67,52 @@ EXIT STATUS:
   data), 2 usage error, 130 interrupted.
 `
 
-// extractFlags defines extract's flags on fs and returns what runs it once
-// they are parsed.
-func extractFlags(fs *pflag.FlagSet, s *streams) runner {
-	verbose := fs.BoolP("verbose", "v", false, "print progress lines and a summary, as Proxmox does")
-	driveList := fs.StringP("drives", "d", "", "comma-separated device names to extract (the last -d counts)")
-	readMap := fs.StringP("read-map", "r", "", "read where each disk goes from this FIFO or file, as qmrestore drives vma")
-	window := addMaxWindowFlag(fs)
-	return func(ctx context.Context) error {
-		if fs.NArg() != 2 {
-			return usagef("want <file> and <targetdir>, got %d arguments", fs.NArg())
-		}
-		a, err := openArchive(s, fs.Arg(0), true, "", window.option())
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		var drives []string
-		if fs.Changed("drives") {
-			drives = strings.Split(*driveList, ",")
-			warnMissingDrives(s, a.reader.Header(), drives)
-		}
-		var stats *readStats
-		if *verbose {
-			stats = newReadStats(s.out, s.now, a.reader.Header(), false)
-		}
-		if fs.Changed("read-map") {
-			return restoreMapped(ctx, s, a, mappedRestore{dir: fs.Arg(1), mapPath: *readMap, drives: drives, stats: stats})
-		}
-		job := unpackJob{dir: fs.Arg(1), mustBeNew: true, anyDevices: true, devinfo: s.out, stats: stats, warn: s.err}
-		job.devices = drives
-		return unpackArchive(ctx, a, &job)
+// extractOptions are extract's flags and arguments (<file> and
+// <targetdir> or <tmpdir>).
+type extractOptions struct {
+	cmdLine
+	verbose bool
+	drives  string // comma-separated; only if given, as -d "" picks none
+	readMap string // only if given
+	window  maxWindow
+}
+
+func (o *extractOptions) addFlags(fs *pflag.FlagSet) {
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print progress lines and a summary, as Proxmox does")
+	fs.StringVarP(&o.drives, "drives", "d", "", "comma-separated device names to extract (the last -d counts)")
+	fs.StringVarP(&o.readMap, "read-map", "r", "", "read where each disk goes from this FIFO or file (- for standard input), as qmrestore drives vma")
+	addMaxWindowFlag(fs, &o.window)
+}
+
+// runExtract extracts into a new folder, or with -r restores onto the
+// targets the map names, as Proxmox's vma extract does.
+func runExtract(ctx context.Context, s *streams, o *extractOptions) error {
+	if len(o.args) != 2 {
+		return usagef("want <file> and <targetdir>, got %d arguments", len(o.args))
 	}
+	if o.isGiven("read-map") && o.readMap == "-" && o.args[0] == "-" {
+		return usagef("-r - and <file> - both want standard input: give one of them as a file or FIFO")
+	}
+	a, err := openArchive(s, o.args[0], true, "", o.window.option())
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	var drives []string
+	if o.isGiven("drives") {
+		drives = strings.Split(o.drives, ",")
+		warnMissingDrives(s, a.reader.Header(), drives)
+	}
+	var stats *readStats
+	if o.verbose {
+		stats = newReadStats(s.out, s.now, a.reader.Header(), false)
+	}
+	if o.isGiven("read-map") {
+		return restoreMapped(ctx, s, a, mappedRestore{dir: o.args[1], mapPath: o.readMap, drives: drives, stats: stats})
+	}
+	job := unpackJob{dir: o.args[1], mustBeNew: true, anyDevices: true, devinfo: s.out, stats: stats, warn: s.err}
+	job.devices = drives
+	return unpackArchive(ctx, a, &job)
 }
 
 // warnMissingDrives says which names of -d the archive lacks. Proxmox's

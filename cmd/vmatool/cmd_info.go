@@ -113,54 +113,65 @@ type diskInfoDoc struct {
 // a backing file info did not open.
 const partitionsNeedBacking = "not read: it needs the backing file (--backing-chain reads it)"
 
-// infoFlags defines info's flags on fs and returns what runs it once
-// they are parsed.
-func infoFlags(fs *pflag.FlagSet, s *streams) runner {
-	asJSON := fs.Bool("json", false, "print JSON")
-	dataFile := fs.String("data-file", "", "external data file of a qcow2 image")
-	window := addMaxWindowFlag(fs)
-	followChain := fs.Bool("backing-chain", false, "open a qcow2 image's backing chain and read through it")
-	noBacking := fs.Bool("no-backing", false, "refuse a qcow2 image that has a backing file")
-	quiet := fs.BoolP("quiet", "q", false, "do not show the backing chain on standard error")
-	return func(ctx context.Context) error {
-		path, err := oneArg(fs, "IMAGE or ARCHIVE")
-		if err != nil {
-			return err
-		}
-		var doc *infoDoc
-		if path == "-" {
-			// An image needs random access; a stream can only be an archive.
-			doc, err = archiveInfoOf(ctx, s, path, window.option())
-			if errors.Is(err, vma.ErrNotVMA) {
-				err = fmt.Errorf("%w (info reads an image only from a file; standard input must hold an archive)", err)
-			}
-		} else {
-			var src *recipe.Source
-			if src, err = recipe.Identify(path, window.option()); err != nil {
-				return windowHint(err)
-			}
-			if src.Archive() {
-				doc, err = archiveInfoOf(ctx, s, path, window.option())
-			} else {
-				opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(*noBacking, *followChain))}
-				if !*quiet {
-					opts = append(opts, recipe.WithChain(chainPrinter(s)))
-				}
-				doc, err = imageInfoOf(recipe.Disk{Path: path, Format: src.Format, DataFile: *dataFile}, opts...)
-			}
-		}
-		if err != nil {
-			return err
-		}
-		for _, w := range doc.Warnings {
-			fmt.Fprintf(s.err, "vmatool info: warning: %s\n", w)
-		}
-		if *asJSON {
-			return writeJSON(s.out, doc)
-		}
-		writeInfo(s.out, doc)
-		return nil
+// infoOptions are info's flags and argument (IMAGE or ARCHIVE).
+type infoOptions struct {
+	cmdLine
+	asJSON      bool
+	dataFile    string
+	window      maxWindow
+	followChain bool
+	noBacking   bool
+	quiet       bool
+}
+
+func (o *infoOptions) addFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON")
+	fs.StringVar(&o.dataFile, "data-file", "", "external data file of a qcow2 image")
+	addMaxWindowFlag(fs, &o.window)
+	fs.BoolVar(&o.followChain, "backing-chain", false, "open a qcow2 image's backing chain and read through it")
+	fs.BoolVar(&o.noBacking, "no-backing", false, "refuse a qcow2 image that has a backing file")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "do not show the backing chain on standard error")
+}
+
+// runInfo describes an image or an archive.
+func runInfo(ctx context.Context, s *streams, o *infoOptions) error {
+	path, err := oneArg(o.args, "IMAGE or ARCHIVE")
+	if err != nil {
+		return err
 	}
+	var doc *infoDoc
+	if path == "-" {
+		// An image needs random access; a stream can only be an archive.
+		doc, err = archiveInfoOf(ctx, s, path, o.window.option())
+		if errors.Is(err, vma.ErrNotVMA) {
+			err = fmt.Errorf("%w (info reads an image only from a file; standard input must hold an archive)", err)
+		}
+	} else {
+		var src *recipe.Source
+		if src, err = recipe.Identify(path, o.window.option()); err != nil {
+			return windowHint(err)
+		}
+		if src.Archive() {
+			doc, err = archiveInfoOf(ctx, s, path, o.window.option())
+		} else {
+			opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(o.noBacking, o.followChain))}
+			if !o.quiet {
+				opts = append(opts, recipe.WithChain(chainPrinter(s)))
+			}
+			doc, err = imageInfoOf(recipe.Disk{Path: path, Format: src.Format, DataFile: o.dataFile}, opts...)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for _, w := range doc.Warnings {
+		fmt.Fprintf(s.err, "vmatool info: warning: %s\n", w)
+	}
+	if o.asJSON {
+		return writeJSON(s.out, doc)
+	}
+	writeInfo(s.out, doc)
+	return nil
 }
 
 // readPartitions reads the partition table of disk di, from r. A damaged

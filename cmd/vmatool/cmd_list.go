@@ -38,30 +38,37 @@ EXIT STATUS:
   0 ok, 1 unreadable or malformed archive, 2 usage error, 130 interrupted.
 `
 
-// listFlags defines list's flags on fs and returns what runs it once
-// they are parsed.
-func listFlags(fs *pflag.FlagSet, s *streams) runner {
-	asJSON := fs.Bool("json", false, "print JSON, with uuid and stored bytes per device (reads the whole archive)")
-	window := addMaxWindowFlag(fs)
-	return func(ctx context.Context) error {
-		path, err := oneArg(fs, "ARCHIVE")
-		if err != nil {
-			return err
-		}
-		a, err := openArchive(s, path, true, "", window.option())
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		if !*asJSON {
-			writeListing(s.out, a.reader.Header())
-			return nil
-		}
-		if _, err := vma.Verify(ctx, a.reader); err != nil {
-			return a.wrap(err)
-		}
-		return writeJSON(s.out, listJSONDoc{File: path, ArchiveDoc: newArchiveDoc(a)})
+// listOptions are list's flags and argument (ARCHIVE).
+type listOptions struct {
+	cmdLine
+	asJSON bool
+	window maxWindow
+}
+
+func (o *listOptions) addFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON, with uuid and stored bytes per device (reads the whole archive)")
+	addMaxWindowFlag(fs, &o.window)
+}
+
+// runList prints the archive's listing, or with --json its description.
+func runList(ctx context.Context, s *streams, o *listOptions) error {
+	path, err := oneArg(o.args, "ARCHIVE")
+	if err != nil {
+		return err
 	}
+	a, err := openArchive(s, path, true, "", o.window.option())
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if !o.asJSON {
+		writeListing(s.out, a.reader.Header())
+		return nil
+	}
+	if _, err := vma.Verify(ctx, a.reader); err != nil {
+		return a.wrap(err)
+	}
+	return writeJSON(s.out, listJSONDoc{File: path, ArchiveDoc: newArchiveDoc(a)})
 }
 
 // writeListing prints what "vma list" prints; CTIME comes last because

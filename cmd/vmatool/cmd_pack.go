@@ -77,86 +77,106 @@ EXIT STATUS:
   130 interrupted.
 `
 
-// packFlags defines pack's flags on fs and returns what runs it once
-// they are parsed.
-func packFlags(fs *pflag.FlagSet, s *streams) runner {
-	out := fs.StringP("output", "o", "", "output archive, existing folder (a vzdump name is made), or - for standard output (required)")
-	configs := fs.StringArrayP("config", "c", nil, "config file to store (repeatable); qemu-server.conf gets map lines added")
-	compress := fs.String("compress", "", "zstd, gzip or none; must agree with OUT's name (default: from the OUT name)")
-	level := fs.Int("level", 0, "compression level, numbered as zstd and gzip do (default: the fastest zstd, output about 2% larger than zstd -3; gzip 6)")
-	vmid := fs.Int("vmid", recipe.DefaultVMID, "VM id for a generated archive name and config")
-	storage := fs.String("storage", recipe.DefaultStorage, "storage named in generated drive and #qmdump#map lines")
-	uuidFlag := fs.String("uuid", "", "archive uuid (default: random, or derived under SOURCE_DATE_EPOCH)")
-	ctimeFlag := fs.Int64("ctime", -1, "archive creation time in seconds since the epoch (default: now, or SOURCE_DATE_EPOCH)")
-	dataFileFlags := fs.StringArray("data-file", nil, "external data file of a qcow2 image, IMAGE=PATH (or PATH with one disk)")
-	noBacking := fs.Bool("no-backing", false, "refuse a qcow2 image that has a backing file")
-	force := fs.BoolP("force", "f", false, "overwrite an existing output")
-	configOnly := fs.Bool("config-only", false, "make an archive of configs alone, without disks (as vzdump does for a VM without disks)")
-	quiet := fs.BoolP("quiet", "q", false, "no progress display, no backing chain or warning about the name on standard error, and no output path on standard output")
-	addProgressFlag(fs, s)
-	return func(ctx context.Context) error {
-		if err := checkPackArgs(s, *out, fs.Args(), *configs, *configOnly); err != nil {
-			return err
-		}
-		disks, err := recipe.ParseDisks(fs.Args())
-		if err != nil {
-			return recipeError(err)
-		}
-		if err := dataFiles(*dataFileFlags, disks); err != nil {
-			return err
-		}
-		cfgs, err := recipe.ReadConfigs(*configs...)
-		if err != nil {
-			return err
-		}
-		opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(*noBacking, true)), recipe.WithNow(s.now())}
-		if !*quiet {
-			opts = append(opts, recipe.WithChain(chainPrinter(s)))
-		}
-		idOpts, err := identityOptions(s, *uuidFlag, *ctimeFlag, fs.Changed("ctime"), true)
-		if err != nil {
-			return err
-		}
-		pack, err := recipe.Open(recipe.Spec{Configs: cfgs, Disks: disks, VMID: *vmid, Storage: *storage}, append(opts, idOpts...)...)
-		if err != nil {
-			return recipeError(err)
-		}
-		defer pack.Close()
-		for _, k := range pack.Unattached {
-			fmt.Fprintf(s.err, "vmatool pack: warning: %s has no %s: line; qmrestore will restore the disk but not attach it\n", pveconf.ConfigName, k)
-		}
+// packOptions are pack's flags and arguments (the disks).
+type packOptions struct {
+	cmdLine
+	output     string
+	configs    []string
+	compress   string
+	level      int
+	vmid       int
+	storage    string
+	uuid       string
+	ctime      int64 // only if given: -1 is refused, not "now"
+	dataFiles  []string
+	noBacking  bool
+	force      bool
+	configOnly bool
+	quiet      bool
+	progress   bool
+}
 
-		dest, comp, err := packDestination(*out, *compress, pack)
-		if err != nil {
-			return err
-		}
-		var sink *archiveSink
-		if dest == "-" {
-			sink = &archiveSink{w: s.out}
-		} else if sink, err = fileSink(dest, *force); err != nil {
-			return err
-		}
-		m := newMeter(s, *quiet, "pack", pack.Size)
-		written := &countingWriter{w: sink}
-		err = pack.WriteArchive(ctx, written, comp, *level, m)
-		if err != nil {
-			m.Finish()
-			sink.abort()
-			return err
-		}
-		if err := sink.finish(); err != nil {
-			m.Finish()
-			return err
-		}
-		m.Done(written.n.Load(), dest)
-		if dest != "-" && !*quiet {
-			fmt.Fprintln(s.out, dest)
-			if w := restoreNameWarning(dest); w != "" {
-				fmt.Fprintf(s.err, "vmatool pack: warning: %s\n", w)
-			}
-		}
-		return nil
+func (o *packOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.output, "output", "o", "", "output archive, existing folder (a vzdump name is made), or - for standard output (required)")
+	fs.StringArrayVarP(&o.configs, "config", "c", nil, "config file to store (repeatable); qemu-server.conf gets map lines added")
+	fs.StringVar(&o.compress, "compress", "", "zstd, gzip or none; must agree with OUT's name (default: from the OUT name)")
+	fs.IntVar(&o.level, "level", 0, "compression level, numbered as zstd and gzip do (default: the fastest zstd, output about 2% larger than zstd -3; gzip 6)")
+	fs.IntVar(&o.vmid, "vmid", recipe.DefaultVMID, "VM id for a generated archive name and config")
+	fs.StringVar(&o.storage, "storage", recipe.DefaultStorage, "storage named in generated drive and #qmdump#map lines")
+	fs.StringVar(&o.uuid, "uuid", "", "archive uuid (default: random, or derived under SOURCE_DATE_EPOCH)")
+	fs.Int64Var(&o.ctime, "ctime", -1, "archive creation time in seconds since the epoch (default: now, or SOURCE_DATE_EPOCH)")
+	fs.StringArrayVar(&o.dataFiles, "data-file", nil, "external data file of a qcow2 image, IMAGE=PATH (or PATH with one disk)")
+	fs.BoolVar(&o.noBacking, "no-backing", false, "refuse a qcow2 image that has a backing file")
+	fs.BoolVarP(&o.force, "force", "f", false, "overwrite an existing output")
+	fs.BoolVar(&o.configOnly, "config-only", false, "make an archive of configs alone, without disks (as vzdump does for a VM without disks)")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display, no backing chain or warning about the name on standard error, and no output path on standard output")
+	addProgressFlag(fs, &o.progress)
+}
+
+// runPack packs the disks into the archive -o names.
+func runPack(ctx context.Context, s *streams, o *packOptions) error {
+	if err := checkPackArgs(s, o.output, o.args, o.configs, o.configOnly); err != nil {
+		return err
 	}
+	s = s.withProgress(o.progress)
+	disks, err := recipe.ParseDisks(o.args)
+	if err != nil {
+		return recipeError(err)
+	}
+	if err := dataFiles(o.dataFiles, disks); err != nil {
+		return err
+	}
+	cfgs, err := recipe.ReadConfigs(o.configs...)
+	if err != nil {
+		return err
+	}
+	opts := []recipe.Option{recipe.WithBacking(recipe.BackingMode(o.noBacking, true)), recipe.WithNow(s.now())}
+	if !o.quiet {
+		opts = append(opts, recipe.WithChain(chainPrinter(s)))
+	}
+	idOpts, err := identityOptions(s, o.uuid, o.ctime, o.isGiven("ctime"), true)
+	if err != nil {
+		return err
+	}
+	pack, err := recipe.Open(recipe.Spec{Configs: cfgs, Disks: disks, VMID: o.vmid, Storage: o.storage}, append(opts, idOpts...)...)
+	if err != nil {
+		return recipeError(err)
+	}
+	defer pack.Close()
+	for _, k := range pack.Unattached {
+		fmt.Fprintf(s.err, "vmatool pack: warning: %s has no %s: line; qmrestore will restore the disk but not attach it\n", pveconf.ConfigName, k)
+	}
+
+	dest, comp, err := packDestination(o.output, o.compress, pack)
+	if err != nil {
+		return err
+	}
+	var sink *archiveSink
+	if dest == "-" {
+		sink = &archiveSink{w: s.out}
+	} else if sink, err = fileSink(dest, o.force); err != nil {
+		return err
+	}
+	m := newMeter(s, o.quiet, "pack", pack.Size)
+	written := &countingWriter{w: sink}
+	err = pack.WriteArchive(ctx, written, comp, o.level, m)
+	if err != nil {
+		m.Finish()
+		sink.abort()
+		return err
+	}
+	if err := sink.finish(); err != nil {
+		m.Finish()
+		return err
+	}
+	m.Done(written.n.Load(), dest)
+	if dest != "-" && !o.quiet {
+		fmt.Fprintln(s.out, dest)
+		if w := restoreNameWarning(dest); w != "" {
+			fmt.Fprintf(s.err, "vmatool pack: warning: %s\n", w)
+		}
+	}
+	return nil
 }
 
 // checkPackArgs refuses, before anything is opened, the command lines

@@ -50,59 +50,73 @@ EXIT STATUS:
   file was in place, everything).
 `
 
-// unpackFlags defines unpack's flags on fs and returns what runs it once
-// they are parsed.
-func unpackFlags(fs *pflag.FlagSet, s *streams) runner {
-	devices := fs.StringSliceP("devices", "d", nil, "only these devices, with or without drive- (comma-separated or repeated); configs are always written")
-	force := fs.BoolP("force", "f", false, "overwrite existing files")
-	quiet := fs.BoolP("quiet", "q", false, "no progress display")
-	addProgressFlag(fs, s)
-	partial := fs.Bool("partial", false, "salvage a damaged or truncated archive: write what is intact, list what is missing (exit status 3)")
-	asJSON := fs.Bool("json", false, "print the outcome as JSON: output folder, complete, missing ranges, damage")
-	window := addMaxWindowFlag(fs)
-	return func(ctx context.Context) error {
-		if fs.NArg() != 2 {
-			return usagef("want ARCHIVE and DIR, got %d arguments", fs.NArg())
-		}
-		if fs.Arg(1) == "-" {
-			return usagef("unpack writes files into a folder, not to standard output; to stream a disk, use vmatool convert -d DEV -O raw %s - (or ./- for a folder named -)", fs.Arg(0))
-		}
-		var ropts []vma.ReaderOption
-		if *partial {
-			ropts = append(ropts, vma.WithSalvage())
-		}
-		a, err := openArchiveWith(s, fs.Arg(0), *quiet || *asJSON, "unpack", ropts, window.option())
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		job := &unpackJob{dir: fs.Arg(1), devices: deviceNames(a.reader.Header(), *devices), force: *force, warn: s.err, partial: *partial}
-		if err := unpackArchive(ctx, a, job); err != nil {
-			if !*partial {
-				err = damageHint(err, "unpack")
-			}
-			return err
-		}
-		sr := job.salvage
-		if *asJSON {
-			doc := unpackJSONDoc{Output: job.dir, Complete: sr == nil || sr.complete()}
-			if sr != nil {
-				doc.salvageResult = *sr
-			} else {
-				doc.Missing, doc.Damage = []missingJSON{}, []damageJSON{}
-			}
-			if err := writeJSON(s.out, doc); err != nil {
-				return err
-			}
-		}
-		if sr != nil && !sr.complete() {
-			a.meter.Finish() // end the progress line before the report
-			sr.report(s.err, "unpack", a, job.dir)
-			return errPartial
-		}
-		a.meter.Done(job.diskBytes, job.dir)
-		return nil
+// unpackOptions are unpack's flags and arguments (ARCHIVE and DIR).
+type unpackOptions struct {
+	cmdLine
+	devices  []string
+	force    bool
+	quiet    bool
+	progress bool
+	partial  bool
+	asJSON   bool
+	window   maxWindow
+}
+
+func (o *unpackOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVarP(&o.devices, "devices", "d", nil, "only these devices, with or without drive- (comma-separated or repeated); configs are always written")
+	fs.BoolVarP(&o.force, "force", "f", false, "overwrite existing files")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display")
+	addProgressFlag(fs, &o.progress)
+	fs.BoolVar(&o.partial, "partial", false, "salvage a damaged or truncated archive: write what is intact, list what is missing (exit status 3)")
+	fs.BoolVar(&o.asJSON, "json", false, "print the outcome as JSON: output folder, complete, missing ranges, damage")
+	addMaxWindowFlag(fs, &o.window)
+}
+
+// runUnpack writes the archive's configs and disks into DIR.
+func runUnpack(ctx context.Context, s *streams, o *unpackOptions) error {
+	if len(o.args) != 2 {
+		return usagef("want ARCHIVE and DIR, got %d arguments", len(o.args))
 	}
+	src, dir := o.args[0], o.args[1]
+	if dir == "-" {
+		return usagef("unpack writes files into a folder, not to standard output; to stream a disk, use vmatool convert -d DEV -O raw %s - (or ./- for a folder named -)", src)
+	}
+	s = s.withProgress(o.progress)
+	var ropts []vma.ReaderOption
+	if o.partial {
+		ropts = append(ropts, vma.WithSalvage())
+	}
+	a, err := openArchiveWith(s, src, o.quiet || o.asJSON, "unpack", ropts, o.window.option())
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	job := &unpackJob{dir: dir, devices: deviceNames(a.reader.Header(), o.devices), force: o.force, warn: s.err, partial: o.partial}
+	if err := unpackArchive(ctx, a, job); err != nil {
+		if !o.partial {
+			err = damageHint(err, "unpack")
+		}
+		return err
+	}
+	sr := job.salvage
+	if o.asJSON {
+		doc := unpackJSONDoc{Output: job.dir, Complete: sr == nil || sr.complete()}
+		if sr != nil {
+			doc.salvageResult = *sr
+		} else {
+			doc.Missing, doc.Damage = []missingJSON{}, []damageJSON{}
+		}
+		if err := writeJSON(s.out, doc); err != nil {
+			return err
+		}
+	}
+	if sr != nil && !sr.complete() {
+		a.meter.Finish() // end the progress line before the report
+		sr.report(s.err, "unpack", a, job.dir)
+		return errPartial
+	}
+	a.meter.Done(job.diskBytes, job.dir)
+	return nil
 }
 
 // unpackJSONDoc is unpack --json.

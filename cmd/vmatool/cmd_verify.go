@@ -54,41 +54,52 @@ EXIT STATUS:
   2 usage error, 130 interrupted.
 `
 
-// verifyFlags defines verify's flags on fs and returns what runs it once
-// they are parsed.
-func verifyFlags(fs *pflag.FlagSet, s *streams) runner {
-	asJSON := fs.Bool("json", false, "print the result as JSON (also on failure)")
-	quiet := fs.BoolP("quiet", "q", false, "no progress display, and no summary line on a terminal")
-	addProgressFlag(fs, s)
-	verbose := fs.BoolP("verbose", "v", false, "print the listing, progress lines and a summary, as Proxmox's vma verify -v does")
-	window := addMaxWindowFlag(fs)
-	return func(ctx context.Context) error {
-		path, err := oneArg(fs, "ARCHIVE")
-		if err != nil {
-			return err
-		}
-		if *verbose && *asJSON {
-			return usagef("-v and --json both want standard output: choose one")
-		}
-		start := s.now()
-		v, err := verifyArchive(ctx, s, path, *quiet || *asJSON || *verbose, *verbose, window.option())
-		if *asJSON {
-			if errors.Is(err, context.Canceled) {
-				return err
-			}
-			if jerr := writeJSON(s.out, newVerifyJSON(path, v, err)); jerr != nil {
-				return jerr
-			}
-			if err != nil {
-				return errSilent // the document holds the error
-			}
-			return nil
-		}
-		if err == nil && s.outIsTTY && !*quiet && !*verbose {
-			fmt.Fprintln(s.out, verifySummary(path, v.doc, s.now().Sub(start)))
-		}
+// verifyOptions are verify's flags and argument (ARCHIVE).
+type verifyOptions struct {
+	cmdLine
+	asJSON   bool
+	quiet    bool
+	progress bool
+	verbose  bool
+	window   maxWindow
+}
+
+func (o *verifyOptions) addFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON (also on failure)")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display, and no summary line on a terminal")
+	addProgressFlag(fs, &o.progress)
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print the listing, progress lines and a summary, as Proxmox's vma verify -v does")
+	addMaxWindowFlag(fs, &o.window)
+}
+
+// runVerify verifies the archive and reports as the flags ask.
+func runVerify(ctx context.Context, s *streams, o *verifyOptions) error {
+	path, err := oneArg(o.args, "ARCHIVE")
+	if err != nil {
 		return err
 	}
+	if o.verbose && o.asJSON {
+		return usagef("-v and --json both want standard output: choose one")
+	}
+	s = s.withProgress(o.progress)
+	start := s.now()
+	v, err := verifyArchive(ctx, s, path, o.quiet || o.asJSON || o.verbose, o.verbose, o.window.option())
+	if o.asJSON {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		if jerr := writeJSON(s.out, newVerifyJSON(path, v, err)); jerr != nil {
+			return jerr
+		}
+		if err != nil {
+			return errSilent // the document holds the error
+		}
+		return nil
+	}
+	if err == nil && s.outIsTTY && !o.quiet && !o.verbose {
+		fmt.Fprintln(s.out, verifySummary(path, v.doc, s.now().Sub(start)))
+	}
+	return err
 }
 
 // verified is what verifyArchive learned about a valid archive.

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -393,46 +392,40 @@ func streamArchive(ctx context.Context, s *streams, o *convertOptions, a *archiv
 }
 
 // convertToArchive packs an image into an archive, as pack does with one
-// disk: convert's flags become pack's.
+// disk: convert's options become pack's.
 func convertToArchive(ctx context.Context, s *streams, o *convertOptions, src, dst string) error {
-	args := []string{"-o", dst}
-	if o.force {
-		args = append(args, "--force")
-	}
-	if o.quiet {
-		args = append(args, "-q")
-	}
-	if s.progress {
-		args = append(args, "--progress")
-	}
+	po := defaults[packOptions]()
+	po.output, po.force, po.quiet, po.progress = dst, o.force, o.quiet, s.progress
 	switch {
 	case o.compression != "":
-		args = append(args, "--compress", o.compression)
+		po.compress = o.compression
 	case o.compress && !hasSuffix(dst, ".zst", ".gz"):
-		args = append(args, "--compress", "zstd")
+		po.compress = "zstd"
 	}
-	for _, c := range o.configs {
-		args = append(args, "-c", c)
+	po.configs, po.noBacking = o.configs, o.noBacking
+	// Pack's own defaults stand for the flags convert was not given.
+	if o.isGiven("vmid") {
+		po.vmid = o.vmid
 	}
-	for _, f := range []struct {
-		name  string
-		value string
-	}{
-		{"vmid", strconv.Itoa(o.vmid)}, {"storage", o.storage}, {"level", strconv.Itoa(o.level)},
-		{"uuid", o.uuid}, {"ctime", strconv.FormatInt(o.ctime, 10)}, {"data-file", o.dataFile},
-	} {
-		if o.changed(f.name) {
-			args = append(args, "--"+f.name, f.value)
-		}
+	if o.isGiven("storage") {
+		po.storage = o.storage
 	}
-	if o.noBacking {
-		args = append(args, "--no-backing")
+	if o.isGiven("level") {
+		po.level = o.level
+	}
+	po.uuid = o.uuid
+	if o.isGiven("ctime") {
+		po.ctime = o.ctime
+		po.give("ctime")
+	}
+	if o.dataFile != "" {
+		po.dataFiles = []string{o.dataFile}
 	}
 	drive := o.device
 	if drive == "" {
 		drive = "scsi0"
 	}
-	args = append(args, drive+"="+src)
+	po.args = []string{drive + "=" + src}
 
 	// Pack prints the path it wrote on standard output; --json reports it
 	// instead, and has no progress line to share the terminal with.
@@ -442,7 +435,7 @@ func convertToArchive(ctx context.Context, s *streams, o *convertOptions, src, d
 		ps.out, ps.errisTTY = &printed, false
 	}
 	start := time.Now()
-	if err := runArgs(ctx, &ps, "pack", packFlags, args); err != nil {
+	if err := runPack(ctx, &ps, po); err != nil {
 		return err
 	}
 	if !o.asJSON {

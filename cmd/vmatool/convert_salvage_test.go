@@ -59,7 +59,7 @@ func salvageLayout(t *testing.T) (archive []byte, exts []extentClusters, images 
 	}
 	// The intact disks, as unpack writes them: the manifest's bytes.
 	u := filepath.Join(t.TempDir(), "intact")
-	vmatool(t, nil, nil, "unpack", "-q", filepath.Join(vectorDir, salvageVector), u).mustSucceed(t)
+	runInProcess(t, nil, nil, "unpack", "-q", filepath.Join(vectorDir, salvageVector), u).mustSucceed(t)
 	images = map[string][]byte{}
 	for _, v := range vectors(t) {
 		if v.File != salvageVector {
@@ -167,7 +167,7 @@ func TestConvertPartial(t *testing.T) {
 			}
 			for _, format := range []string{"raw", "qcow2"} {
 				out := filepath.Join(dir, "out-"+format)
-				r := vmatool(t, nil, nil, "convert", "--partial", "--json", "-O", format, src, out)
+				r := runInProcess(t, nil, nil, "convert", "--partial", "--json", "-O", format, src, out)
 				if r.code != wantCode {
 					t.Fatalf("%s: exit %d, want %d; stderr %s", format, r.code, wantCode, r.stderr)
 				}
@@ -212,7 +212,7 @@ func TestConvertPartial(t *testing.T) {
 				}
 			}
 			// One disk to standard output.
-			r := vmatool(t, nil, nil, "convert", "--partial", "-d", "scsi1", src, "-")
+			r := runInProcess(t, nil, nil, "convert", "--partial", "-d", "scsi1", src, "-")
 			if r.code != wantCode {
 				t.Fatalf("stream: exit %d, want %d; stderr %s", r.code, wantCode, r.stderr)
 			}
@@ -223,7 +223,7 @@ func TestConvertPartial(t *testing.T) {
 			// Without --partial: exit 1, one line, nothing left.
 			parent := t.TempDir()
 			for _, args := range [][]string{{"-O", "raw"}, {"-c"}, {"-d", "scsi1"}} {
-				r := vmatool(t, nil, nil, append(append([]string{"convert"}, args...), src, filepath.Join(parent, "out"))...)
+				r := runInProcess(t, nil, nil, append(append([]string{"convert"}, args...), src, filepath.Join(parent, "out"))...)
 				assertOneError(t, r, "damaged.vma", "offset")
 				if !strings.Contains(r.stderr, "--partial") {
 					t.Errorf("the error does not suggest --partial: %s", r.stderr)
@@ -275,7 +275,7 @@ func TestUnpackPartial(t *testing.T) {
 				return
 			}
 			parent := t.TempDir()
-			r = vmatool(t, nil, nil, "unpack", src, filepath.Join(parent, "out"))
+			r = runInProcess(t, nil, nil, "unpack", src, filepath.Join(parent, "out"))
 			assertOneError(t, r, "damaged.vma", "offset", "--partial")
 			assertEmptyDir(t, parent)
 		})
@@ -286,7 +286,7 @@ func TestUnpackPartial(t *testing.T) {
 func TestPartialHeaderDamage(t *testing.T) {
 	for _, cmd := range [][]string{{"unpack", "--partial"}, {"convert", "--partial"}} {
 		parent := t.TempDir()
-		r := vmatool(t, nil, nil, append(cmd, filepath.Join(vectorDir, "e01-header-md5.vma"), filepath.Join(parent, "out"))...)
+		r := runInProcess(t, nil, nil, append(cmd, filepath.Join(vectorDir, "e01-header-md5.vma"), filepath.Join(parent, "out"))...)
 		assertOneError(t, r, "e01-header-md5.vma", "header checksum")
 		assertEmptyDir(t, parent)
 	}

@@ -118,7 +118,7 @@ func TestConvertVectors(t *testing.T) {
 			path := filepath.Join(vectorDir, v.File)
 			dir := t.TempDir()
 			if len(v.Devices) == 0 {
-				r := vmatool(t, nil, nil, "convert", path, filepath.Join(dir, "q"))
+				r := runInProcess(t, nil, nil, "convert", path, filepath.Join(dir, "q"))
 				if r.code != 1 || !strings.Contains(r.stderr, "no disks") {
 					t.Errorf("diskless archive: exit %d, %s", r.code, r.stderr)
 				}
@@ -126,8 +126,8 @@ func TestConvertVectors(t *testing.T) {
 				return
 			}
 			raw, q, qc := filepath.Join(dir, "r"), filepath.Join(dir, "q"), filepath.Join(dir, "qc")
-			vmatool(t, nil, nil, "convert", "-q", "-O", "raw", path, raw).mustSucceed(t)
-			vmatool(t, nil, nil, "convert", "-q", path, q).mustSucceed(t)
+			runInProcess(t, nil, nil, "convert", "-q", "-O", "raw", path, raw).mustSucceed(t)
+			runInProcess(t, nil, nil, "convert", "-q", path, q).mustSucceed(t)
 			r := vmatool(t, nil, nil, "convert", "-q", "-c", "--json", path, qc).mustSucceed(t)
 			r.assertRSS(t)
 			doc := parseConvertDoc(t, r)
@@ -157,7 +157,7 @@ func TestConvertVectors(t *testing.T) {
 			t.Run("qemu-img", func(t *testing.T) {
 				requireTool(t, "qemu-img")
 				u := filepath.Join(dir, "u")
-				vmatool(t, nil, nil, "unpack", "-q", path, u).mustSucceed(t)
+				runInProcess(t, nil, nil, "unpack", "-q", path, u).mustSucceed(t)
 				for _, d := range v.Devices {
 					for _, img := range []string{filepath.Join(q, "disk-"+d.Name+".qcow2"), filepath.Join(qc, "disk-"+d.Name+".qcow2")} {
 						qemuImgCheck(t, img)
@@ -231,7 +231,7 @@ func TestConvertLargeSparse(t *testing.T) {
 	dir := t.TempDir()
 	img := sparseMixedImage(t, filepath.Join(dir, "mixed.raw"), 1<<30, 6<<20, 1)
 	archive := filepath.Join(dir, "mixed.vma.zst")
-	vmatool(t, nil, nil, "pack", "-q", "-o", archive, img).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "-o", archive, img).mustSucceed(t)
 	want := streamSHA(t, img)
 	for _, src := range []string{img, archive} {
 		for _, comp := range []string{"zstd", "zlib"} {
@@ -409,17 +409,17 @@ func TestConvertStream(t *testing.T) {
 		dir := t.TempDir()
 		img := sparseMixedImage(t, filepath.Join(dir, "m.raw"), 64<<20, 2<<20, 2)
 		q := filepath.Join(dir, "m.qcow2")
-		vmatool(t, nil, nil, "convert", "-q", "-c", img, q).mustSucceed(t)
+		runInProcess(t, nil, nil, "convert", "-q", "-c", img, q).mustSucceed(t)
 		want := streamSHA(t, img)
 		for _, src := range []string{img, q} {
-			r := vmatool(t, nil, nil, "convert", "-q", src, "-").mustSucceed(t)
+			r := runInProcess(t, nil, nil, "convert", "-q", src, "-").mustSucceed(t)
 			if got := bytesSHA([]byte(r.stdout)); got != want {
 				t.Errorf("%s streamed: sha256 %s, want %s", src, got, want)
 			}
 		}
 	})
 	t.Run("qcow2 to a pipe", func(t *testing.T) {
-		r := vmatool(t, nil, nil, "convert", "-O", "qcow2", filepath.Join(vectorDir, "v01-single.vma"), "-")
+		r := runInProcess(t, nil, nil, "convert", "-O", "qcow2", filepath.Join(vectorDir, "v01-single.vma"), "-")
 		if r.code != 2 || !strings.Contains(r.stderr, "seekable") || r.stdout != "" {
 			t.Errorf("exit %d, stdout %d bytes, stderr %s", r.code, len(r.stdout), r.stderr)
 		}
@@ -470,7 +470,7 @@ func testReorderWindow(t *testing.T) {
 	// 1000 clusters ahead (62.5 MiB): within the 64 MiB window.
 	near := filepath.Join(dir, "near.vma")
 	disk := farArchive(t, near, 1000)
-	r := vmatool(t, nil, nil, "convert", near, "-").mustSucceed(t)
+	r := runInProcess(t, nil, nil, "convert", near, "-").mustSucceed(t)
 	if bytesSHA([]byte(r.stdout)) != bytesSHA(disk) {
 		t.Error("archive out of order within the window streamed wrong")
 	}
@@ -478,11 +478,11 @@ func testReorderWindow(t *testing.T) {
 	// 1100 clusters ahead: beyond it.
 	far := filepath.Join(dir, "far.vma")
 	disk = farArchive(t, far, 1100)
-	r = vmatool(t, nil, nil, "convert", far, "-")
+	r = runInProcess(t, nil, nil, "convert", far, "-")
 	assertOneError(t, r, "far.vma", "reorder window", "cluster 1100", "convert -O raw")
 	// Salvage gives up on the clusters it waited for: cluster 0 and 5
 	// come too late and are reported missing; the rest streams.
-	r = vmatool(t, nil, nil, "convert", "--partial", far, "-")
+	r = runInProcess(t, nil, nil, "convert", "--partial", far, "-")
 	if r.code != 3 {
 		t.Fatalf("--partial: exit %d, %s", r.code, r.stderr)
 	}
@@ -513,11 +513,11 @@ func TestConvertImageRoundTrips(t *testing.T) {
 		t.Run(strings.Join(tc, " "), func(t *testing.T) {
 			d := t.TempDir()
 			q, back := filepath.Join(d, "m.qcow2"), filepath.Join(d, "back.raw")
-			vmatool(t, nil, nil, append(append([]string{"convert", "-q"}, tc...), img, q)...).mustSucceed(t)
+			runInProcess(t, nil, nil, append(append([]string{"convert", "-q"}, tc...), img, q)...).mustSucceed(t)
 			// qcow2 to qcow2 with another cluster size, then to raw.
 			q2 := filepath.Join(d, "m2.qcow2")
-			vmatool(t, nil, nil, "convert", "-q", "--cluster-size", "64K", q, q2).mustSucceed(t)
-			vmatool(t, nil, nil, "convert", "-q", q2, back).mustSucceed(t)
+			runInProcess(t, nil, nil, "convert", "-q", "--cluster-size", "64K", q, q2).mustSucceed(t)
+			runInProcess(t, nil, nil, "convert", "-q", q2, back).mustSucceed(t)
 			if got := streamSHA(t, back); got != want {
 				t.Errorf("raw -> qcow2 -> qcow2 -> raw: sha256 %s, want %s", got, want)
 			}
@@ -530,21 +530,21 @@ func TestConvertImageRoundTrips(t *testing.T) {
 	}
 	for _, src := range []string{img, filepath.Join(dir, "c.qcow2")} {
 		if !strings.HasSuffix(src, ".raw") {
-			vmatool(t, nil, nil, "convert", "-q", "-c", img, src).mustSucceed(t)
+			runInProcess(t, nil, nil, "convert", "-q", "-c", img, src).mustSucceed(t)
 		}
 		for _, out := range []string{"a.vma", "a.vma.zst", "a.vma.gz"} {
 			t.Run(filepath.Base(src)+" to "+out, func(t *testing.T) {
 				d := t.TempDir()
 				path := filepath.Join(d, out)
-				r := vmatool(t, nil, nil, "convert", "--json", "-d", "virtio1", "--vmid", "321", src, path).mustSucceed(t)
+				r := runInProcess(t, nil, nil, "convert", "--json", "-d", "virtio1", "--vmid", "321", src, path).mustSucceed(t)
 				doc := parseConvertDoc(t, r)
 				if doc.Output != path || len(doc.Devices) != 1 || doc.Devices[0].Format != "vma" ||
 					doc.Devices[0].VirtualSize != 48<<20+4096 || doc.Devices[0].BytesWritten != fileSize(path) {
 					t.Errorf("--json: %+v", doc)
 				}
-				vmatool(t, nil, nil, "verify", "-q", path).mustSucceed(t)
+				runInProcess(t, nil, nil, "verify", "-q", path).mustSucceed(t)
 				u := filepath.Join(d, "u")
-				vmatool(t, nil, nil, "unpack", "-q", path, u).mustSucceed(t)
+				runInProcess(t, nil, nil, "unpack", "-q", path, u).mustSucceed(t)
 				if got := streamSHA(t, filepath.Join(u, "disk-drive-virtio1.raw")); got != want {
 					t.Errorf("sha256 %s, want %s", got, want)
 				}
@@ -554,7 +554,7 @@ func TestConvertImageRoundTrips(t *testing.T) {
 				}
 				// And back: the archive to qcow2, to a file.
 				back := filepath.Join(d, "back.qcow2")
-				vmatool(t, nil, nil, "convert", "-q", path, back).mustSucceed(t)
+				runInProcess(t, nil, nil, "convert", "-q", path, back).mustSucceed(t)
 				if got := bytesSHA(qcow2Bytes(t, back)); got != want {
 					t.Errorf("archive -> qcow2: sha256 %s, want %s", got, want)
 				}
@@ -589,7 +589,7 @@ func TestConvertRefuses(t *testing.T) {
 		{[]string{"-f", "qcow2", "-", filepath.Join(dir, "x.qcow2")}, 2, "standard input"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			r := vmatool(t, nil, nil, append([]string{"convert"}, tc.args...)...)
+			r := runInProcess(t, nil, nil, append([]string{"convert"}, tc.args...)...)
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", r.code, r.stderr, tc.code, tc.want)
 			}
@@ -600,33 +600,33 @@ func TestConvertRefuses(t *testing.T) {
 	}
 	// Existing outputs: refused without --force, replaced with it.
 	out := writeFile(t, filepath.Join(dir, "out.qcow2"), []byte("precious"))
-	if r := vmatool(t, nil, nil, "convert", "-q", img, out); r.code != 1 || !strings.Contains(r.stderr, "--force") {
+	if r := runInProcess(t, nil, nil, "convert", "-q", img, out); r.code != 1 || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("over an existing file: exit %d, %s", r.code, r.stderr)
 	}
 	if b, _ := os.ReadFile(out); string(b) != "precious" {
 		t.Fatal("existing output changed")
 	}
-	vmatool(t, nil, nil, "convert", "-q", "--force", img, out).mustSucceed(t)
+	runInProcess(t, nil, nil, "convert", "-q", "--force", img, out).mustSucceed(t)
 	if bytesSHA(qcow2Bytes(t, out)) != fileSHA(t, img) {
 		t.Error("--force output differs")
 	}
 	folder := filepath.Join(dir, "disks")
-	vmatool(t, nil, nil, "convert", "-q", v02, folder).mustSucceed(t)
-	if r := vmatool(t, nil, nil, "convert", "-q", v02, folder); r.code != 1 || !strings.Contains(r.stderr, "--force") {
+	runInProcess(t, nil, nil, "convert", "-q", v02, folder).mustSucceed(t)
+	if r := runInProcess(t, nil, nil, "convert", "-q", v02, folder); r.code != 1 || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("over an existing folder: exit %d, %s", r.code, r.stderr)
 	}
-	vmatool(t, nil, nil, "convert", "-q", "--force", "-O", "qcow2", v02, folder).mustSucceed(t)
+	runInProcess(t, nil, nil, "convert", "-q", "--force", "-O", "qcow2", v02, folder).mustSucceed(t)
 	// -d into an existing folder: the folder gets that one disk.
 	one := filepath.Join(dir, "one")
 	os.Mkdir(one, 0o755)
-	vmatool(t, nil, nil, "convert", "-q", "-O", "raw", "-d", "scsi0", v02, one).mustSucceed(t)
+	runInProcess(t, nil, nil, "convert", "-q", "-O", "raw", "-d", "scsi0", v02, one).mustSucceed(t)
 	if got := dirNames(t, one); strings.Join(got, " ") != "disk-drive-scsi0.raw" {
 		t.Errorf("-d into a folder wrote %v", got)
 	}
 	// A source that is a bad archive: one line, nothing left.
 	bad := filepath.Join(vectorDir, "e02-extent-md5.vma")
 	outDir := t.TempDir()
-	r := vmatool(t, nil, nil, "convert", bad, filepath.Join(outDir, "x"))
+	r := runInProcess(t, nil, nil, "convert", bad, filepath.Join(outDir, "x"))
 	assertOneError(t, r, "e02-extent-md5.vma", "offset", "extent checksum mismatch", "--partial")
 	assertEmptyDir(t, outDir)
 }

@@ -5,8 +5,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -14,14 +12,17 @@ import (
 )
 
 // vmaWarning prints a warning the way vma's GLib log handler does,
-// "<program>: warning: <message>", under the name vmatool was started as:
-// run as "vma" (a link that lets Proxmox's scripts call it), it says "vma".
-func vmaWarning(w io.Writer, format string, args ...any) {
-	fmt.Fprintf(w, "%s: warning: %s\n", programName(), fmt.Sprintf(format, args...))
+// "<program>: warning: <message>", under the name vmatool was started as
+// (streams.programName): run as "vma" (a link that lets Proxmox's scripts
+// call it), it says "vma".
+func vmaWarning(s *streams, format string, args ...any) {
+	fmt.Fprintf(s.err, "%s: warning: %s\n", s.programName(), fmt.Sprintf(format, args...))
 }
 
-func programName() string {
-	return strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe")
+// programName is the name vmatool was started as: the last element of
+// argv[0], without Windows's .exe.
+func programName(argv0 string) string {
+	return strings.TrimSuffix(filepath.Base(argv0), ".exe")
 }
 
 // appendConfig adds c to cfgs, except when the same config (same name,
@@ -41,6 +42,6 @@ func appendConfig(cfgs []vma.Config, c vma.Config) []vma.Config {
 
 // warnPositionalDevice is vma create's warning for a device given without
 // -d format=..., word for word.
-func warnPositionalDevice(w io.Writer, spec string) {
-	vmaWarning(w, "Specifying a device without a format is deprecated - use '-d format=<format>:%s'", spec)
+func warnPositionalDevice(s *streams, spec string) {
+	vmaWarning(s, "Specifying a device without a format is deprecated - use '-d format=<format>:%s'", spec)
 }

@@ -10,10 +10,11 @@ import (
 )
 
 // bindTargetFlags binds the per-target flags onto t, with t's current
-// values as their defaults: bound onto a target read from a targets file,
-// parsing the command line changes only what it names, so the command
-// line wins over the file and the file over the defaults. The flags are
-// not the schema: deploy.Target's JSON tags are.
+// values as their defaults, so that binding them changes nothing: deploy
+// binds them onto the defaults to parse its command line, and
+// deployOptions.override binds them again to carry the flags given onto
+// each target of a targets file. The flags are not the schema:
+// deploy.Target's JSON tags are.
 func bindTargetFlags(fs *pflag.FlagSet, t *deploy.Target) {
 	fs.StringVar(&t.Host, "host", t.Host, "Proxmox node, [user@]host[:port]: SSH goes there (user root), and the API too unless --api-url")
 	fs.IntVar(&t.VMID, "vmid", t.VMID, "VM ID to create (100 to 999999999)")

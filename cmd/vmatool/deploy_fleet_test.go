@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -38,7 +39,7 @@ func TestDeployTargetsShapes(t *testing.T) {
 	stamp := regexp.MustCompile(`\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d`)
 	plan := func(args ...string) string {
 		t.Helper()
-		out := vmatool(t, nil, deployEnvVars, append(append([]string{"deploy", "--dry-run", "--json"}, args...), img)...).mustSucceed(t).stdout
+		out := runInProcess(t, nil, deployEnvVars, append(append([]string{"deploy", "--dry-run", "--json"}, args...), img)...).mustSucceed(t).stdout
 		return stamp.ReplaceAllString(out, "DATE")
 	}
 	attrs := plan("--targets", file("attrs.json", fleetAttrs))
@@ -80,15 +81,15 @@ func TestDeployTargetsShapes(t *testing.T) {
 		{`{"web1": [1]}`, "targets.web1: want an object of target settings"},
 		{`{"web1": {"host": "h", "vmid": 201,}}`, "targets: at offset 35: invalid character '}' looking for beginning of object key string"},
 	} {
-		r := vmatool(t, nil, deployEnvVars, "deploy", "--dry-run", "--targets", file("bad.json", tc.content), img)
+		r := runInProcess(t, nil, deployEnvVars, "deploy", "--dry-run", "--targets", file("bad.json", tc.content), img)
 		if r.code != 2 || !strings.Contains(r.stderr, filepath.Join(dir, "bad.json")+": "+tc.want) {
 			t.Errorf("%s: exit %d, %q; want %q", tc.content, r.code, r.stderr, tc.want)
 		}
 	}
-	if r := vmatool(t, nil, deployEnvVars, "deploy", "--dry-run", "--on", "@web", img); r.code != 2 || !strings.Contains(r.stderr, "pick from --targets FILE") {
+	if r := runInProcess(t, nil, deployEnvVars, "deploy", "--dry-run", "--on", "@web", img); r.code != 2 || !strings.Contains(r.stderr, "pick from --targets FILE") {
 		t.Errorf("--on without --targets: exit %d %q", r.code, r.stderr)
 	}
-	if r := vmatool(t, nil, deployEnvVars, "deploy", "--dry-run", "--targets", targets, "--on", "web1,,db1", img); r.code != 2 || !strings.Contains(r.stderr, "want NAME or @TAG") {
+	if r := runInProcess(t, nil, deployEnvVars, "deploy", "--dry-run", "--targets", targets, "--on", "web1,,db1", img); r.code != 2 || !strings.Contains(r.stderr, "want NAME or @TAG") {
 		t.Errorf("--on with an empty item: exit %d %q", r.code, r.stderr)
 	}
 }
@@ -119,7 +120,7 @@ func TestDeployFleet(t *testing.T) {
 	env := append(deployEnvVars, "PVE_TOKEN="+sim.Token, "TMPDIR="+dir)
 	args := []string{"deploy", "-q", "--targets", targets, "--api-url", sim.URL, "--tls-fingerprint", sim.Fingerprint,
 		"--node", "auto", "--memory", "8192", "--via", "import", "--wait", "agent", "--wait-timeout", "20s", "--ha"}
-	r := vmatool(t, nil, env, append(args, "--dry-run", "--json", demoImage)...).mustSucceed(t)
+	r := runInProcess(t, nil, env, append(args, "--dry-run", "--json", demoImage)...).mustSucceed(t)
 	var plan struct {
 		Targets []struct {
 			Node      string
@@ -137,7 +138,7 @@ func TestDeployFleet(t *testing.T) {
 			t.Errorf("the plan puts target %d on %s, want %s", i, tp.Node, want[i])
 		}
 	}
-	r = vmatool(t, nil, env, append(args, "--dry-run", demoImage)...).mustSucceed(t)
+	r = runInProcess(t, nil, env, append(args, "--dry-run", demoImage)...).mustSucceed(t)
 	t.Logf("vmatool %s --dry-run %s\n%s", strings.Join(args, " "), demoImage, r.stdout)
 	for i, n := range want {
 		if !strings.Contains(r.stdout, fmt.Sprintf("web%d: VM %d on %s via import (node %s)\n  node: %s, placed by node auto", i+1, 601+i, sim.URL, n, n)) {
@@ -173,7 +174,7 @@ func TestDeployHAGroupPVE9(t *testing.T) {
 	n := pvesim.DefaultNode("pve")
 	n.Storages[0].Content = append(n.Storages[0].Content, "import")
 	sim := pvesim.New(t, pvesim.WithNodes(n), pvesim.WithVersion("9.0.3"))
-	r := vmatool(t, nil, append(deployEnvVars, "PVE_TOKEN="+sim.Token, "TMPDIR="+t.TempDir()), "deploy", "-q", "--api-url", sim.URL,
+	r := runInProcess(t, nil, append(deployEnvVars, "PVE_TOKEN="+sim.Token, "TMPDIR="+t.TempDir()), "deploy", "-q", "--api-url", sim.URL,
 		"--tls-fingerprint", sim.Fingerprint, "--vmid", "610", "--ha", "--ha-group", "prod", demoImage)
 	if r.code != 1 || !strings.Contains(r.stdout, "runs Proxmox VE 9.0.3, where HA groups became HA rules") {
 		t.Errorf("exit %d, %q %q", r.code, r.stdout, r.stderr)
@@ -196,13 +197,13 @@ func TestDeployNoNodeFits(t *testing.T) {
 }`))
 	env := append(deployEnvVars, "PVE_TOKEN="+sim.Token, "TMPDIR="+dir)
 	args := []string{"deploy", "-q", "--targets", targets, "--api-url", sim.URL, "--tls-fingerprint", sim.Fingerprint, "--node", "auto", "--via", "import"}
-	r := vmatool(t, nil, env, append(args, "--dry-run", demoImage)...)
+	r := runInProcess(t, nil, env, append(args, "--dry-run", demoImage)...)
 	if r.code != 1 || !strings.Contains(r.stdout, "a: VM 621 on "+sim.URL+" via import (node pve1)") ||
 		!strings.Contains(r.stdout, "node: auto, and none fits: b: deploy: no node can take the VM 622 (1.0 GiB of memory, 64.0 MiB of disks on fast): pve1 (no storage fast)") ||
 		!strings.Contains(r.stderr, "no node can take the VM 622") {
 		t.Errorf("dry run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	r = vmatool(t, nil, env, append(args, demoImage)...)
+	r = runInProcess(t, nil, env, append(args, demoImage)...)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if r.code != 1 || len(lines) != 3 || !strings.Contains(lines[1], " pve1 ") || !strings.Contains(lines[1], " ok ") ||
 		!strings.Contains(lines[2], " FAILED ") || !strings.Contains(lines[2], "pve1 (no storage fast)") {
@@ -210,5 +211,112 @@ func TestDeployNoNodeFits(t *testing.T) {
 	}
 	if _, ok := sim.VM(621); !ok {
 		t.Error("a was not deployed")
+	}
+}
+
+// TestDeployTargetsOverride: the flags given on the command line win over
+// every target of a --targets file, lists and booleans included, and the
+// flags not given leave the file's values as they are, even where the
+// flag's default differs from them.
+func TestDeployTargetsOverride(t *testing.T) {
+	dir := t.TempDir()
+	img := testImage(t, dir, "nixos.raw", 1<<20)
+	targets := writeFile(t, filepath.Join(dir, "targets.json"), []byte(`{
+  "web1": {"host": "root@pve.invalid", "vmid": 201, "storage": "fast", "memory": 4096, "cores": 2, "start": true, "net": ["net0=virtio,bridge=vmbr1"]},
+  "web2": {"host": "root@pve.invalid", "vmid": 202, "memory": 2048, "cores": 4, "via": "ssh-stream", "wait-timeout": "90s"}
+}`))
+	type planned struct {
+		Targets []struct {
+			Target struct {
+				Name        string
+				VMID        int
+				Storage     string
+				Via         string
+				Memory      int
+				Cores       int
+				Start       bool
+				Net         []string
+				WaitTimeout string `json:"wait-timeout"`
+			}
+		}
+	}
+	plan := func(args ...string) planned {
+		t.Helper()
+		r := runInProcess(t, nil, deployEnvVars, append(append([]string{"deploy", "--dry-run", "--json", "--targets", targets}, args...), img)...).mustSucceed(t)
+		var p planned
+		if err := json.Unmarshal([]byte(r.stdout), &p); err != nil || len(p.Targets) != 2 {
+			t.Fatalf("plan %s (%v)", r.stdout, err)
+		}
+		return p
+	}
+
+	p := plan("--memory", "512")
+	for i, want := range []struct {
+		name, storage, via, timeout string
+		cores                       int
+		start                       bool
+		net                         string
+	}{
+		{"web1", "fast", "auto", "5m0s", 2, true, "net0=virtio,bridge=vmbr1"},
+		{"web2", "local-lvm", "ssh-stream", "1m30s", 4, false, "virtio,bridge=vmbr0"},
+	} {
+		got := p.Targets[i].Target
+		if got.Name != want.name || got.Memory != 512 {
+			t.Errorf("%s: memory %d, want --memory 512 over the file's", got.Name, got.Memory)
+		}
+		if got.Storage != want.storage || got.Via != want.via || got.Cores != want.cores || got.Start != want.start ||
+			got.WaitTimeout != want.timeout || strings.Join(got.Net, " ") != want.net {
+			t.Errorf("%s: the flags not given changed the file's values: %+v, want %+v", got.Name, got, want)
+		}
+	}
+
+	p = plan("--net", "net0=e1000,bridge=vmbr9", "--net", "net1=virtio,bridge=vmbr2", "--start=false", "--wait-timeout", "2m", "--storage", "slow")
+	for _, tt := range p.Targets {
+		got := tt.Target
+		if strings.Join(got.Net, " ") != "net0=e1000,bridge=vmbr9 net1=virtio,bridge=vmbr2" || got.Start || got.WaitTimeout != "2m0s" || got.Storage != "slow" {
+			t.Errorf("%s: %+v, want the command line's net, start, wait-timeout and storage", got.Name, got)
+		}
+	}
+	if p.Targets[0].Target.Memory != 4096 || p.Targets[1].Target.Cores != 4 || p.Targets[1].Target.Via != "ssh-stream" {
+		t.Errorf("values the command line did not give changed: %+v", p.Targets)
+	}
+}
+
+// TestRunDeployOptions: the same override, from an options struct: the
+// command line's target with the flags it gave marked, no argv at all.
+func TestRunDeployOptions(t *testing.T) {
+	dir := t.TempDir()
+	img := testImage(t, dir, "nixos.raw", 1<<20)
+	targets := writeFile(t, filepath.Join(dir, "targets.json"), []byte(`[
+  {"name": "a", "host": "root@pve.invalid", "vmid": 301, "cores": 3},
+  {"name": "b", "host": "root@pve.invalid", "vmid": 302, "cores": 5, "tags": ["x"]}
+]`))
+	o := defaults[deployOptions]()
+	o.args, o.targets, o.dryRun, o.json = []string{img}, targets, true, true
+	o.target.Cores, o.target.Memory = 8, 768
+	o.give("memory") // cores is set but not given: the file's stand
+	o.tags = []string{"x"}
+	s, out, _ := fakeStreams(false)
+	home := t.TempDir()
+	s.getenv = func(k string) string {
+		return map[string]string{"HOME": home, "USERPROFILE": home, "GOMEMLIMIT": "off"}[k]
+	}
+	if err := runDeploy(context.Background(), s, o); err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Targets []struct {
+			Target struct {
+				Name   string
+				Cores  int
+				Memory int
+			}
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &p); err != nil || len(p.Targets) != 1 {
+		t.Fatalf("plan %s (%v)", out, err)
+	}
+	if got := p.Targets[0].Target; got.Name != "b" || got.Cores != 5 || got.Memory != 768 {
+		t.Errorf("target %+v, want b with the file's 5 cores and the given 768 MiB", got)
 	}
 }

@@ -39,7 +39,7 @@ func TestDeploySharedArchive(t *testing.T) {
 	common := []string{"--targets", targets, "--parallel", "4", "--known-hosts", n.SSH.KnownHostsFile,
 		"--identity", n.SSH.ClientKeyFile, "--dump-dir", n.Dump, img}
 
-	plan := vmatool(t, nil, deployEnvVars, append([]string{"deploy", "--dry-run"}, common...)...).mustSucceed(t)
+	plan := runInProcess(t, nil, deployEnvVars, append([]string{"deploy", "--dry-run"}, common...)...).mustSucceed(t)
 	if strings.Count(plan.stdout, "once for the 4 targets that share it (web1, web2, web3, web4)") != 4 {
 		t.Errorf("plan:\n%s", plan.stdout)
 	}

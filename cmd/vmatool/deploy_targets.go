@@ -28,6 +28,12 @@ func loadTargets(path string, apply func(*deploy.Target) error) ([]deploy.Target
 	if err != nil {
 		return nil, err
 	}
+	return parseTargets(path, data, apply)
+}
+
+// parseTargets is loadTargets on the file's bytes; path names it in
+// errors.
+func parseTargets(path string, data []byte, apply func(*deploy.Target) error) ([]deploy.Target, error) {
 	entries, err := targetEntries(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)

@@ -80,7 +80,7 @@ func TestDeployOverSSH(t *testing.T) {
 	n := newNode(t)
 	img := testImage(t, t.TempDir(), "nixos.raw", 3<<20)
 	want, _ := os.ReadFile(img)
-	r := vmatool(t, nil, deployEnvVars, n.args("--vmid", "120", "--storage", "local-zfs", "--start", "--name", "web1", img)...).mustSucceed(t)
+	r := runInProcess(t, nil, deployEnvVars, n.args("--vmid", "120", "--storage", "local-zfs", "--start", "--name", "web1", img)...).mustSucceed(t)
 	if !strings.Contains(r.stdout, " ssh ") || !strings.Contains(r.stdout, "restored, started") {
 		t.Errorf("results table: %q", r.stdout)
 	}
@@ -109,7 +109,7 @@ func TestDeployStream(t *testing.T) {
 	n := newNode(t)
 	img := testImage(t, t.TempDir(), "nixos.raw", 2<<20)
 	want, _ := os.ReadFile(img)
-	vmatool(t, nil, deployEnvVars, n.args("--vmid", "9000", "--stream", "--template", img)...).mustSucceed(t)
+	runInProcess(t, nil, deployEnvVars, n.args("--vmid", "9000", "--stream", "--template", img)...).mustSucceed(t)
 	if got := n.calls("qmrestore"); got != "- 9000 --storage local-lvm" {
 		t.Errorf("qmrestore %q", got)
 	}
@@ -129,7 +129,7 @@ func TestDeployStream(t *testing.T) {
 func TestDeployArchiveKept(t *testing.T) {
 	n := newNode(t)
 	src := filepath.Join(vectorDir, "v01-single.vma.zst")
-	r := vmatool(t, nil, append(deployEnvVars, "TZ=UTC"), n.args("--vmid", "121", "--keep-archive", "--json", src)...).mustSucceed(t)
+	r := runInProcess(t, nil, append(deployEnvVars, "TZ=UTC"), n.args("--vmid", "121", "--keep-archive", "--json", src)...).mustSucceed(t)
 	names := dirNames(t, n.Dump)
 	if len(names) != 1 || !strings.HasSuffix(names[0], ".vma.zst") {
 		t.Fatalf("dump dir holds %v", names)
@@ -153,7 +153,7 @@ func TestDeployRefusesExistingVM(t *testing.T) {
 	n := newNode(t)
 	img := testImage(t, t.TempDir(), "nixos.raw", 1<<20)
 	n.AddGuest(t, 120, "qemu", "pve2", "name: other\n")
-	r := vmatool(t, nil, deployEnvVars, n.args("--vmid", "120", img)...)
+	r := runInProcess(t, nil, deployEnvVars, n.args("--vmid", "120", img)...)
 	if r.code != 1 || !strings.Contains(r.stdout, "already exists on node pve2") {
 		t.Errorf("exit %d, %q", r.code, r.stdout)
 	}
@@ -162,7 +162,7 @@ func TestDeployRefusesExistingVM(t *testing.T) {
 		t.Error("qmrestore ran")
 	}
 	n.AddGuest(t, 122, "qemu", "", "name: old\n")
-	vmatool(t, nil, deployEnvVars, n.args("--vmid", "122", "--force", "--unique", img)...).mustSucceed(t)
+	runInProcess(t, nil, deployEnvVars, n.args("--vmid", "122", "--force", "--unique", img)...).mustSucceed(t)
 	if got := n.calls("qmrestore"); !strings.HasSuffix(got, "122 --storage local-lvm --force 1 --unique 1") {
 		t.Errorf("qmrestore %q", got)
 	}
@@ -174,7 +174,7 @@ func TestDeployRestoreFailure(t *testing.T) {
 	n := newNode(t)
 	img := testImage(t, t.TempDir(), "nixos.raw", 1<<20)
 	n.FailRestore(t, "unable to restore VM 120 - storage 'local-lvm' does not exist")
-	r := vmatool(t, nil, deployEnvVars, n.args("--vmid", "120", img)...)
+	r := runInProcess(t, nil, deployEnvVars, n.args("--vmid", "120", img)...)
 	if r.code != 1 || !strings.Contains(r.stdout, "storage 'local-lvm' does not exist") || !strings.Contains(r.stdout, "stays at") {
 		t.Errorf("exit %d, %q", r.code, r.stdout)
 	}
@@ -201,7 +201,7 @@ func TestDeployHostKeys(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := n.args("--vmid", "120", img)
 			args = append(args, "--known-hosts", tc.file)
-			r := vmatool(t, nil, deployEnvVars, args...)
+			r := runInProcess(t, nil, deployEnvVars, args...)
 			if r.code != 1 || !strings.Contains(r.stdout, tc.want) {
 				t.Errorf("exit %d, %q", r.code, r.stdout)
 			}
@@ -210,7 +210,7 @@ func TestDeployHostKeys(t *testing.T) {
 	}
 	t.Run("insecure", func(t *testing.T) {
 		args := append(n.args("--vmid", "120", img), "--known-hosts", empty, "--insecure-ignore-host-key")
-		r := vmatool(t, nil, deployEnvVars, args...).mustSucceed(t)
+		r := runInProcess(t, nil, deployEnvVars, args...).mustSucceed(t)
 		if !strings.Contains(r.stderr, "not checking the SSH host key") {
 			t.Errorf("no warning: %q", r.stderr)
 		}
@@ -222,7 +222,7 @@ func TestDeployHostKeys(t *testing.T) {
 		os.Chmod(key, 0o600)
 		args := append(n.args("--vmid", "121", img), "--identity", key)
 		args = removePair(args, "--identity", n.SSH.ClientKeyFile)
-		r := vmatool(t, nil, deployEnvVars, args...)
+		r := runInProcess(t, nil, deployEnvVars, args...)
 		if r.code != 1 || !strings.Contains(r.stdout, "authentication failed") {
 			t.Errorf("exit %d, %q", r.code, r.stdout)
 		}
@@ -251,7 +251,7 @@ func TestDeployThroughAPI(t *testing.T) {
 	}))
 	token := writeFile(t, filepath.Join(t.TempDir(), "token"), []byte(sim.Token+"\n"))
 	api := []string{"--vmid", "130", "--storage", "local-lvm", "--restore", "api", "--api-url", sim.URL, "--node", sim.Node, "--tls-fingerprint", sim.Fingerprint}
-	r := vmatool(t, nil, deployEnvVars, n.args(append(api, "--token-file", token, "--start", img)...)...).mustSucceed(t)
+	r := runInProcess(t, nil, deployEnvVars, n.args(append(api, "--token-file", token, "--start", img)...)...).mustSucceed(t)
 	if !bytes.Equal(got, want) {
 		t.Error("the API restored a disk that differs from the image")
 	}
@@ -266,7 +266,7 @@ func TestDeployThroughAPI(t *testing.T) {
 	}
 	t.Run("wrong token", func(t *testing.T) {
 		bad := writeFile(t, filepath.Join(t.TempDir(), "token"), []byte("root@pam!x=not-the-secret-0000"))
-		r := vmatool(t, nil, deployEnvVars, n.args(append(api, "--token-file", bad, img)...)...)
+		r := runInProcess(t, nil, deployEnvVars, n.args(append(api, "--token-file", bad, img)...)...)
 		if r.code != 1 || !strings.Contains(r.stdout, "401") || strings.Contains(r.stdout+r.stderr, "not-the-secret") {
 			t.Errorf("exit %d, %q %q", r.code, r.stdout, r.stderr)
 		}
@@ -274,14 +274,14 @@ func TestDeployThroughAPI(t *testing.T) {
 	})
 	t.Run("token from the environment, certificate not pinned", func(t *testing.T) {
 		args := n.args("--vmid", "131", "--restore", "api", "--api-url", sim.URL, "--node", sim.Node, img)
-		r := vmatool(t, nil, append(deployEnvVars, "PVE_TOKEN="+sim.Token), args...)
+		r := runInProcess(t, nil, append(deployEnvVars, "PVE_TOKEN="+sim.Token), args...)
 		if r.code != 1 || !strings.Contains(strings.ToLower(r.stdout), "certificate") {
 			t.Errorf("exit %d, %q", r.code, r.stdout)
 		}
 	})
 	t.Run("restore task fails", func(t *testing.T) {
 		sim.FailRestore(132, "lvcreate 'pve/vm-132-disk-0' error: Insufficient free space", "restore vma archive: ...")
-		r := vmatool(t, nil, deployEnvVars, n.args(append(api[2:], "--vmid", "132", "--token-file", token, img)...)...)
+		r := runInProcess(t, nil, deployEnvVars, n.args(append(api[2:], "--vmid", "132", "--token-file", token, img)...)...)
 		if r.code != 1 || !strings.Contains(r.stdout, "Insufficient free space") || !strings.Contains(r.stderr, "removed VM 132, which this deploy had created") {
 			t.Errorf("exit %d, %q %q", r.code, r.stdout, r.stderr)
 		}
@@ -305,7 +305,7 @@ func TestDeployImport(t *testing.T) {
 	sim := pvesim.New(t, pvesim.WithNodes(node), pvesim.WithTaskPolls(0))
 	tmp := t.TempDir()
 	// Without a token there is no way in: refused before connecting.
-	r := vmatool(t, nil, deployEnvVars, "deploy", "-q", "--api-url", sim.URL, "--vmid", "140", demoImage)
+	r := runInProcess(t, nil, deployEnvVars, "deploy", "-q", "--api-url", sim.URL, "--vmid", "140", demoImage)
 	if r.code != 2 || !strings.Contains(r.stderr, "needs an API token") || len(sim.Calls()) != 0 {
 		t.Errorf("without a token: exit %d %q", r.code, r.stderr)
 	}
@@ -366,7 +366,7 @@ func TestDeployDroppedConnection(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	r := vmatool(t, nil, deployEnvVars, n.args("--vmid", "140", "--via", "ssh", "--level", "1", img)...)
+	r := runInProcess(t, nil, deployEnvVars, n.args("--vmid", "140", "--via", "ssh", "--level", "1", img)...)
 	<-done
 	if r.code != 1 {
 		t.Errorf("exit %d after a dropped connection, %q", r.code, r.stdout)
@@ -391,7 +391,7 @@ func TestDeployDiskFull(t *testing.T) {
 		name := fmt.Sprintf("vzdump-qemu-150-%s.vma.zst.part", now.Add(time.Duration(s)*time.Second).Format("2006_01_02-15_04_05"))
 		os.Symlink("/dev/full", filepath.Join(n.Dump, name))
 	}
-	r := vmatool(t, nil, deployEnvVars, n.args("--vmid", "150", img)...)
+	r := runInProcess(t, nil, deployEnvVars, n.args("--vmid", "150", img)...)
 	if r.code != 1 || !strings.Contains(r.stdout, "No space left on device") {
 		t.Errorf("exit %d, %q", r.code, r.stdout)
 	}
@@ -412,7 +412,7 @@ func TestDeployTargetsFile(t *testing.T) {
 ]`, host)))
 	args := []string{"deploy", "-q", "--targets", targets, "--tag", "web", "--parallel", "2", "--known-hosts", n.SSH.KnownHostsFile,
 		"--identity", n.SSH.ClientKeyFile, "--dump-dir", n.Dump, img}
-	r := vmatool(t, nil, deployEnvVars, args...)
+	r := runInProcess(t, nil, deployEnvVars, args...)
 	if r.code != 1 {
 		t.Errorf("exit %d with one failing target", r.code)
 	}
@@ -430,12 +430,12 @@ func TestDeployTargetsFile(t *testing.T) {
 	}
 
 	t.Run("dry run touches nothing", func(t *testing.T) {
-		r := vmatool(t, nil, deployEnvVars, "deploy", "--targets", targets, "--dry-run", "--host", "root@pve.invalid", img).mustSucceed(t)
+		r := runInProcess(t, nil, deployEnvVars, "deploy", "--targets", targets, "--dry-run", "--host", "root@pve.invalid", img).mustSucceed(t)
 		if strings.Count(r.stdout, " via ") != 3 || strings.Count(r.stdout, "root@pve.invalid") != 3 || !strings.Contains(r.stdout, "web2: VM 203 on root@pve.invalid via ssh-stream") ||
 			!strings.Contains(r.stdout, "memory: 2048") {
 			t.Errorf("plan:\n%s", r.stdout)
 		}
-		r = vmatool(t, nil, deployEnvVars, "deploy", "--targets", targets, "--dry-run", "--json", "--target", "db1", img).mustSucceed(t)
+		r = runInProcess(t, nil, deployEnvVars, "deploy", "--targets", targets, "--dry-run", "--json", "--target", "db1", img).mustSucceed(t)
 		var plan struct {
 			Targets []struct {
 				Via    string
@@ -450,20 +450,20 @@ func TestDeployTargetsFile(t *testing.T) {
 	t.Run("hostile values", func(t *testing.T) {
 		pwned := filepath.Join(t.TempDir(), "pwned")
 		bad := writeFile(t, filepath.Join(t.TempDir(), "t.json"), []byte(fmt.Sprintf(`[{"host": %q, "vmid": 300, "dump-dir": "/tmp/x$(touch %s)"}]`, host, pwned)))
-		vmatool(t, nil, deployEnvVars, "deploy", "-q", "--targets", bad, "--known-hosts", n.SSH.KnownHostsFile, "--identity", n.SSH.ClientKeyFile, img)
+		runInProcess(t, nil, deployEnvVars, "deploy", "-q", "--targets", bad, "--known-hosts", n.SSH.KnownHostsFile, "--identity", n.SSH.ClientKeyFile, img)
 		if _, err := os.Stat(pwned); err == nil {
 			t.Error("a dump-dir from the targets file ran a command on the node")
 		}
 		bad = writeFile(t, filepath.Join(t.TempDir(), "t.json"), []byte(fmt.Sprintf(`[{"host": %q, "vmid": 300, "storage": "x;touch %s"}]`, host, pwned)))
-		if r := vmatool(t, nil, deployEnvVars, "deploy", "--targets", bad, img); r.code != 2 || !strings.Contains(r.stderr, "not a Proxmox storage ID") {
+		if r := runInProcess(t, nil, deployEnvVars, "deploy", "--targets", bad, img); r.code != 2 || !strings.Contains(r.stderr, "not a Proxmox storage ID") {
 			t.Errorf("hostile storage: exit %d %q", r.code, r.stderr)
 		}
 		bad = writeFile(t, filepath.Join(t.TempDir(), "t.json"), []byte(`[{"host": "h", "vmid": 300, "token": "x"}]`))
-		if r := vmatool(t, nil, deployEnvVars, "deploy", "--targets", bad, img); r.code != 2 || !strings.Contains(r.stderr, `targets[0].token: unknown key`) {
+		if r := runInProcess(t, nil, deployEnvVars, "deploy", "--targets", bad, img); r.code != 2 || !strings.Contains(r.stderr, `targets[0].token: unknown key`) {
 			t.Errorf("unknown key: exit %d %q", r.code, r.stderr)
 		}
 		bad = writeFile(t, filepath.Join(t.TempDir(), "t.json"), []byte(`[{"host": "h", "vmid": 99}]`))
-		if r := vmatool(t, nil, deployEnvVars, "deploy", "--targets", bad, img); r.code != 2 || !strings.Contains(r.stderr, "VM ID 99") {
+		if r := runInProcess(t, nil, deployEnvVars, "deploy", "--targets", bad, img); r.code != 2 || !strings.Contains(r.stderr, "VM ID 99") {
 			t.Errorf("vmid 99: exit %d %q", r.code, r.stderr)
 		}
 	})
@@ -471,7 +471,7 @@ func TestDeployTargetsFile(t *testing.T) {
 
 func TestDeployQcow2Source(t *testing.T) {
 	n := newNode(t)
-	vmatool(t, nil, deployEnvVars, n.args("--vmid", "160", "--via", "ssh-stream", demoImage)...).mustSucceed(t)
+	runInProcess(t, nil, deployEnvVars, n.args("--vmid", "160", "--via", "ssh-stream", demoImage)...).mustSucceed(t)
 	disk, conf := restoredDisk(t, n.Received(160))
 	if got := sha(disk); got != demoRawSHA {
 		t.Errorf("restored disk sha256 %s, want the demo image's raw content %s", got, demoRawSHA)

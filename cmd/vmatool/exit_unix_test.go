@@ -48,7 +48,7 @@ func TestClosedStdout(t *testing.T) {
 	dir := t.TempDir()
 	img := testImage(t, dir, "a.raw", 4<<20)
 	archive := filepath.Join(dir, "a.vma")
-	vmatool(t, nil, nil, "pack", "-q", "-o", archive, img).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "-o", archive, img).mustSucceed(t)
 	for _, args := range [][]string{
 		{"pack", "-q", "-o", "-", img},
 		{"list", archive},
@@ -155,7 +155,7 @@ func TestExitStatusesDocumented(t *testing.T) {
 		helps = append(helps, []string{c.name, "--help"})
 	}
 	for _, args := range helps {
-		out := vmatool(t, nil, nil, args...).mustSucceed(t).stdout
+		out := runInProcess(t, nil, nil, args...).mustSucceed(t).stdout
 		i := strings.Index(out, "EXIT STATUS:")
 		if i < 0 || !strings.Contains(out[i:], "130") || !strings.Contains(out[i:], "141") {
 			t.Errorf("vmatool %s: EXIT STATUS lacks 130 or 141:\n%s", strings.Join(args, " "), out)

@@ -220,7 +220,7 @@ func memImageArchive(t *testing.T, dir string) (archive, image string) {
 	}
 	image = writeFile(t, filepath.Join(dir, "disk.raw"), b)
 	archive = filepath.Join(dir, "a.vma")
-	vmatool(t, nil, nil, "pack", "-q", "-o", archive, image).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "-o", archive, image).mustSucceed(t)
 	return archive, image
 }
 
@@ -278,21 +278,21 @@ func TestZstdLargeWindow(t *testing.T) {
 	runTool(t, archive, path, zstdBin, "-q", "--long=27", "-c")
 	readingCommands(t, path, "zstd", "needs a window of 128 MiB", "limit of 8 MiB", "--max-window 128M")
 
-	r := vmatool(t, nil, nil, "config", path)
+	r := runInProcess(t, nil, nil, "config", path)
 	assertOneError(t, r, "window of 128 MiB", "--max-window 128M")
-	vmatool(t, nil, nil, "config", "--max-window", "128M", path).mustSucceed(t)
+	runInProcess(t, nil, nil, "config", "--max-window", "128M", path).mustSucceed(t)
 	// deploy looks into the archive to tell it from an image.
 	deploy := []string{"deploy", "--host", "pve.invalid", "--vmid", "100", "--dry-run", path}
-	r = vmatool(t, nil, nil, deploy...)
+	r = runInProcess(t, nil, nil, deploy...)
 	assertOneError(t, r, "window of 128 MiB", "--max-window 128M")
-	vmatool(t, nil, nil, append(deploy, "--max-window", "128M")...).mustSucceed(t)
+	runInProcess(t, nil, nil, append(deploy, "--max-window", "128M")...).mustSucceed(t)
 
 	// Reading a 128 MiB window takes memory to match; only success is
 	// asserted.
 	assertUnpacks(t, path, image, "--max-window", "128M")
-	vmatool(t, nil, nil, "list", "--json", "--max-window", "128MiB", path).mustSucceed(t)
+	runInProcess(t, nil, nil, "list", "--json", "--max-window", "128MiB", path).mustSucceed(t)
 
-	if r := vmatool(t, nil, nil, "verify", "--max-window", "12x", path); r.code != 2 {
+	if r := runInProcess(t, nil, nil, "verify", "--max-window", "12x", path); r.code != 2 {
 		t.Errorf("--max-window 12x: exit %d, want 2 (usage); stderr %q", r.code, r.stderr)
 	}
 }
@@ -407,7 +407,7 @@ func TestZstdSkippableFrames(t *testing.T) {
 	}, nil)
 	path := writeFile(t, filepath.Join(dir, "crafted.vma.zst"), crafted)
 	assertUnpacks(t, path, image)
-	r := vmatool(t, nil, nil, "list", "--json", path).mustSucceed(t)
+	r := runInProcess(t, nil, nil, "list", "--json", path).mustSucceed(t)
 	if !strings.Contains(r.stdout, `"compression": "zstd"`) {
 		t.Errorf("list --json does not say zstd:\n%s", r.stdout)
 	}
@@ -416,7 +416,7 @@ func TestZstdSkippableFrames(t *testing.T) {
 	// truncated stream.
 	cut := append(zstdFramesOf(t, b), skippableFrame(0x1, make([]byte, 10))[:12]...)
 	path = writeFile(t, filepath.Join(dir, "cut.vma.zst"), cut)
-	r = vmatool(t, nil, nil, "verify", "-q", path)
+	r = runInProcess(t, nil, nil, "verify", "-q", path)
 	assertOneError(t, r, "truncated")
 
 	t.Run("pzstd", func(t *testing.T) {

@@ -292,7 +292,7 @@ func TestConfigNamedLikeTemporary(t *testing.T) {
 		cfgArgs = append(cfgArgs, "-c", writeFile(t, filepath.Join(src, name), []byte(data)))
 	}
 	archive := filepath.Join(src, "x.vma")
-	vmatool(t, nil, nil, append(append([]string{"pack", "-q", "-o", archive}, cfgArgs...), img)...).mustSucceed(t)
+	runInProcess(t, nil, nil, append(append([]string{"pack", "-q", "-o", archive}, cfgArgs...), img)...).mustSucceed(t)
 
 	check := func(t *testing.T, dir string) {
 		t.Helper()
@@ -337,7 +337,7 @@ func TestUnpackTargetWithTrailingSlash(t *testing.T) {
 	for _, cmd := range []string{"unpack", "extract"} {
 		t.Run(cmd, func(t *testing.T) {
 			root := t.TempDir()
-			vmatool(t, nil, nil, cmd, archive, filepath.Join(root, "out")+string(filepath.Separator)).mustSucceed(t)
+			runInProcess(t, nil, nil, cmd, archive, filepath.Join(root, "out")+string(filepath.Separator)).mustSucceed(t)
 			assertTree(t, "unpacked", snapshot(t, root), tree{"out": "dir"}.with("out", want))
 		})
 	}
@@ -348,7 +348,7 @@ func TestFailedUnpackRemovesCreatedFolders(t *testing.T) {
 	truncated := filepath.Join(vectorDir, "e03-truncated.vma")
 	t.Run("nested new folder", func(t *testing.T) {
 		root := t.TempDir()
-		r := vmatool(t, nil, nil, "unpack", "-q", truncated, filepath.Join(root, "a", "b", "c"))
+		r := runInProcess(t, nil, nil, "unpack", "-q", truncated, filepath.Join(root, "a", "b", "c"))
 		if r.code != 1 || !strings.Contains(r.stderr, "short extent") {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 		}
@@ -361,7 +361,7 @@ func TestFailedUnpackRemovesCreatedFolders(t *testing.T) {
 		}
 		writeFile(t, filepath.Join(root, "a", "x"), nil)
 		before := snapshot(t, root)
-		if r := vmatool(t, nil, nil, "unpack", "-q", truncated, filepath.Join(root, "a", "b", "c")); r.code != 1 {
+		if r := runInProcess(t, nil, nil, "unpack", "-q", truncated, filepath.Join(root, "a", "b", "c")); r.code != 1 {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 		}
 		assertTree(t, "after the failure", snapshot(t, root), before)
@@ -370,14 +370,14 @@ func TestFailedUnpackRemovesCreatedFolders(t *testing.T) {
 		root := t.TempDir()
 		writeFile(t, filepath.Join(root, "qemu-server.conf"), []byte("mine"))
 		before := snapshot(t, root)
-		if r := vmatool(t, nil, nil, "unpack", "-q", "--force", truncated, root); r.code != 1 {
+		if r := runInProcess(t, nil, nil, "unpack", "-q", "--force", truncated, root); r.code != 1 {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 		}
 		assertTree(t, "after the failure", snapshot(t, root), before)
 	})
 	t.Run("extract", func(t *testing.T) {
 		root := t.TempDir()
-		if r := vmatool(t, nil, nil, "extract", truncated, filepath.Join(root, "restore")); r.code != 1 {
+		if r := runInProcess(t, nil, nil, "extract", truncated, filepath.Join(root, "restore")); r.code != 1 {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 		}
 		assertEmptyDir(t, root)
@@ -451,7 +451,7 @@ func TestSingleOutputIsWholeOrAbsent(t *testing.T) {
 		if got := dirNames(t, root); !slices.Equal(got, []string{"x.vma"}) {
 			t.Errorf("folder holds %v", got)
 		}
-		vmatool(t, nil, nil, "verify", out).mustSucceed(t)
+		runInProcess(t, nil, nil, "verify", out).mustSucceed(t)
 	})
 	t.Run("missing folder", func(t *testing.T) {
 		root := t.TempDir()
@@ -459,7 +459,7 @@ func TestSingleOutputIsWholeOrAbsent(t *testing.T) {
 			{"pack", "-q", "-o", filepath.Join(root, "a", "b", "x.vma"), img},
 			{"create", filepath.Join(root, "a", "b", "x.vma"), img},
 		} {
-			if r := vmatool(t, nil, nil, args...); r.code != 1 {
+			if r := runInProcess(t, nil, nil, args...); r.code != 1 {
 				t.Errorf("%s: exit %d, stderr %q", args[0], r.code, r.stderr)
 			}
 		}

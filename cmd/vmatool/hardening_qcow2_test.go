@@ -248,7 +248,7 @@ func TestHardeningChainMemory(t *testing.T) {
 		r := vmatoolWithin(t, "pack", "-q", "-o", out, top)
 		t.Logf("pack of a chain of %d 128 GiB images: peak RSS %.1f MiB", chainDepth+1, float64(r.maxRSS)/(1<<20))
 		r.mustSucceed(t).assertRSS(t)
-		list := vmatool(t, nil, nil, "list", out).mustSucceed(t).stdout
+		list := runInProcess(t, nil, nil, "list", out).mustSucceed(t).stdout
 		if !strings.Contains(list, fmt.Sprintf("size: %d devname: drive-scsi0", int64(128)<<30)) {
 			t.Errorf("list: %s", list)
 		}
@@ -412,7 +412,7 @@ func TestHardeningBackingOutside(t *testing.T) {
 				t.Errorf("stderr %q, want %q", r.stderr, want)
 			}
 			u := filepath.Join(t.TempDir(), "u")
-			vmatool(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
+			runInProcess(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
 			if fileSHA(t, filepath.Join(u, "disk-drive-scsi0.raw")) != fileSHA(t, secretPath) {
 				t.Error("the packed disk is not the backing file's content")
 			}

@@ -1,6 +1,9 @@
 package main
 
-import "runtime"
+import (
+	"os"
+	"runtime"
+)
 
 // homeDir is the user's home folder, where ~/.ssh is: USERPROFILE on
 // Windows, as Windows's OpenSSH and os.UserHomeDir have it (HOME there is
@@ -13,4 +16,16 @@ func homeDir(getenv func(string) string) string {
 		}
 	}
 	return getenv("HOME")
+}
+
+// tempDir is where deploy stages what it uploads: TMPDIR, read through
+// getenv as os.TempDir reads it on Unix, so that tests can set it; on
+// Windows, and without TMPDIR, os.TempDir's own choice.
+func tempDir(getenv func(string) string) string {
+	if runtime.GOOS != "windows" {
+		if d := getenv("TMPDIR"); d != "" {
+			return d
+		}
+	}
+	return os.TempDir()
 }

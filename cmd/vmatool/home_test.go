@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"runtime"
 	"testing"
 )
@@ -18,5 +19,20 @@ func TestHomeDir(t *testing.T) {
 	delete(env, "USERPROFILE")
 	if got := homeDir(func(k string) string { return env[k] }); got != "/home/u" {
 		t.Errorf("homeDir without USERPROFILE = %q, want HOME", got)
+	}
+}
+
+// TestTempDir: TMPDIR through getenv on Unix, so that a test's TMPDIR
+// reaches a command run in process; os.TempDir without it.
+func TestTempDir(t *testing.T) {
+	want := "/var/stage"
+	if runtime.GOOS == "windows" {
+		want = os.TempDir()
+	}
+	if got := tempDir(func(k string) string { return map[string]string{"TMPDIR": "/var/stage"}[k] }); got != want {
+		t.Errorf("tempDir with TMPDIR = %q, want %q", got, want)
+	}
+	if got := tempDir(func(string) string { return "" }); got != os.TempDir() {
+		t.Errorf("tempDir without TMPDIR = %q, want %q", got, os.TempDir())
 	}
 }

@@ -16,7 +16,7 @@ const demoRawSHA = "f117d6adc53a6715a6c6b83b6c0011cf40da739e0f8890c308a373beb789
 
 func infoJSON(t *testing.T, path string) infoDoc {
 	t.Helper()
-	r := vmatool(t, nil, nil, "info", "--json", path).mustSucceed(t)
+	r := runInProcess(t, nil, nil, "info", "--json", path).mustSucceed(t)
 	var doc infoDoc
 	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 		t.Fatalf("%v: %s", err, r.stdout)
@@ -49,7 +49,7 @@ func TestInfo(t *testing.T) {
 
 	dir := t.TempDir()
 	archive := filepath.Join(dir, "demo.vma.zst")
-	vmatool(t, nil, nil, "pack", "-q", "-o", archive, demoImage).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "-o", archive, demoImage).mustSucceed(t)
 	doc = infoJSON(t, archive)
 	if doc.Format != "vma" || doc.ArchiveDoc == nil || doc.Compression != "zstd" || len(doc.Disks) != 1 || doc.Disks[0].Name != "drive-scsi0" || *doc.Disks[0].StoredBytes == 0 {
 		t.Errorf("archive: %+v %+v", doc.ArchiveDoc, doc.Disks)
@@ -57,7 +57,7 @@ func TestInfo(t *testing.T) {
 	checkDemoPartitions(t, doc.Disks[0].Partitions)
 
 	u := filepath.Join(dir, "u")
-	vmatool(t, nil, nil, "unpack", "-q", archive, u).mustSucceed(t)
+	runInProcess(t, nil, nil, "unpack", "-q", archive, u).mustSucceed(t)
 	rawPath := filepath.Join(u, "disk-drive-scsi0.raw")
 	if got := fileSHA(t, rawPath); got != demoRawSHA {
 		t.Errorf("demo image unpacks to %s, want %s", got, demoRawSHA)
@@ -68,7 +68,7 @@ func TestInfo(t *testing.T) {
 	}
 	checkDemoPartitions(t, doc.Disks[0].Partitions)
 
-	text := vmatool(t, nil, nil, "info", archive).mustSucceed(t).stdout
+	text := runInProcess(t, nil, nil, "info", archive).mustSucceed(t).stdout
 	for _, want := range []string{"format:", "vma (zstd-compressed)", "disk drive-scsi0", "partition table: gpt", "EFI System", "nixos"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("info text lacks %q:\n%s", want, text)

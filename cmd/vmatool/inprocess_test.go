@@ -7,22 +7,28 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 )
 
 // runInProcess is vmatool(t, stdin, env, args...) in this process: the root command
-// with fake streams, so that coverage measures the package. env is KEY=VALUE
-// pairs seen through getenv only (no RSS: the test process's own peak says
-// nothing about a command's).
+// with fake streams, so that coverage measures the package. The command
+// sees, through getenv only, the environment vmatool gives the binary:
+// this process's, with TZ=UTC, SOURCE_DATE_EPOCH unset and env's KEY=VALUE
+// pairs. GOMEMLIMIT reads as set, so that deploy leaves this process's
+// memory limit alone. No RSS: the test process's own peak says nothing
+// about a command's.
 func runInProcess(t *testing.T, stdin io.Reader, env []string, args ...string) result {
 	t.Helper()
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	vars := map[string]string{"TZ": "UTC"}
-	for _, kv := range env {
+	vars := map[string]string{"GOMEMLIMIT": "off"}
+	for _, kv := range append(append(os.Environ(), "TZ=UTC", "SOURCE_DATE_EPOCH="), env...) {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}
@@ -210,6 +216,110 @@ func TestManPages(t *testing.T) {
 		out, err := exec.Command("man", "-l", filepath.Join(dir, "vmatool-unpack.1")).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "--devices") {
 			t.Errorf("man -l vmatool-unpack.1: %v\n%s", err, out)
+		}
+	}
+}
+
+// TestOverviewListsEveryCommand: the overview (vmatool, vmatool --help,
+// vmatool help) lists every command a person runs, completion and help
+// included, and completion and the man pages list exactly the same.
+func TestOverviewListsEveryCommand(t *testing.T) {
+	want := []string{"completion"}
+	for _, c := range commands {
+		want = append(want, c.name)
+	}
+	want = append(want, "help")
+	sort.Strings(want)
+
+	for _, args := range [][]string{{}, {"--help"}, {"-h"}, {"help"}} {
+		r := runInProcess(t, nil, nil, args...)
+		if wantCode := map[bool]int{true: exitUsage, false: exitOK}[len(args) == 0]; r.code != wantCode {
+			t.Errorf("vmatool %v: exit %d, want %d", args, r.code, wantCode)
+		}
+		_, list, ok := strings.Cut(r.stdout, "\nCommands:\n")
+		list, _, _ = strings.Cut(list, "\n\n")
+		var names []string
+		for _, line := range strings.Split(list, "\n") {
+			if f := strings.Fields(line); ok && len(f) > 1 {
+				names = append(names, f[0])
+			}
+		}
+		if !reflect.DeepEqual(names, want) {
+			t.Errorf("vmatool %v lists %v, want %v", args, names, want)
+		}
+	}
+
+	var offered []string
+	for _, c := range completions(t, "") {
+		name, _, _ := strings.Cut(c, "\t")
+		offered = append(offered, name)
+	}
+	if !reflect.DeepEqual(offered, want) {
+		t.Errorf("completion offers %v, want %v", offered, want)
+	}
+
+	dir := t.TempDir()
+	runInProcess(t, nil, nil, "man", dir).mustSucceed(t)
+	overview, err := os.ReadFile(filepath.Join(dir, "vmatool.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed, pages []string
+	for _, m := range regexp.MustCompile(`(?m)^\.BR vmatool-(\S+) \(1\)$`).FindAllStringSubmatch(string(overview), -1) {
+		listed = append(listed, m[1])
+	}
+	for _, name := range dirNames(t, dir) {
+		if p, ok := strings.CutPrefix(name, "vmatool-"); ok {
+			pages = append(pages, strings.TrimSuffix(p, ".1"))
+		}
+	}
+	if !reflect.DeepEqual(listed, want) || !reflect.DeepEqual(pages, want) {
+		t.Errorf("vmatool.1 lists %v and the pages are %v, want %v", listed, pages, want)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "vmatool-completion.1"))
+	if err != nil || !strings.Contains(string(page), ".SH SYNOPSIS\n.nf\nvmatool completion bash|zsh|fish|powershell") || !strings.Contains(string(page), ".SH EXIT STATUS\n") {
+		t.Errorf("vmatool-completion.1 (%v):\n%s", err, page)
+	}
+}
+
+// TestBuiltinCommands: completion, help and version have helps of their
+// own, and completion refuses a missing or unknown shell as a usage
+// error, naming the nearest.
+func TestBuiltinCommands(t *testing.T) {
+	for _, args := range [][]string{{"completion", "--help"}, {"help", "completion"}, {"completion", "zsh", "--help"}} {
+		r := runInProcess(t, nil, nil, args...).mustSucceed(t)
+		if !strings.HasPrefix(r.stdout, "Usage: vmatool completion bash|zsh|fish|powershell") || !strings.HasSuffix(r.stdout, exitStatusHelp) {
+			t.Errorf("vmatool %v: %q", args, r.stdout)
+		}
+	}
+	for _, args := range [][]string{{"help", "help"}, {"help", "--help"}} {
+		r := runInProcess(t, nil, nil, args...).mustSucceed(t)
+		if r.stdout != helpHelp+exitStatusHelp {
+			t.Errorf("vmatool %v: %q", args, r.stdout)
+		}
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := runInProcess(t, nil, nil, args...).mustSucceed(t)
+		if r.stdout != "vmatool "+version()+"\n" {
+			t.Errorf("vmatool %v: %q", args, r.stdout)
+		}
+	}
+	if r := runInProcess(t, nil, nil, "version", "--help").mustSucceed(t); !strings.HasPrefix(r.stdout, "Usage: vmatool version\n") {
+		t.Errorf("version --help: %q", r.stdout)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"completion"}, "vmatool completion: want a shell: bash, fish, powershell, zsh\n"},
+		{[]string{"completion", "bas"}, "vmatool completion: unknown shell bas; did you mean bash? (want one of bash, fish, powershell, zsh)\n"},
+		{[]string{"completion", "bash", "extra"}, "vmatool completion bash: "},
+		{[]string{"version", "extra"}, "vmatool version: version takes no arguments, got 1\n"},
+		{[]string{"help", "pakc"}, "vmatool: unknown command pakc; did you mean pack?\n"},
+	} {
+		r := runInProcess(t, nil, nil, tc.args...)
+		if r.code != exitUsage || !strings.HasPrefix(r.stderr, tc.want) {
+			t.Errorf("vmatool %v: exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.want)
 		}
 	}
 }

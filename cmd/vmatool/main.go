@@ -10,13 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/vmatool/vmatool/internal/budget"
 	"golang.org/x/term"
 )
@@ -50,7 +50,7 @@ type streams struct {
 	now      func() time.Time
 	getenv   func(string) string
 	stdout   *stdoutWriter // out, when it is the process's standard output
-	argv     []string      // the command line after the command's name
+	name     string        // the name vmatool was started as ("vma" through a link); "" is vmatool
 
 	// The progress display (progress.go): err's terminal size (nil, or
 	// 0, means unknown), --progress (lines on err even off a terminal),
@@ -58,6 +58,14 @@ type streams struct {
 	errSize  func() (width, height int)
 	progress bool
 	ticker   func(time.Duration) (<-chan time.Time, func())
+}
+
+// programName is the name vmatool's messages in vma's form start with.
+func (s *streams) programName() string {
+	if s.name == "" {
+		return "vmatool"
+	}
+	return s.name
 }
 
 // stdoutWriter is standard output. When its reader goes away (EPIPE, or
@@ -115,6 +123,7 @@ func main() {
 		errSize:  stderrSize,
 		now:      time.Now, getenv: os.Getenv,
 		stdout: &stdoutWriter{f: os.Stdout, cancel: cancel},
+		name:   programName(os.Args[0]),
 	}
 	s.out = s.stdout
 	limitMemory(s.getenv)
@@ -149,22 +158,27 @@ func main() {
 }
 
 func run(ctx context.Context, s *streams, args []string) int {
+	root := newRoot(ctx, s)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) > 1 && args[0] == "help" {
+			if args[1] == "help" || args[1] == "-h" || args[1] == "--help" {
+				help, _, _ := root.Find([]string{"help"})
+				help.Help()
+				return exitOK
+			}
 			return run(ctx, s, []string{args[1], "--help"})
 		}
-		printUsage(s.out)
+		printUsage(s.out, root)
 		if len(args) == 0 {
 			return exitUsage
 		}
 		return exitOK
 	}
-	if args[0] == "--version" || args[0] == "version" {
-		fmt.Fprintln(s.out, "vmatool", version())
-		return exitOK
+	if args[0] == "--version" {
+		args = []string{"version"}
 	}
-	if isSubcommand(args[0]) {
-		name, err := runCobra(ctx, s, args)
+	if isSubcommand(root, args[0]) {
+		name, err := runCobra(root, args)
 		finish.Lock()
 		finish.done = true
 		finish.Unlock()
@@ -174,24 +188,35 @@ func run(ctx context.Context, s *streams, args []string) int {
 		}
 		return exitCode(s, name, err)
 	}
-	names := []string{"help", "version"}
-	for _, c := range commands {
-		names = append(names, c.name)
+	var names []string
+	for _, c := range listed(root) {
+		names = append(names, c.Name())
 	}
 	fmt.Fprintf(s.err, "vmatool: %s\nRun 'vmatool --help' for the list of commands.\n", unknownCommandError(args[0], names))
 	return exitUsage
 }
 
-func printUsage(w io.Writer) {
+// printUsage is the overview: every command of root that listed gives,
+// which completion offers and the man pages describe too.
+func printUsage(w io.Writer, root *cobra.Command) {
 	fmt.Fprint(w, "vmatool: Proxmox VE backup archives (VMA) without Proxmox\n\nUsage: vmatool COMMAND [OPTIONS] ARGS\n\nCommands:\n")
-	cs := append([]command(nil), commands...)
-	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	cs := listed(root)
+	width := 0
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		width = max(width, len(c.Name()))
+	}
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.Name(), c.Short)
 	}
 	fmt.Fprint(w, "\nRun 'vmatool COMMAND --help' for a command's options and examples.\n")
-	fmt.Fprint(w, "\nEXIT STATUS:\n  0 ok, 1 error (bad input, failed check, I/O error), 2 usage error,\n  3 salvaged in part (unpack or convert --partial: outputs written, data missing).\n"+exitStatusHelp)
+	fmt.Fprint(w, "\nEXIT STATUS:\n"+overviewExitStatus+exitStatusHelp)
 }
+
+// overviewExitStatus is the overview's EXIT STATUS section (and the man
+// page's), before what exitStatusHelp adds.
+const overviewExitStatus = `  0 ok, 1 error (bad input, failed check, I/O error), 2 usage error,
+  3 salvaged in part (unpack or convert --partial: outputs written, data missing).
+`
 
 // limitMemory keeps the heap close to what is live. vmatool's pipelines
 // allocate their buffers once and reuse them, so collecting more often costs
@@ -233,8 +258,6 @@ func exitCode(s *streams, name string, err error) int {
 	case s.stdoutClosed():
 		return exitBrokenPipe
 	case err == nil:
-		return exitOK
-	case errors.Is(err, errHelp):
 		return exitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(s.err, "vmatool %s: %s\nRun 'vmatool %s --help' for usage.\n", name, ue.msg, name)

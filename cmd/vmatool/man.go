@@ -26,8 +26,8 @@ func newManCommand(root *cobra.Command) *cobra.Command {
 	}
 }
 
-// writeManPages writes vmatool.1 and vmatool-COMMAND.1 for each listed
-// command into dir.
+// writeManPages writes vmatool.1, and vmatool-COMMAND.1 for each command
+// the overview lists, into dir: each page is the command's help.
 func writeManPages(root *cobra.Command, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -35,23 +35,26 @@ func writeManPages(root *cobra.Command, dir string) error {
 	var b bytes.Buffer
 	manHeader(&b, "vmatool", root.Short)
 	b.WriteString(".SH SYNOPSIS\n.B vmatool\n\\fICOMMAND\\fR [\\fIOPTIONS\\fR] \\fIARGS\\fR\n.SH COMMANDS\n")
-	for _, c := range commands {
-		fmt.Fprintf(&b, ".TP\n.BR vmatool-%s (1)\n%s\n", c.name, roffEscape(c.summary))
+	for _, c := range listed(root) {
+		fmt.Fprintf(&b, ".TP\n.BR vmatool-%s (1)\n%s\n", c.Name(), roffEscape(c.Short))
 	}
-	b.WriteString(".SH EXIT STATUS\n.nf\n" + roffEscape("  0 ok, 1 error (bad input, failed check, I/O error), 2 usage error,\n  3 salvaged in part (unpack or convert --partial: outputs written, data missing).\n"+exitStatusHelp) + ".fi\n")
+	b.WriteString(".SH EXIT STATUS\n.nf\n" + roffEscape(overviewExitStatus+exitStatusHelp) + ".fi\n")
 	if err := os.WriteFile(filepath.Join(dir, "vmatool.1"), b.Bytes(), 0o644); err != nil {
 		return err
 	}
-	for _, c := range commands {
-		cc, _, err := root.Find([]string{c.name})
-		if err != nil {
+	out := root.OutOrStdout()
+	defer root.SetOut(out)
+	for _, c := range listed(root) {
+		var help bytes.Buffer
+		root.SetOut(&help)
+		if err := c.Help(); err != nil {
 			return err
 		}
 		b.Reset()
-		manHeader(&b, "vmatool-"+c.name, c.summary)
+		manHeader(&b, "vmatool-"+c.Name(), c.Short)
 		// The help is laid out for a terminal already: keep its lines,
 		// and make its upper-case headings (and Usage) sections.
-		for _, line := range strings.Split(strings.TrimRight(commandHelp(c.help, cc.Flags())+exitStatusHelp, "\n"), "\n") {
+		for _, line := range strings.Split(strings.TrimRight(help.String(), "\n"), "\n") {
 			switch {
 			case strings.HasPrefix(line, "Usage: "):
 				b.WriteString(".SH SYNOPSIS\n.nf\n" + roffEscape(strings.TrimPrefix(line, "Usage: ")) + "\n.fi\n.SH DESCRIPTION\n.nf\n")
@@ -62,7 +65,7 @@ func writeManPages(root *cobra.Command, dir string) error {
 			}
 		}
 		b.WriteString(".fi\n.SH SEE ALSO\n.BR vmatool (1)\n")
-		if err := os.WriteFile(filepath.Join(dir, "vmatool-"+c.name+".1"), b.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "vmatool-"+c.Name()+".1"), b.Bytes(), 0o644); err != nil {
 			return err
 		}
 	}

@@ -15,10 +15,8 @@ import (
 // default.
 type maxWindow int64
 
-func addMaxWindowFlag(fs *pflag.FlagSet) *maxWindow {
-	w := new(maxWindow)
+func addMaxWindowFlag(fs *pflag.FlagSet, w *maxWindow) {
 	fs.Var(w, "max-window", "largest zstd window to decode, e.g. 128M (decoding holds one window in memory)")
-	return w
 }
 
 func (w *maxWindow) String() string {

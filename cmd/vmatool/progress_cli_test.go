@@ -31,25 +31,25 @@ func TestProgressSummaries(t *testing.T) {
 	archive := filepath.Join(dir, "vzdump-qemu-100-2026_01_01-00_00_00.vma.zst")
 	ratio := func(in, out int64) string { return fmt.Sprintf("%.2f%%", float64(out)*100/float64(in)) }
 
-	r := vmatool(t, nil, nil, "pack", "--progress", "-o", archive, img).mustSucceed(t)
+	r := runInProcess(t, nil, nil, "pack", "--progress", "-o", archive, img).mustSucceed(t)
 	out := fileSize(archive)
 	want := fmt.Sprintf("pack: %s (64.0 MiB => %s, %s)", ratio(size, out), humanBytes(out), archive)
 	if !summaryRE(want).MatchString(r.stderr) {
 		t.Errorf("pack: stderr %q, want %q and the time and rate", r.stderr, want)
 	}
 	os.Remove(archive)
-	if r := vmatool(t, nil, nil, "pack", "-o", archive, img).mustSucceed(t); r.stderr != "" {
+	if r := runInProcess(t, nil, nil, "pack", "-o", archive, img).mustSucceed(t); r.stderr != "" {
 		t.Errorf("pack without --progress: stderr %q", r.stderr)
 	}
 
-	r = vmatool(t, nil, nil, "pack", "--progress", "-o", "-", "--compress", "zstd", img).mustSucceed(t)
+	r = runInProcess(t, nil, nil, "pack", "--progress", "-o", "-", "--compress", "zstd", img).mustSucceed(t)
 	want = fmt.Sprintf("pack: %s (64.0 MiB => %s, standard output)", ratio(size, int64(len(r.stdout))), humanBytes(int64(len(r.stdout))))
 	if !summaryRE(want).MatchString(r.stderr) {
 		t.Errorf("pack -o -: stderr %q, want %q and the time and rate", r.stderr, want)
 	}
 
 	qcow := filepath.Join(dir, "disk.qcow2")
-	r = vmatool(t, nil, nil, "convert", "--progress", img, qcow).mustSucceed(t)
+	r = runInProcess(t, nil, nil, "convert", "--progress", img, qcow).mustSucceed(t)
 	out = fileSize(qcow)
 	want = fmt.Sprintf("convert: %s (64.0 MiB => %s, %s)", ratio(size, out), humanBytes(out), qcow)
 	if !summaryRE(want).MatchString(r.stderr) {
@@ -58,13 +58,13 @@ func TestProgressSummaries(t *testing.T) {
 
 	in := fileSize(archive)
 	unpacked := filepath.Join(dir, "out")
-	r = vmatool(t, nil, nil, "unpack", "--progress", archive, unpacked).mustSucceed(t)
+	r = runInProcess(t, nil, nil, "unpack", "--progress", archive, unpacked).mustSucceed(t)
 	want = fmt.Sprintf("unpack: %s (%s => 64.0 MiB, %s)", ratio(in, size), humanBytes(in), unpacked)
 	if !summaryRE(want).MatchString(r.stderr) {
 		t.Errorf("unpack: stderr %q, want %q and the time and rate", r.stderr, want)
 	}
 
-	r = vmatool(t, nil, nil, "verify", "--progress", archive).mustSucceed(t)
+	r = runInProcess(t, nil, nil, "verify", "--progress", archive).mustSucceed(t)
 	want = fmt.Sprintf("verify: %s (%s)", humanBytes(in), archive)
 	if !summaryRE(want).MatchString(r.stderr) {
 		t.Errorf("verify: stderr %q, want %q and the time and rate", r.stderr, want)
@@ -158,7 +158,7 @@ func TestDeployProgressLines(t *testing.T) {
 ]`, n.Host())))
 	args := []string{"deploy", "--targets", targets, "--parallel", "3", "--known-hosts", n.SSH.KnownHostsFile,
 		"--identity", n.SSH.ClientKeyFile, "--dump-dir", n.Dump, img}
-	r := vmatool(t, nil, deployEnvVars, append([]string{args[0], "--progress"}, args[1:]...)...).mustSucceed(t)
+	r := runInProcess(t, nil, deployEnvVars, append([]string{args[0], "--progress"}, args[1:]...)...).mustSucceed(t)
 	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
 	if len(lines) < 3 {
 		t.Fatalf("stderr %q", r.stderr)
@@ -178,7 +178,7 @@ func TestDeployProgressLines(t *testing.T) {
 	}
 	args[len(args)-1] = "--force"
 	args = append(args, img)
-	if r := vmatool(t, nil, deployEnvVars, args...).mustSucceed(t); r.stderr != "" {
+	if r := runInProcess(t, nil, deployEnvVars, args...).mustSucceed(t); r.stderr != "" {
 		t.Errorf("without --progress: stderr %q", r.stderr)
 	}
 }

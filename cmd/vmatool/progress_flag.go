@@ -17,9 +17,21 @@ func stderrSize() (width, height int) {
 	return w, h
 }
 
-// addProgressFlag adds --progress, which s's display reads.
-func addProgressFlag(fs *pflag.FlagSet, s *streams) {
-	fs.BoolVar(&s.progress, "progress", false, "show progress on standard error even when it is not a terminal: a line every 5 seconds, and a summary")
+// addProgressFlag adds --progress onto on; the command's run function
+// hands it to the display with streams.withProgress.
+func addProgressFlag(fs *pflag.FlagSet, on *bool) {
+	fs.BoolVar(on, "progress", false, "show progress on standard error even when it is not a terminal: a line every 5 seconds, and a summary")
+}
+
+// withProgress is s with --progress on when on is; the display reads it
+// from the streams, which every command's output already goes through.
+func (s *streams) withProgress(on bool) *streams {
+	if !on || s.progress {
+		return s
+	}
+	c := *s
+	c.progress = true
+	return &c
 }
 
 // progressConflict refuses --progress with a flag that turns progress

@@ -69,9 +69,9 @@ func TestPackQcow2Fixtures(t *testing.T) {
 			}
 			img := gunzipFixture(t, dir, name)
 			out := filepath.Join(t.TempDir(), "x.vma.zst")
-			vmatool(t, nil, nil, "pack", "-q", "-o", out, "scsi0="+img, "scsi1="+rawDisk).mustSucceed(t)
+			runInProcess(t, nil, nil, "pack", "-q", "-o", out, "scsi0="+img, "scsi1="+rawDisk).mustSucceed(t)
 			u := filepath.Join(t.TempDir(), "u")
-			vmatool(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
+			runInProcess(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
 			if got := fileSHA(t, filepath.Join(u, "disk-drive-scsi0.raw")); got != want {
 				t.Errorf("unpacked qcow2 disk: sha256 %s, qemu-img gives %s", got, want)
 			}
@@ -84,7 +84,7 @@ func TestPackQcow2Fixtures(t *testing.T) {
 		for _, name := range []string{"luks.qcow2", "aes.qcow2"} {
 			img := gunzipFixture(t, dir, name)
 			outDir := t.TempDir()
-			r := vmatool(t, nil, nil, "pack", "-q", "-o", filepath.Join(outDir, "x.vma"), img)
+			r := runInProcess(t, nil, nil, "pack", "-q", "-o", filepath.Join(outDir, "x.vma"), img)
 			if r.code != 1 || !strings.Contains(r.stderr, "encrypt") {
 				t.Errorf("%s: exit %d, %q", name, r.code, r.stderr)
 			}
@@ -95,12 +95,12 @@ func TestPackQcow2Fixtures(t *testing.T) {
 		img := gunzipFixture(t, dir, "extdata.qcow2")
 		data := gunzipFixture(t, dir, "extdata.data")
 		out := filepath.Join(t.TempDir(), "x.vma")
-		if r := vmatool(t, nil, nil, "pack", "-q", "-o", out, img); r.code != 1 || !strings.Contains(r.stderr, "--data-file") {
+		if r := runInProcess(t, nil, nil, "pack", "-q", "-o", out, img); r.code != 1 || !strings.Contains(r.stderr, "--data-file") {
 			t.Errorf("without --data-file: exit %d, %q", r.code, r.stderr)
 		}
-		vmatool(t, nil, nil, "pack", "-q", "-o", out, "--data-file", img+"="+data, img).mustSucceed(t)
+		runInProcess(t, nil, nil, "pack", "-q", "-o", out, "--data-file", img+"="+data, img).mustSucceed(t)
 		u := filepath.Join(t.TempDir(), "u")
-		vmatool(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
+		runInProcess(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
 		if got := fileSHA(t, filepath.Join(u, "disk-drive-scsi0.raw")); got != sums["extdata.qcow2"] {
 			t.Errorf("sha256 %s, want %s", got, sums["extdata.qcow2"])
 		}
@@ -167,9 +167,9 @@ func TestPackQcow2AgainstQemuImg(t *testing.T) {
 				t.Fatalf("qemu-img: %v: %s", err, out)
 			}
 			out := filepath.Join(t.TempDir(), "x.vma.zst")
-			vmatool(t, nil, nil, "pack", "-q", "-o", out, img).mustSucceed(t)
+			runInProcess(t, nil, nil, "pack", "-q", "-o", out, img).mustSucceed(t)
 			u := filepath.Join(t.TempDir(), "u")
-			vmatool(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
+			runInProcess(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
 			if fileSHA(t, filepath.Join(u, "disk-drive-scsi0.raw")) != fileSHA(t, ref) {
 				t.Error("qcow2 -> pack -> unpack differs from qemu-img convert -O raw")
 			}

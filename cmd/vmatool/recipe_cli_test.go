@@ -23,7 +23,7 @@ func TestPackRefusesArchive(t *testing.T) {
 				{"pack", "-q", "-o", out, "scsi1=" + archive},
 				{"create", filepath.Join(out, "x.vma"), "drive-scsi0=" + archive},
 			} {
-				r := vmatool(t, nil, nil, args...)
+				r := runInProcess(t, nil, nil, args...)
 				if args[0] == "create" {
 					// A device without -d format= gets vma's deprecation
 					// warning first, as Proxmox's tool prints it.

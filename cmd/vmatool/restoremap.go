@@ -118,6 +118,29 @@ func parseMapLine(line string) (restoreMap, error) {
 
 // readMap reads map lines up to "done", an empty line or the end. A later
 // line for a disk replaces an earlier one, as in vma.
+// readMapFile reads the map lines from the FIFO or file at path, or from
+// standard input for "-", and closes it once read, as qemu-server's side
+// expects of a FIFO.
+func readMapFile(s *streams, path string) (map[string]restoreMap, error) {
+	if path == "-" {
+		maps, err := readMap(s.in)
+		if err != nil {
+			return nil, fmt.Errorf("<stdin>: %w", err)
+		}
+		return maps, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("unable to open fifo %s: %w", path, err)
+	}
+	maps, err := readMap(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return maps, nil
+}
+
 func readMap(r io.Reader) (map[string]restoreMap, error) {
 	maps := map[string]restoreMap{}
 	br := bufio.NewReaderSize(r, maxMapLine+1)
@@ -201,14 +224,13 @@ func restoreMapped(ctx context.Context, s *streams, a *archiveInput, job mappedR
 	}()
 	writeListing(s.out, h)
 
-	f, err := os.Open(job.mapPath)
+	maps, err := readMapFile(s, job.mapPath)
 	if err != nil {
-		return fmt.Errorf("unable to open fifo %s: %w", job.mapPath, err)
+		return err
 	}
-	maps, err := readMap(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", job.mapPath, err)
+	mapName := job.mapPath
+	if mapName == "-" {
+		mapName = "<stdin>" // as errors name standard input elsewhere
 	}
 
 	targets := map[int]io.WriterAt{}
@@ -240,14 +262,14 @@ func restoreMapped(ctx context.Context, s *streams, a *archiveInput, job mappedR
 		}
 		m, ok := maps[d.Name]
 		if !ok {
-			return fmt.Errorf("%s: no device name mapping for %s", job.mapPath, d.Name)
+			return fmt.Errorf("%s: no device name mapping for %s", mapName, d.Name)
 		}
 		if m.skip {
 			continue
 		}
 		f, err := openTarget(m, d)
 		if err != nil {
-			return fmt.Errorf("%s: %w", job.mapPath, err)
+			return fmt.Errorf("%s: %w", mapName, err)
 		}
 		files = append(files, f)
 		targets[d.ID], zeros[d.ID] = f, m.writeZeros

@@ -128,7 +128,7 @@ func TestExtractRestoreRefusals(t *testing.T) {
 			want := strings.NewReplacer("NOPE", filepath.Join(dir, "nope"), "DIR", dir).Replace(tc.want)
 			before := fileSHA(t, efiVol) + fileSHA(t, scsiVol)
 			tmp := filepath.Join(dir, "tmp")
-			r := vmatool(t, nil, nil, "extract", "-v", "-r", mapFile, archive, tmp)
+			r := runInProcess(t, nil, nil, "extract", "-v", "-r", mapFile, archive, tmp)
 			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, want) {
 				t.Errorf("exit %d, stderr %q; want 1 and one line with %q", r.code, r.stderr, want)
 			}
@@ -144,7 +144,7 @@ func TestExtractRestoreRefusals(t *testing.T) {
 	t.Run("existing TMPDIR", func(t *testing.T) {
 		dir := t.TempDir()
 		mapFile := writeFile(t, filepath.Join(dir, "map"), []byte("done\n"))
-		r := vmatool(t, nil, nil, "extract", "-r", mapFile, archive, dir)
+		r := runInProcess(t, nil, nil, "extract", "-r", mapFile, archive, dir)
 		if r.code != 1 || !strings.Contains(r.stderr, "unable to create target directory") || r.stdout != "" {
 			t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}

@@ -20,7 +20,7 @@ func craft(t *testing.T, dir string, renames map[string]string) string {
 	img := testImage(t, dir, "a.raw", 128<<10)
 	conf := writeFile(t, filepath.Join(dir, "ZZZZZZZ"), []byte("memory: 1\n"))
 	out := filepath.Join(dir, "crafted.vma")
-	vmatool(t, nil, nil, "create", out, "-c", conf, "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
+	runInProcess(t, nil, nil, "create", out, "-c", conf, "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -55,10 +55,10 @@ func TestNamesCannotEscape(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
 			archive := craft(t, t.TempDir(), tc.renames)
-			vmatool(t, nil, nil, "list", archive).mustSucceed(t) // readable, names and all
+			runInProcess(t, nil, nil, "list", archive).mustSucceed(t) // readable, names and all
 			target := filepath.Join(root, "a", "b")
 			for _, cmd := range [][]string{{"unpack", archive, target}, {"extract", archive, target}} {
-				r := vmatool(t, nil, nil, cmd...)
+				r := runInProcess(t, nil, nil, cmd...)
 				if r.code != 1 || !strings.Contains(r.stderr, "unsafe name") {
 					t.Errorf("%s: exit %d, %q; want a refusal", cmd[0], r.code, r.stderr)
 				}
@@ -80,7 +80,7 @@ func TestInterruptedUnpackLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
 	img := testImage(t, dir, "a.raw", 8<<20)
 	archive := filepath.Join(dir, "a.vma")
-	vmatool(t, nil, nil, "pack", "-q", "-o", archive, img).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "-o", archive, img).mustSucceed(t)
 	data, _ := os.ReadFile(archive)
 
 	target := filepath.Join(dir, "out")

@@ -46,9 +46,9 @@ func TestUnpackLeavesHoles(t *testing.T) {
 		t.Skipf("the filesystem of %s makes no holes (%d bytes allocated for %d written)", dir, a, 2*data)
 	}
 	archive := filepath.Join(dir, "a.vma")
-	vmatool(t, nil, nil, "pack", "-q", "-o", archive, img).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "-o", archive, img).mustSucceed(t)
 	out := filepath.Join(dir, "u")
-	vmatool(t, nil, nil, "unpack", "-q", archive, out).mustSucceed(t)
+	runInProcess(t, nil, nil, "unpack", "-q", archive, out).mustSucceed(t)
 	disk := filepath.Join(out, "disk-drive-scsi0.raw")
 	if fileSHA(t, disk) != fileSHA(t, img) {
 		t.Fatal("unpacked disk differs from the image")

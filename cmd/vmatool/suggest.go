@@ -24,7 +24,7 @@ func suggest(name string, candidates []string) []string {
 		switch {
 		case d < best:
 			best, near = d, []string{c}
-		case d == best:
+		case d == best && d <= maxSuggestDistance:
 			near = append(near, c)
 		}
 	}

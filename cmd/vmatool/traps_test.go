@@ -6,9 +6,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,27 +21,17 @@ import (
 	"time"
 )
 
-// vmatoolIn runs vmatool with dir as its working folder, for commands
-// whose relative outputs must land in a test's own folder.
+// vmatoolIn runs vmatool in process with dir as the working folder (for
+// the rest of the test), for commands whose relative outputs must land in
+// a test's own folder.
 func vmatoolIn(t *testing.T, dir string, stdin []byte, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(vmatoolBin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TZ=UTC", "SOURCE_DATE_EPOCH=")
+	t.Chdir(dir)
+	var in io.Reader
 	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
+		in = bytes.NewReader(stdin)
 	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	code := 0
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running vmatool %v: %v", args, err)
-	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	return runInProcess(t, in, nil, args...)
 }
 
 // assertUsage checks for exit status 2 and a message holding every want.
@@ -60,12 +53,12 @@ func TestPackNeedsDisksOrConfigOnly(t *testing.T) {
 	dir := t.TempDir()
 	img := testImage(t, dir, "a.raw", 64<<10)
 	out := filepath.Join(dir, "x.vma")
-	assertUsage(t, vmatool(t, nil, nil, "pack", "-q", "-o", out), "no DISK given", "--config-only")
+	assertUsage(t, runInProcess(t, nil, nil, "pack", "-q", "-o", out), "no DISK given", "--config-only")
 	assertGone(t, out)
-	assertUsage(t, vmatool(t, nil, nil, "pack", "-q", "--config-only", "-o", out, img), "--config-only", "leave out one or the other")
+	assertUsage(t, runInProcess(t, nil, nil, "pack", "-q", "--config-only", "-o", out, img), "--config-only", "leave out one or the other")
 	assertGone(t, out)
-	vmatool(t, nil, nil, "pack", "-q", "--config-only", "-o", out).mustSucceed(t)
-	if l := vmatool(t, nil, nil, "list", out).mustSucceed(t).stdout; strings.Contains(l, "DEV:") || !strings.Contains(l, "CFG: ") {
+	runInProcess(t, nil, nil, "pack", "-q", "--config-only", "-o", out).mustSucceed(t)
+	if l := runInProcess(t, nil, nil, "list", out).mustSucceed(t).stdout; strings.Contains(l, "DEV:") || !strings.Contains(l, "CFG: ") {
 		t.Errorf("--config-only archive lists as %q", l)
 	}
 }
@@ -89,7 +82,7 @@ func TestOutputFolderMissing(t *testing.T) {
 		{"create in a missing folder", []string{"create", filepath.Join(missing, "x.vma"), "-d", "format=raw:drive-scsi0=" + img}, missing + ": no such folder (create it first)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := vmatool(t, nil, nil, tc.args...)
+			r := runInProcess(t, nil, nil, tc.args...)
 			assertOneLine(t, r, tc.want)
 			if strings.Contains(r.stderr, tempPrefix) {
 				t.Errorf("the message names a temporary file: %q", r.stderr)
@@ -99,7 +92,7 @@ func TestOutputFolderMissing(t *testing.T) {
 	}
 	// An existing folder, with or without the slash, gets a vzdump name.
 	for _, out := range []string{dir + "/", dir} {
-		r := vmatool(t, nil, []string{"SOURCE_DATE_EPOCH=1700000000"}, "pack", "--force", "-o", out, img).mustSucceed(t)
+		r := runInProcess(t, nil, []string{"SOURCE_DATE_EPOCH=1700000000"}, "pack", "--force", "-o", out, img).mustSucceed(t)
 		if want := filepath.Join(dir, "vzdump-qemu-100-2023_11_14-22_13_20.vma.zst") + "\n"; r.stdout != want || r.stderr != "" {
 			t.Errorf("pack -o %s: stdout %q, stderr %q; want %q", out, r.stdout, r.stderr, want)
 		}
@@ -164,7 +157,7 @@ func TestCompressionAgreesWithName(t *testing.T) {
 		{[]string{"convert", "-q", "--compression", "gzip", img, filepath.Join(dir, "x.vma.zst")}, "leave out --compression"},
 	} {
 		t.Run(strings.Join(tc.args[2:len(tc.args)-2], " ")+" "+filepath.Base(tc.args[len(tc.args)-1]), func(t *testing.T) {
-			assertUsage(t, vmatool(t, nil, nil, tc.args...), tc.want)
+			assertUsage(t, runInProcess(t, nil, nil, tc.args...), tc.want)
 			if names := dirNames(t, dir); strings.Join(names, " ") != "a.raw" {
 				t.Errorf("left behind: %v", names)
 			}
@@ -172,9 +165,9 @@ func TestCompressionAgreesWithName(t *testing.T) {
 	}
 	// A name that agrees, and one that says nothing, are taken.
 	out := filepath.Join(t.TempDir(), "vzdump-qemu-100-x.vma.zst")
-	vmatool(t, nil, nil, "pack", "-q", "--compress", "zstd", "-o", out, img).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "--compress", "zstd", "-o", out, img).mustSucceed(t)
 	plain := filepath.Join(t.TempDir(), "backup")
-	vmatool(t, nil, nil, "pack", "-q", "--compress", "gzip", "-o", plain, img).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "--compress", "gzip", "-o", plain, img).mustSucceed(t)
 	if b, _ := os.ReadFile(plain); !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
 		t.Error("--compress gzip to a name without suffix did not write gzip")
 	}
@@ -207,16 +200,16 @@ func TestRestoreNameWarning(t *testing.T) {
 	dir := t.TempDir()
 	img := testImage(t, dir, "a.raw", 64<<10)
 	out := filepath.Join(dir, "nixos.vma.zst")
-	r := vmatool(t, nil, nil, "pack", "-o", out, img).mustSucceed(t)
+	r := runInProcess(t, nil, nil, "pack", "-o", out, img).mustSucceed(t)
 	if r.stdout != out+"\n" || !strings.Contains(r.stderr, "warning: qmrestore refuses nixos.vma.zst") || !strings.Contains(r.stderr, "vzdump-qemu-<VMID>-") {
 		t.Errorf("stdout %q, stderr %q: want the path and a warning", r.stdout, r.stderr)
 	}
-	vmatool(t, nil, nil, "verify", out).mustSucceed(t)
+	runInProcess(t, nil, nil, "verify", out).mustSucceed(t)
 	good := filepath.Join(dir, "vzdump-qemu-100-x.vma.zst")
-	if r := vmatool(t, nil, nil, "pack", "-o", good, img).mustSucceed(t); r.stderr != "" {
+	if r := runInProcess(t, nil, nil, "pack", "-o", good, img).mustSucceed(t); r.stderr != "" {
 		t.Errorf("a vzdump name warned: %q", r.stderr)
 	}
-	if r := vmatool(t, nil, nil, "pack", "-q", "-o", filepath.Join(dir, "quiet.vma"), img).mustSucceed(t); r.stderr != "" {
+	if r := runInProcess(t, nil, nil, "pack", "-q", "-o", filepath.Join(dir, "quiet.vma"), img).mustSucceed(t); r.stderr != "" {
 		t.Errorf("--quiet warned: %q", r.stderr)
 	}
 }
@@ -232,16 +225,16 @@ func TestDashMeansStandardStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromFile := vmatool(t, nil, nil, "info", "--json", v02).mustSucceed(t).stdout
-	fromStdin := vmatool(t, bytes.NewReader(archive), nil, "info", "--json", "-").mustSucceed(t).stdout
+	fromFile := runInProcess(t, nil, nil, "info", "--json", v02).mustSucceed(t).stdout
+	fromStdin := runInProcess(t, bytes.NewReader(archive), nil, "info", "--json", "-").mustSucceed(t).stdout
 	if want := strings.Replace(fromFile, `"file": "`+v02+`"`, `"file": "-"`, 1); fromStdin != want {
 		t.Errorf("info - printed\n%s\nwant\n%s", fromStdin, want)
 	}
-	if text := vmatool(t, bytes.NewReader(archive), nil, "info", "-").mustSucceed(t).stdout; !strings.Contains(text, "disk drive-scsi0: 1.0 MiB") {
+	if text := runInProcess(t, bytes.NewReader(archive), nil, "info", "-").mustSucceed(t).stdout; !strings.Contains(text, "disk drive-scsi0: 1.0 MiB") {
 		t.Errorf("info - printed %q", text)
 	}
 	image, _ := os.ReadFile(demoImage)
-	assertOneLine(t, vmatool(t, bytes.NewReader(image), nil, "info", "-"), "not a VMA archive", "standard input must hold an archive")
+	assertOneLine(t, runInProcess(t, bytes.NewReader(image), nil, "info", "-"), "not a VMA archive", "standard input must hold an archive")
 
 	dir := t.TempDir()
 	r := vmatoolIn(t, dir, archive, "unpack", "-q", "-", "-")
@@ -275,7 +268,7 @@ func TestDriveNamesWithoutPrefix(t *testing.T) {
 				if args[0] == "convert" {
 					out += ".raw"
 				}
-				vmatool(t, nil, nil, append(args, out)...).mustSucceed(t)
+				runInProcess(t, nil, nil, append(args, out)...).mustSucceed(t)
 				disk := out
 				if args[0] == "unpack" {
 					if names := dirNames(t, out); strings.Join(names, " ") != "disk-drive-scsi0.raw qemu-server.conf qemu-server.fw" {
@@ -289,13 +282,13 @@ func TestDriveNamesWithoutPrefix(t *testing.T) {
 			})
 		}
 	}
-	r := vmatool(t, nil, nil, "unpack", "-q", "-d", "scsi9", v02, filepath.Join(t.TempDir(), "o"))
+	r := runInProcess(t, nil, nil, "unpack", "-q", "-d", "scsi9", v02, filepath.Join(t.TempDir(), "o"))
 	assertOneLine(t, r, `no device named "scsi9"`, "drive-efidisk0, drive-scsi0")
 
 	// vma extract -d scsi0 extracts no disk (it matches drive-scsi0
 	// exactly), and so does vmatool extract, with its warning.
 	out := filepath.Join(t.TempDir(), "x")
-	r = vmatool(t, nil, nil, "extract", v02, "-d", "scsi0", out).mustSucceed(t)
+	r = runInProcess(t, nil, nil, "extract", v02, "-d", "scsi0", out).mustSucceed(t)
 	if names := dirNames(t, out); strings.Join(names, " ") != "qemu-server.conf qemu-server.fw" || !strings.Contains(r.stderr, "-d scsi0: the archive has no such disk") {
 		t.Errorf("extract -d scsi0 wrote %v, said %q", names, r.stderr)
 	}
@@ -344,10 +337,10 @@ func TestInfoDamagedPartitionTable(t *testing.T) {
 	dir := t.TempDir()
 	img := writeFile(t, filepath.Join(dir, "loop.raw"), loopingMBR())
 	archive := filepath.Join(dir, "loop.vma")
-	vmatool(t, nil, nil, "pack", "-q", "-o", archive, img).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "-o", archive, img).mustSucceed(t)
 	for _, tc := range []struct{ path, what string }{{img, img}, {archive, archive + ": device drive-scsi0"}} {
 		t.Run(filepath.Base(tc.path), func(t *testing.T) {
-			r := vmatool(t, nil, nil, "info", tc.path).mustSucceed(t)
+			r := runInProcess(t, nil, nil, "info", tc.path).mustSucceed(t)
 			warning := "vmatool info: warning: " + tc.what + ": ptable: corrupt partition table: extended partition at LBA 64: EBR chain loops"
 			if !strings.HasPrefix(r.stderr, warning) || strings.Count(r.stderr, "\n") != 1 {
 				t.Errorf("stderr %q, want one line starting %q", r.stderr, warning)
@@ -360,7 +353,7 @@ func TestInfoDamagedPartitionTable(t *testing.T) {
 					t.Errorf("info printed no %q:\n%s", want, r.stdout)
 				}
 			}
-			r = vmatool(t, nil, nil, "info", "--json", tc.path).mustSucceed(t)
+			r = runInProcess(t, nil, nil, "info", "--json", tc.path).mustSucceed(t)
 			var doc infoDoc
 			if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 				t.Fatal(err)
@@ -380,23 +373,23 @@ func TestInfoDamagedPartitionTable(t *testing.T) {
 // TestSuggestions: unknown commands and flags name the nearest, and
 // qemu-img's "SRC DST" habit on pack names -o.
 func TestSuggestions(t *testing.T) {
-	r := vmatool(t, nil, nil, "pakc")
+	r := runInProcess(t, nil, nil, "pakc")
 	assertUsage(t, r, "vmatool: unknown command pakc; did you mean pack?\n")
-	r = vmatool(t, nil, nil, "frobnicate")
+	r = runInProcess(t, nil, nil, "frobnicate")
 	assertUsage(t, r, "unknown command frobnicate\n")
-	r = vmatool(t, nil, nil, "pack", "--compres", "zstd")
+	r = runInProcess(t, nil, nil, "pack", "--compres", "zstd")
 	assertUsage(t, r, "vmatool pack: unknown flag --compres; did you mean --compress?\n")
-	r = vmatool(t, nil, nil, "verify", "--jsno", "x")
+	r = runInProcess(t, nil, nil, "verify", "--jsno", "x")
 	assertUsage(t, r, "unknown flag --jsno; did you mean --json?\n")
-	r = vmatool(t, nil, nil, "unpack", "--frobnicate", "x")
+	r = runInProcess(t, nil, nil, "unpack", "--frobnicate", "x")
 	assertUsage(t, r, "unknown flag --frobnicate\n")
-	r = vmatool(t, nil, nil, "list", "-x", "a.vma")
+	r = runInProcess(t, nil, nil, "list", "-x", "a.vma")
 	assertUsage(t, r, "unknown flag -x (the short flags of this command: -h)")
 
 	dir := t.TempDir()
 	img := testImage(t, dir, "in.raw", 64<<10)
 	out := filepath.Join(dir, "out.vma.zst")
-	r = vmatool(t, nil, nil, "pack", img, out)
+	r = runInProcess(t, nil, nil, "pack", img, out)
 	assertUsage(t, r, out+" does not exist and looks like the archive to write", "vmatool pack -o "+out)
 	assertGone(t, out)
 }
@@ -425,6 +418,13 @@ func TestEditDistance(t *testing.T) {
 	if got := suggest("deploy", []string{"pack", "info"}); got != nil {
 		t.Errorf("suggest deploy: %v", got)
 	}
+	// Three edits away is too far, also when nothing is nearer.
+	if got := suggest("complet", []string{"completion", "config"}); got != nil {
+		t.Errorf("suggest complet: %v", got)
+	}
+	if got := suggest("completoin", []string{"completion", "config"}); !reflect.DeepEqual(got, []string{"completion"}) {
+		t.Errorf("suggest completoin: %v", got)
+	}
 }
 
 // TestJSONShapeShared: info, list and verify describe the same archive
@@ -433,13 +433,13 @@ func TestJSONShapeShared(t *testing.T) {
 	dir := t.TempDir()
 	img := testImage(t, dir, "a.raw", 1<<20)
 	packed := filepath.Join(dir, "vzdump-qemu-100-x.vma.zst")
-	vmatool(t, nil, nil, "pack", "-q", "-o", packed, "--ctime", "1700000000", img, "efidisk0="+img).mustSucceed(t)
+	runInProcess(t, nil, nil, "pack", "-q", "-o", packed, "--ctime", "1700000000", img, "efidisk0="+img).mustSucceed(t)
 	for _, path := range []string{packed, filepath.Join(vectorDir, "v02-two-disks.vma")} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			var docs []map[string]json.RawMessage
 			var typed []ArchiveDoc
 			for _, c := range []string{"info", "list", "verify"} {
-				r := vmatool(t, nil, nil, c, "--json", path).mustSucceed(t)
+				r := runInProcess(t, nil, nil, c, "--json", path).mustSucceed(t)
 				var m map[string]json.RawMessage
 				var d ArchiveDoc
 				if err := json.Unmarshal([]byte(r.stdout), &m); err != nil {
@@ -485,7 +485,7 @@ func TestJSONShapeShared(t *testing.T) {
 func listDoc(t *testing.T, path string) ArchiveDoc {
 	t.Helper()
 	var d ArchiveDoc
-	if err := json.Unmarshal([]byte(vmatool(t, nil, nil, "list", "--json", path).mustSucceed(t).stdout), &d); err != nil {
+	if err := json.Unmarshal([]byte(runInProcess(t, nil, nil, "list", "--json", path).mustSucceed(t).stdout), &d); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -513,13 +513,105 @@ func TestErrorsPrintedOnce(t *testing.T) {
 		{"unpack", "-q", bad, filepath.Join(dir, "u")}, {"convert", "-q", bad, filepath.Join(dir, "c")},
 	} {
 		t.Run(strings.Join(args[:len(args)-1], " "), func(t *testing.T) {
-			r := vmatool(t, nil, nil, args...)
+			r := runInProcess(t, nil, nil, args...)
 			assertOneLine(t, r, "extent checksum mismatch")
 		})
 	}
-	r := vmatool(t, nil, nil, "verify", "--json", bad)
+	r := runInProcess(t, nil, nil, "verify", "--json", bad)
 	if r.code != 1 || r.stderr != "" || strings.Count(r.stdout, "extent checksum mismatch") != 2 { // error and kind
 		t.Errorf("verify --json: exit %d, stderr %q, stdout %s", r.code, r.stderr, r.stdout)
 	}
 	assertEmptyDir(t, dir)
+}
+
+// TestDashForEveryStream: "-" is standard output for create's archive and
+// standard input for extract's map and deploy's targets file; where a
+// stream cannot serve (deploy's SOURCE and --config, create -c), it is a
+// usage error that says what to do, never a file named "-".
+func TestDashForEveryStream(t *testing.T) {
+	dir := t.TempDir()
+	img := testImage(t, dir, "a.raw", 128<<10)
+	conf := writeFile(t, filepath.Join(dir, "qemu-server.conf"), []byte("memory: 512\n"))
+	v02, err := filepath.Abs(filepath.Join(vectorDir, "v02-two-disks.vma"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("create -", func(t *testing.T) {
+		cwd := t.TempDir()
+		r := vmatoolIn(t, cwd, nil, "create", "-", "-c", conf, "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
+		assertEmptyDir(t, cwd)
+		list := runInProcess(t, strings.NewReader(r.stdout), nil, "list", "-").mustSucceed(t).stdout
+		if !strings.Contains(list, "CFG: size: 12 name: qemu-server.conf\n") || !strings.Contains(list, "DEV: dev_id=1 size: 131072 devname: drive-scsi0\n") {
+			t.Errorf("the archive on standard output lists as %q", list)
+		}
+		s, out, _ := fakeStreams(false)
+		s.outIsTTY = true
+		o := defaults[createOptions]()
+		o.args, o.devices = []string{"-"}, []string{"format=raw:drive-scsi0=" + img}
+		if err := runCreate(context.Background(), s, o); !errors.Is(err, errTerminal) || out.Len() != 0 {
+			t.Errorf("create - on a terminal: %v, %d bytes written; want errTerminal and none", err, out.Len())
+		}
+		assertUsage(t, runInProcess(t, nil, nil, "create", filepath.Join(cwd, "x.vma"), "-c", "-", "-d", "format=raw:drive-scsi0="+img), "-c -", "write it to a file")
+		assertGone(t, filepath.Join(cwd, "x.vma"))
+	})
+
+	t.Run("extract -r -", func(t *testing.T) {
+		vols := t.TempDir()
+		efi := writeFile(t, filepath.Join(vols, "efi.raw"), make([]byte, 540672))
+		scsi := writeFile(t, filepath.Join(vols, "scsi.raw"), make([]byte, 1<<20))
+		lines := fmt.Sprintf("format=raw:0:drive-efidisk0=%s\nformat=raw:0:drive-scsi0=%s\ndone\n", efi, scsi)
+		runInProcess(t, strings.NewReader(lines), nil, "extract", "-r", "-", v02, filepath.Join(vols, "tmp")).mustSucceed(t)
+		for name, path := range map[string]string{"drive-efidisk0": efi, "drive-scsi0": scsi} {
+			if got, want := fileSHA(t, path), vectorDevice(t, "v02-two-disks.vma", name); got != want {
+				t.Errorf("%s: sha256 %s, want %s", name, got, want)
+			}
+		}
+		r := runInProcess(t, strings.NewReader("done\n"), nil, "extract", "-r", "-", v02, filepath.Join(vols, "tmp2"))
+		assertOneLine(t, r, "<stdin>: no device name mapping for drive-efidisk0")
+		archive, err := os.ReadFile(v02)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertUsage(t, runInProcess(t, bytes.NewReader(archive), nil, "extract", "-r", "-", "-", filepath.Join(vols, "tmp3")), "both want standard input")
+		assertGone(t, filepath.Join(vols, "tmp3"))
+	})
+
+	t.Run("deploy", func(t *testing.T) {
+		targets := `{"web1": {"host": "root@pve.invalid", "vmid": 201}, "web2": {"host": "root@pve.invalid", "vmid": 202}}`
+		r := runInProcess(t, strings.NewReader(targets), deployEnvVars, "deploy", "--dry-run", "--targets", "-", img).mustSucceed(t)
+		if !strings.Contains(r.stdout, "web1: VM 201 on root@pve.invalid") || !strings.Contains(r.stdout, "web2: VM 202 on root@pve.invalid") {
+			t.Errorf("--targets - planned:\n%s", r.stdout)
+		}
+		r = runInProcess(t, strings.NewReader(`{"web1": {"host": "h", "vmid": 201, "strage": "x"}}`), deployEnvVars, "deploy", "--dry-run", "--targets", "-", img)
+		assertUsage(t, r, "<stdin>: targets.web1.strage: unknown key")
+		assertUsage(t, runInProcess(t, nil, deployEnvVars, "deploy", "--dry-run", "--host", "root@pve.invalid", "--vmid", "120", "-"), "SOURCE cannot be standard input", "write it to a file first")
+		assertUsage(t, runInProcess(t, nil, deployEnvVars, "deploy", "--dry-run", "--host", "root@pve.invalid", "--vmid", "120", "--config", "-", img), "--config -", "write it to a file first")
+	})
+}
+
+// TestCreateRefusesArchiveAsDevice: -d format=raw:...=ARCHIVE, which vma
+// would store as a disk's bytes, is refused as pack refuses it, and no
+// output is left.
+func TestCreateRefusesArchiveAsDevice(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "x.vma")
+	for _, dev := range []string{"format=raw:drive-scsi0=", "format=raw:"} {
+		archive := filepath.Join(vectorDir, "v01-single.vma.zst")
+		r := runInProcess(t, nil, nil, "create", out, "-d", dev+archive)
+		assertOneLine(t, r, archive+": a VMA archive, not a disk image", "vmatool convert")
+		assertGone(t, out)
+	}
+	// A qcow2 device is still detected as qcow2, and a raw one as raw.
+	img := testImage(t, dir, "a.raw", 64<<10)
+	runInProcess(t, nil, nil, "create", out, "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
+}
+
+// TestFlagErrorsOfBuiltinCommands: completion's shells and version name a
+// mistyped flag's nearest, as the other commands do.
+func TestFlagErrorsOfBuiltinCommands(t *testing.T) {
+	r := runInProcess(t, nil, nil, "completion", "bash", "--no-descriptoins")
+	assertUsage(t, r, "vmatool completion bash: unknown flag --no-descriptoins; did you mean --no-descriptions?\n")
+	r = runInProcess(t, nil, nil, "version", "--jsno")
+	assertUsage(t, r, "vmatool version: unknown flag --jsno\n")
 }

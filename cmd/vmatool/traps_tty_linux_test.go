@@ -101,7 +101,7 @@ func TestRefuseArchiveToTerminal(t *testing.T) {
 		})
 	}
 	// Not a terminal: the same command line writes the archive.
-	if r := vmatool(t, nil, nil, "pack", "-q", "-o", "-", img).mustSucceed(t); !strings.HasPrefix(r.stdout, "VMA\x00") {
+	if r := runInProcess(t, nil, nil, "pack", "-q", "-o", "-", img).mustSucceed(t); !strings.HasPrefix(r.stdout, "VMA\x00") {
 		t.Error("pack -o - to a pipe wrote no archive")
 	}
 }
@@ -126,7 +126,7 @@ func TestVerifySummaryOnTerminal(t *testing.T) {
 	if r := vmatoolTTY(t, nil, "verify", "-v", v02); r.code != 0 || strings.Contains(r.stdout, ": OK,") || !strings.Contains(r.stdout, "CTIME:") {
 		t.Errorf("-v: exit %d, stdout %q", r.code, r.stdout)
 	}
-	if r := vmatool(t, nil, nil, "verify", v02).mustSucceed(t); r.stdout != "" {
+	if r := runInProcess(t, nil, nil, "verify", v02).mustSucceed(t); r.stdout != "" {
 		t.Errorf("verify to a pipe printed %q", r.stdout)
 	}
 	// A failure is one line on standard error, and nothing on the terminal.

@@ -59,7 +59,7 @@ func TestVerboseMatchesVMA(t *testing.T) {
 				if kind == "extract-v" {
 					args = []string{"extract", "-v", archive, filepath.Join(t.TempDir(), "x")}
 				}
-				r := vmatool(t, nil, nil, args...)
+				r := runInProcess(t, nil, nil, args...)
 				if got := transcript(r.stdout, r.code); normalizeVerbose(got) != normalizeVerbose(want) {
 					t.Errorf("%s:\n%s\nvma printed:\n%s", kind, got, want)
 				}
@@ -71,11 +71,11 @@ func TestVerboseMatchesVMA(t *testing.T) {
 	}
 	// A compressed archive gives the same lines: they count the archive's
 	// clusters, not the bytes of the file.
-	r := vmatool(t, nil, nil, "verify", "-v", filepath.Join(vectorDir, "v01-single.vma.zst"))
+	r := runInProcess(t, nil, nil, "verify", "-v", filepath.Join(vectorDir, "v01-single.vma.zst"))
 	if got, want := transcript(r.stdout, r.code), verboseCapture(t, "v01-single", "verify-v"); normalizeVerbose(got) != normalizeVerbose(want) {
 		t.Errorf("verify -v of the zstd archive:\n%s", got)
 	}
-	if r := vmatool(t, nil, nil, "verify", "-v", "--json", filepath.Join(vectorDir, "v01-single.vma")); r.code != 2 {
+	if r := runInProcess(t, nil, nil, "verify", "-v", "--json", filepath.Join(vectorDir, "v01-single.vma")); r.code != 2 {
 		t.Errorf("verify -v --json: exit %d, want 2", r.code)
 	}
 }
@@ -85,7 +85,7 @@ func TestVerboseMatchesVMA(t *testing.T) {
 func TestVerboseTinyDisks(t *testing.T) {
 	archive := writeFile(t, filepath.Join(t.TempDir(), "tiny.vma"),
 		vmaSpec{configs: []string{"qemu-server.conf"}, devices: []vmaDev{{"drive-scsi0", 4096}, {"drive-scsi1", 8192}}}.bytes())
-	r := vmatool(t, nil, nil, "verify", "-v", archive).mustSucceed(t)
+	r := runInProcess(t, nil, nil, "verify", "-v", archive).mustSucceed(t)
 	// Two clusters read; each stores its first block, the rest of each disk
 	// (up to its end) is sparse: 0 + 4096 bytes, all in clusters with data.
 	want := "total bytes read 131072, sparse bytes 4096 (3.12%)\nspace reduction due to 4K zero blocks 3.23%\n"
@@ -100,7 +100,7 @@ func TestExtractUnknownDrive(t *testing.T) {
 	dir := t.TempDir()
 	archive := filepath.Join(vectorDir, "v02-two-disks.vma")
 	target := filepath.Join(dir, "x")
-	r := vmatool(t, nil, nil, "extract", "-v", archive, "-d", "drive-nope", target).mustSucceed(t)
+	r := runInProcess(t, nil, nil, "extract", "-v", archive, "-d", "drive-nope", target).mustSucceed(t)
 	if got := dirNames(t, target); strings.Join(got, " ") != "qemu-server.conf qemu-server.fw" {
 		t.Errorf("extract -d drive-nope wrote %v, want the configs only", got)
 	}
@@ -116,7 +116,7 @@ func TestExtractUnknownDrive(t *testing.T) {
 	}
 	// Naming one disk extracts that one, and the skipped one still counts.
 	target = filepath.Join(dir, "y")
-	r = vmatool(t, nil, nil, "extract", "-v", "-d", "drive-nope,drive-scsi0", archive, target).mustSucceed(t)
+	r = runInProcess(t, nil, nil, "extract", "-v", "-d", "drive-nope,drive-scsi0", archive, target).mustSucceed(t)
 	if got := dirNames(t, target); strings.Join(got, " ") != "disk-drive-scsi0.raw qemu-server.conf qemu-server.fw" {
 		t.Errorf("extract -d drive-nope,drive-scsi0 wrote %v", got)
 	}
@@ -134,24 +134,24 @@ func TestCreateAcceptsWhatVMAAccepts(t *testing.T) {
 	img := testImage(t, dir, "a.raw", 300<<10)
 	list := func(t *testing.T, archive string) string {
 		t.Helper()
-		vmatool(t, nil, nil, "verify", archive).mustSucceed(t)
-		return vmatool(t, nil, nil, "list", archive).mustSucceed(t).stdout
+		runInProcess(t, nil, nil, "verify", archive).mustSucceed(t)
+		return runInProcess(t, nil, nil, "list", archive).mustSucceed(t).stdout
 	}
 
 	t.Run("vmstate device", func(t *testing.T) {
 		state := testImage(t, t.TempDir(), "state.bin", 200<<10)
 		out := filepath.Join(t.TempDir(), "s.vma")
-		vmatool(t, nil, nil, "create", out, "-c", conf, "-d", "format=raw:drive-scsi0="+img, "-d", "format=raw:vmstate="+state).mustSucceed(t)
+		runInProcess(t, nil, nil, "create", out, "-c", conf, "-d", "format=raw:drive-scsi0="+img, "-d", "format=raw:vmstate="+state).mustSucceed(t)
 		if l := list(t, out); !strings.Contains(l, "DEV: dev_id=1 size: 307200 devname: drive-scsi0\nVMSTATE: dev_id=2 memory: 204800\n") {
 			t.Errorf("list:\n%s", l)
 		}
 		// vma's verify counts the VM state's whole clusters in the total
 		// (its extract does not): 8 clusters read of 4+3.
-		if r := vmatool(t, nil, nil, "verify", "-v", out).mustSucceed(t); !strings.Contains(r.stdout, "\nprogress 114% (read 524288 bytes, duration ") {
+		if r := runInProcess(t, nil, nil, "verify", "-v", out).mustSucceed(t); !strings.Contains(r.stdout, "\nprogress 114% (read 524288 bytes, duration ") {
 			t.Errorf("verify -v:\n%s", r.stdout)
 		}
 		u := filepath.Join(t.TempDir(), "u")
-		vmatool(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
+		runInProcess(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
 		if fileSHA(t, filepath.Join(u, "vmstate.bin")) != fileSHA(t, state) || fileSHA(t, filepath.Join(u, "disk-drive-scsi0.raw")) != fileSHA(t, img) {
 			t.Error("unpacked VM state or disk differs from the input")
 		}
@@ -159,7 +159,7 @@ func TestCreateAcceptsWhatVMAAccepts(t *testing.T) {
 
 	t.Run("same config twice", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "c.vma")
-		vmatool(t, nil, nil, "create", out, "-c", conf, "-c", conf, "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
+		runInProcess(t, nil, nil, "create", out, "-c", conf, "-c", conf, "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
 		if l := list(t, out); strings.Count(l, "CFG: ") != 1 || !strings.Contains(l, "CFG: size: 12 name: qemu-server.conf\n") {
 			t.Errorf("list:\n%s", l)
 		}
@@ -167,7 +167,7 @@ func TestCreateAcceptsWhatVMAAccepts(t *testing.T) {
 		// extraction: still refused, and nothing is left.
 		other := writeFile(t, filepath.Join(t.TempDir(), "qemu-server.conf"), []byte("memory: 1024\n"))
 		outDir := t.TempDir()
-		r := vmatool(t, nil, nil, "create", filepath.Join(outDir, "d.vma"), "-c", conf, "-c", other, "-d", "format=raw:drive-scsi0="+img)
+		r := runInProcess(t, nil, nil, "create", filepath.Join(outDir, "d.vma"), "-c", conf, "-c", other, "-d", "format=raw:drive-scsi0="+img)
 		if r.code != 1 || !strings.Contains(r.stderr, "qemu-server.conf") {
 			t.Errorf("two configs named alike: exit %d, %q", r.code, r.stderr)
 		}
@@ -178,14 +178,14 @@ func TestCreateAcceptsWhatVMAAccepts(t *testing.T) {
 		for _, size := range []int64{1000, 70000, 65536 + 511} {
 			odd := testImage(t, t.TempDir(), "odd.raw", size)
 			out := filepath.Join(t.TempDir(), "o.vma")
-			vmatool(t, nil, nil, "create", out, "-c", conf, "-d", "format=raw:drive-scsi0="+odd).mustSucceed(t)
+			runInProcess(t, nil, nil, "create", out, "-c", conf, "-d", "format=raw:drive-scsi0="+odd).mustSucceed(t)
 			rounded := (size + 511) / 512 * 512
 			if l := list(t, out); !strings.Contains(l, fmt.Sprintf("DEV: dev_id=1 size: %d devname: drive-scsi0\n", rounded)) {
 				t.Errorf("size %d: list:\n%s", size, l)
 			}
 			// QEMU reads the rest of the last sector as zeros.
 			u := filepath.Join(t.TempDir(), "u")
-			vmatool(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
+			runInProcess(t, nil, nil, "unpack", "-q", out, u).mustSucceed(t)
 			b, _ := os.ReadFile(odd)
 			padded := writeFile(t, filepath.Join(t.TempDir(), "padded"), append(b, make([]byte, rounded-size)...))
 			if fileSHA(t, filepath.Join(u, "disk-drive-scsi0.raw")) != fileSHA(t, padded) {
@@ -198,13 +198,13 @@ func TestCreateAcceptsWhatVMAAccepts(t *testing.T) {
 		ids := []string{"--uuid", "00112233-4455-6677-8899-aabbccddeeff", "--ctime", "1700000000"}
 		outDir := t.TempDir()
 		pos, flagged := filepath.Join(outDir, "p.vma"), filepath.Join(outDir, "f.vma")
-		r := vmatool(t, nil, nil, append([]string{"create", pos, "-c", conf, "drive-scsi0=" + img, img}, ids...)...).mustSucceed(t)
+		r := runInProcess(t, nil, nil, append([]string{"create", pos, "-c", conf, "drive-scsi0=" + img, img}, ids...)...).mustSucceed(t)
 		want := fmt.Sprintf("vmatool: warning: Specifying a device without a format is deprecated - use '-d format=<format>:drive-scsi0=%s'\n"+
 			"vmatool: warning: Specifying a device without a format is deprecated - use '-d format=<format>:%s'\n", img, img)
 		if r.stderr != want {
 			t.Errorf("stderr %q, want %q", r.stderr, want)
 		}
-		vmatool(t, nil, nil, append([]string{"create", flagged, "-c", conf, "-d", "format=raw:drive-scsi0=" + img, "-d", "format=raw:disk1=" + img}, ids...)...).mustSucceed(t)
+		runInProcess(t, nil, nil, append([]string{"create", flagged, "-c", conf, "-d", "format=raw:drive-scsi0=" + img, "-d", "format=raw:disk1=" + img}, ids...)...).mustSucceed(t)
 		if fileSHA(t, pos) != fileSHA(t, flagged) {
 			t.Error("the positional form gives another archive than -d")
 		}
@@ -224,7 +224,7 @@ func TestCreateVerboseStats(t *testing.T) {
 	}
 	b[2*65536] = 1
 	img := writeFile(t, filepath.Join(dir, "a.raw"), b)
-	r := vmatool(t, nil, nil, "create", "-v", filepath.Join(dir, "a.vma"), "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
+	r := runInProcess(t, nil, nil, "create", "-v", filepath.Join(dir, "a.vma"), "-d", "format=raw:drive-scsi0="+img).mustSucceed(t)
 	want := "progress 0% 0/139264 0\n" +
 		"progress 47% 65536/139264 0\n" +
 		"progress 94% 131072/139264 65536\n" +

@@ -266,7 +266,7 @@ func TestExtractRestoreVMState(t *testing.T) {
 	state := testImage(t, dir, "state.bin", 200<<10)
 	conf := writeFile(t, filepath.Join(dir, "qemu-server.conf"), []byte("memory: 512\n"))
 	archive := filepath.Join(dir, "s.vma")
-	vmatool(t, nil, nil, "create", archive, "-c", conf, "-d", "format=raw:drive-scsi0="+img, "-d", "format=raw:vmstate="+state).mustSucceed(t)
+	runInProcess(t, nil, nil, "create", archive, "-c", conf, "-d", "format=raw:drive-scsi0="+img, "-d", "format=raw:vmstate="+state).mustSucceed(t)
 	vol := writeFile(t, filepath.Join(dir, "vol.raw"), make([]byte, 256<<10))
 	run := qmrestore(t, archive, nil, func(dev string, _ int64) string { return "format=raw:1:" + dev + "=" + vol })
 	if run.code != 0 || len(run.devs) != 1 || !strings.Contains(run.stdout, "\nVMSTATE: dev_id=2 memory: 204800\n") {
@@ -311,7 +311,7 @@ func TestExtractRestoreThrottle(t *testing.T) {
 	img := writeFile(t, filepath.Join(dir, "a.raw"), b)
 	conf := writeFile(t, filepath.Join(dir, "qemu-server.conf"), []byte("memory: 512\n"))
 	archive := filepath.Join(dir, "t.vma")
-	vmatool(t, nil, nil, "create", archive, "-c", conf, "-d", "format=raw:drive-scsi0="+img, "-d", "format=raw:drive-scsi1="+img).mustSucceed(t)
+	runInProcess(t, nil, nil, "create", archive, "-c", conf, "-d", "format=raw:drive-scsi0="+img, "-d", "format=raw:drive-scsi1="+img).mustSucceed(t)
 	const bps = 2 << 20
 	start := time.Now()
 	run := qmrestore(t, archive, nil, func(dev string, size int64) string {
@@ -355,7 +355,7 @@ func TestCreateVerboseMatchesVMA(t *testing.T) {
 			if err := os.Symlink(vmatoolBin, vmaBin); err != nil {
 				t.Fatal(err)
 			}
-			vmatool(t, nil, nil, "unpack", "-q", filepath.Join(vectorDir, v.File), filepath.Join(dir, "in")).mustSucceed(t)
+			runInProcess(t, nil, nil, "unpack", "-q", filepath.Join(vectorDir, v.File), filepath.Join(dir, "in")).mustSucceed(t)
 			run := func(args ...string) string {
 				cmd := exec.Command(vmaBin, args...)
 				cmd.Dir, cmd.Env = dir, append(os.Environ(), "TZ=UTC")
