@@ -216,7 +216,7 @@ func runDeploy(ctx context.Context, s *streams, o *deployOptions) error {
 	}
 	shown := map[string]bool{}
 	opts := deploy.Options{
-		Home: homeDir(s.getenv), AgentSocket: s.getenv("SSH_AUTH_SOCK"), Token: s.getenv("PVE_TOKEN"),
+		Home: homeDir(s.getenv), AgentSocket: agentSocket(s.getenv), Token: s.getenv("PVE_TOKEN"),
 		SSHConfig: sshConfig,
 		TempDir:   tempDir(s.getenv), Now: s.now(), Parallel: o.parallel,
 		// Each target opens the image: show its backing chain once.

@@ -36,3 +36,17 @@ func TestTempDir(t *testing.T) {
 		t.Errorf("tempDir without TMPDIR = %q, want %q", got, os.TempDir())
 	}
 }
+
+// TestAgentSocket: SSH_AUTH_SOCK wins everywhere; without it there is no
+// agent outside Windows (on Windows, the OpenSSH service's pipe if it runs).
+func TestAgentSocket(t *testing.T) {
+	if got := agentSocket(func(k string) string { return map[string]string{"SSH_AUTH_SOCK": "/run/agent.sock"}[k] }); got != "/run/agent.sock" {
+		t.Errorf("agentSocket with SSH_AUTH_SOCK = %q", got)
+	}
+	if runtime.GOOS == "windows" {
+		return
+	}
+	if got := agentSocket(func(string) string { return "" }); got != "" {
+		t.Errorf("agentSocket without SSH_AUTH_SOCK = %q, want none", got)
+	}
+}
