@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vmatool/vmatool/internal/pve/pvesim/qmrestore"
 )
 
 // FailConfig makes the next config update of vmid (POST
@@ -105,7 +107,7 @@ func (s *Server) updateConfig(n *node, vmid int, p url.Values) (any, *apiError) 
 			g.config[k] = p.Get(k)
 		}
 		for _, d := range disks {
-			volid := diskVolID(d.st, vmid, s.freeDiskNumber(d.st, vmid), "raw")
+			volid := diskVolID(d.st, vmid, qmrestore.FreeDisk(&restoreNode{s: s, n: n, vmid: vmid}, d.st.typ, d.st.name, vmid), "raw")
 			d.st.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: d.size, VMID: vmid, CTime: time.Now().Unix()}
 			val := volid
 			if d.opts != "" {
@@ -147,23 +149,6 @@ func newDiskSize(key, opts string, gib float64) int64 {
 		return 4 << 20
 	}
 	return int64(gib * (1 << 30))
-}
-
-// freeDiskNumber is find_free_diskname's N (pve-storage
-// src/PVE/Storage/Plugin.pm): the lowest not used by a volume of vmid on
-// st. Called with s.mu held.
-func (s *Server) freeDiskNumber(st *storage, vmid int) int {
-	for n := 0; ; n++ {
-		taken := false
-		for id := range st.vols {
-			if id == diskVolID(st, vmid, n, "raw") || strings.HasSuffix(id, "vm-"+itoa(vmid)+"-disk-"+itoa(n)) {
-				taken = true
-			}
-		}
-		if !taken {
-			return n
-		}
-	}
 }
 
 // withMAC gives a net value without a MAC address one, as parse_net does

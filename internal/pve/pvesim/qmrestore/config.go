@@ -306,6 +306,20 @@ func decodeText(s string) string {
 	return b.String()
 }
 
+// Settings returns the main section of a config as the API's GET
+// .../config gives it: each key, and the description under "description".
+func Settings(conf []byte) map[string]string {
+	c := parseConfig(string(conf))
+	m := make(map[string]string, len(c.main.keys)+1)
+	for k, v := range c.main.keys {
+		m[k] = v
+	}
+	if c.main.hasDescr {
+		m["description"] = c.main.descr
+	}
+	return m
+}
+
 // rescan is rescan's update_disk_config (qemu-server
 // src/PVE/QemuServer.pm) over the volumes the restore made, which sizes
 // lists: each drive on one of them, not a CD-ROM, gets the volume's size;
