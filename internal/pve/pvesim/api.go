@@ -419,6 +419,13 @@ func (s *Server) restore(n *node, vmid int, p url.Values) (any, *apiError) {
 			return fails(err.Error(), log)
 		}
 		g.config = qmrestore.Settings(res.Config)
+		// restore_merge_config: the request's own config keys win
+		// (qemu-server src/PVE/API2/Qemu.pm passes them as override_conf).
+		for k := range p {
+			if !createParams[k] && configKeyRE.MatchString(k) {
+				g.config[k] = p.Get(k)
+			}
+		}
 		if req.Start {
 			log = append(log, s.autostart(g)...)
 		}
@@ -606,7 +613,7 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 			gb, _ := strconv.ParseFloat(gib, 64)
 			volid := diskVolID(st, vmid, disk, "raw")
 			disk++
-			size := newDiskSize(k, opts, gb)
+			size := qmrestore.NewDiskSize(k, opts, gb)
 			st.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: size, VMID: vmid, CTime: time.Now().Unix()}
 			made = append(made, volid)
 			conf[k] = volid

@@ -88,7 +88,7 @@ func (s *Server) updateConfig(n *node, vmid int, p url.Values) (any, *apiError) 
 			return nil, paramError("storage", "storage '"+m[2]+"' does not support vm images")
 		}
 		gb, _ := strconv.ParseFloat(m[3], 64)
-		disks = append(disks, newDisk{key: k, st: st, opts: opts, size: newDiskSize(k, opts, gb)})
+		disks = append(disks, newDisk{key: k, st: st, opts: opts, size: qmrestore.NewDiskSize(k, opts, gb)})
 	}
 	msg, fail := s.failConfig[vmid]
 	delete(s.failConfig, vmid)
@@ -130,25 +130,6 @@ type newDisk struct {
 	key, opts string
 	st        *storage
 	size      int64
-}
-
-// newDiskSize is the size create_disks gives a new disk: an EFI vars
-// disk is a copy of the OVMF vars template for its efitype (default 2m:
-// qemu-server src/PVE/QemuServer/Drive.pm), TPM state is 4 MiB
-// (src/PVE/QemuServer.pm), any other disk SIZE GiB.
-func newDiskSize(key, opts string, gib float64) int64 {
-	switch key {
-	case "efidisk0":
-		for _, o := range strings.Split(opts, ",") {
-			if o == "efitype=4m" {
-				return 528 << 10
-			}
-		}
-		return 128 << 10
-	case "tpmstate0":
-		return 4 << 20
-	}
-	return int64(gib * (1 << 30))
 }
 
 // withMAC gives a net value without a MAC address one, as parse_net does

@@ -38,7 +38,8 @@ func taskLog(t *testing.T, sim *pvesim.Server, upid string) string {
 // config is the archive's, its drives on new volumes that hold the
 // disks, on the storage the map lines name (local-lvm, LVM-thin: sizes
 // in 4 MiB) unless the request names one (a directory storage: volumes
-// as files in the VM's folder, sizes in KiB).
+// as files in the VM's folder, sizes in KiB); the request's own config
+// keys win over the archive's (restore_merge_config).
 func TestRestoreReadsArchive(t *testing.T) {
 	two, err := os.ReadFile(vectors + "v02-two-disks.vma")
 	if err != nil {
@@ -90,12 +91,12 @@ func TestRestoreReadsArchive(t *testing.T) {
 		}
 	}
 
-	_, upid = post(t, sim, "/nodes/pve/qemu", url.Values{"vmid": {"121"}, "archive": {"local:backup/vzdump-qemu-101-x.vma.zst"}, "storage": {"images"}})
+	_, upid = post(t, sim, "/nodes/pve/qemu", url.Values{"vmid": {"121"}, "archive": {"local:backup/vzdump-qemu-101-x.vma.zst"}, "storage": {"images"}, "cores": {"4"}})
 	if exit := wait(t, sim, "pve", upid); exit != "OK" {
 		t.Fatalf("exit %q\n%s", exit, taskLog(t, sim, upid))
 	}
 	vm, _ = sim.VM(121)
-	if vm.Config["scsi0"] != "images:121/vm-121-disk-0.raw,size=1032K" || vm.Config["name"] != "single" {
+	if vm.Config["scsi0"] != "images:121/vm-121-disk-0.raw,size=1032K" || vm.Config["name"] != "single" || vm.Config["cores"] != "4" {
 		t.Errorf("config %v", vm.Config)
 	}
 	data, _ := sim.VolumeData("pve", "images:121/vm-121-disk-0.raw")

@@ -25,6 +25,9 @@
 //     size to its volume's (LVM rounds up to 4 MiB extents) and adds a
 //     volume no drive names as unusedN (update_disk_config).
 //
+// It also names and sizes volumes as the storage plugins do (DiskName,
+// FreeDisk, AllocSize), for every volume the doubles make.
+//
 // The old 1.x "vlanN:" lines that restore_update_config_line converts are
 // taken as they are: no archive a test makes has them.
 package qmrestore
@@ -96,7 +99,27 @@ type Result struct {
 // ErrHeader marks a restore that failed before the archive's header was
 // read: the VM's config is still the one create_and_lock_config made. After
 // that, restore_vma_archive has replaced it with "memory: 128".
-var ErrHeader = errors.New("reading the archive's header")
+var ErrHeader = errors.New("vma extract failed before the header was read")
+
+// headerError is a failure to read the header, in vma extract's words
+// (vma-reader.c vma_reader_read_head, §5.2 of vma-format.md).
+type headerError struct{ reason string }
+
+func (e headerError) Error() string {
+	return "command 'vma extract -v -r /var/tmp/vzdumptmp.fifo - /var/tmp/vzdumptmp' failed: " + e.reason
+}
+
+func (e headerError) Is(target error) bool { return target == ErrHeader }
+
+func newHeaderError(err error) error {
+	switch {
+	case errors.Is(err, vma.ErrNotVMA):
+		return headerError{"not a vma file - wrong magic number"}
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return headerError{"can't read vma header - got EOF"}
+	}
+	return headerError{err.Error()}
+}
 
 // Restore reads an uncompressed VMA archive from r and restores it onto n
 // as VM o.VMID. A failure after volumes were allocated removes them, as
@@ -109,7 +132,7 @@ func Restore(ctx context.Context, r io.Reader, n Node, o Options) (*Result, erro
 	cr := &countingReader{r: r}
 	rd, err := vma.NewReader(cr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: command 'vma extract -v -r /var/tmp/vzdumptmp.fifo - /var/tmp/vzdumptmp' failed: %v", ErrHeader, err)
+		return nil, newHeaderError(err)
 	}
 	h := rd.Header()
 	listing(h, out)

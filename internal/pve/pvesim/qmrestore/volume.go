@@ -114,3 +114,25 @@ func volumePath(typ, volid string) string {
 	}
 	return "/mnt/pve/" + storage + "/images/" + name
 }
+
+// NewDiskSize is the size create_disks gives a disk a config update
+// creates: an EFI vars disk is a copy of the OVMF vars template for its
+// efitype (default 2m: qemu-server src/PVE/QemuServer/Drive.pm), TPM
+// state is 4 MiB (src/PVE/QemuServer.pm), any other disk SIZE GiB. The
+// doubles write this size into the config on every storage, where
+// create_efidisk (src/PVE/QemuServer/OVMF.pm) writes the volume's, which
+// LVM rounds up to 4 MiB.
+func NewDiskSize(key, opts string, gib float64) int64 {
+	switch key {
+	case "efidisk0":
+		for _, o := range strings.Split(opts, ",") {
+			if o == "efitype=4m" {
+				return 528 << 10
+			}
+		}
+		return 128 << 10
+	case "tpmstate0":
+		return 4 << 20
+	}
+	return int64(gib * (1 << 30))
+}
