@@ -597,7 +597,7 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 			if im.opts != "" {
 				val += "," + im.opts
 			}
-			conf[im.key] = val + ",size=" + formatSize(size)
+			conf[im.key] = val + ",size=" + qmrestore.FormatSize(size)
 			log = append(log, "transferred "+itoa(len(data))+" of "+itoa(len(data))+" bytes (100.00%)",
 				im.key+": successfully created disk '"+conf[im.key]+"'")
 		}
@@ -620,7 +620,7 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 			if opts != "" {
 				conf[k] += "," + opts
 			}
-			conf[k] += ",size=" + formatSize(size)
+			conf[k] += ",size=" + qmrestore.FormatSize(size)
 		}
 		for k, v := range conf {
 			if netConfigKeyRE.MatchString(k) {
@@ -643,19 +643,6 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 		return "OK", log
 	}
 	return t.upid, nil
-}
-
-// formatSize prints a size as qemu-server does in a drive's size= option.
-func formatSize(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		shift  uint
-	}{{"T", 40}, {"G", 30}, {"M", 20}, {"K", 10}} {
-		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
-			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10)
 }
 
 // destroyVM follows qemu-server src/PVE/API2/Qemu.pm destroy_vm: the

@@ -113,7 +113,7 @@ func (s *Server) updateConfig(n *node, vmid int, p url.Values) (any, *apiError) 
 			if d.opts != "" {
 				val += "," + d.opts
 			}
-			g.config[d.key] = val + ",size=" + formatSize(d.size)
+			g.config[d.key] = val + ",size=" + qmrestore.FormatSize(d.size)
 			log = append(log, d.key+": successfully created disk '"+g.config[d.key]+"'")
 		}
 		for _, k := range keys {

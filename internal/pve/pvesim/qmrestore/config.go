@@ -141,7 +141,7 @@ func (d drive) String() string {
 		v := d.opts[k]
 		if k == "size" {
 			if n, ok := parseSize(v); ok {
-				v = formatSize(n)
+				v = FormatSize(n)
 			}
 		}
 		parts = append(parts, k+"="+v)
@@ -163,9 +163,9 @@ func parseSize(s string) (int64, bool) {
 	return int64(f * float64(int64(1)<<shift)), true
 }
 
-// formatSize is pve-common's format_size: the largest unit that divides
-// the size.
-func formatSize(n int64) string {
+// FormatSize is pve-common's format_size: a size in the largest unit
+// that divides it, as drive lines carry it.
+func FormatSize(n int64) string {
 	for _, u := range []struct {
 		suffix string
 		shift  uint
@@ -341,7 +341,7 @@ func rescan(c *vmConfig, sizes map[string]int64) []byte {
 		if !ok || d.opts["media"] == "cdrom" {
 			continue
 		}
-		d.opts["size"] = formatSize(size)
+		d.opts["size"] = FormatSize(size)
 		c.main.keys[k] = d.String()
 	}
 	vols := make([]string, 0, len(sizes))

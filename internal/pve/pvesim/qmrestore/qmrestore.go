@@ -115,8 +115,10 @@ func newHeaderError(err error) error {
 	switch {
 	case errors.Is(err, vma.ErrNotVMA):
 		return headerError{"not a vma file - wrong magic number"}
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, vma.ErrShortHeader) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return headerError{"can't read vma header - got EOF"}
+	case errors.Is(err, vma.ErrHeaderChecksum):
+		return headerError{"wrong vma header chechsum"} // sic
 	}
 	return headerError{err.Error()}
 }
