@@ -587,7 +587,9 @@ set)
 		sed -i "/^$key: /d" "$new"
 		printf '%s: %s\n' "$key" "$val" >> "$new"
 	done
-	mv "$new" "$conf" ;;
+	# write_vm_config: the description, then the keys sorted.
+	{ grep '^#' "$new"; grep -v -e '^#' -e '^$' "$new" | LC_ALL=C sort; } > "$conf"
+	rm -f "$new" ;;
 destroy)
 	if [ -e "$ha" ]; then
 		case " $* " in *" --purge 1 "*) ;; *) die "unable to remove VM $vmid - used in HA resources and purge parameter not set." ;; esac
