@@ -106,7 +106,8 @@ func restore(args []string, stdin io.Reader, stdout io.Writer) error {
 }
 
 // alloc makes the volume qm set creates for KEY given as STORAGE:GIB and
-// prints its config value: the volume, OPTS, and its size.
+// prints its config value: the volume, then OPTS and its size sorted, as
+// print_drive writes them.
 func alloc(args []string, stdout io.Writer) error {
 	dir, nodeName, storage, vmidArg, key, opts, gibArg := args[0], args[1], args[2], args[3], args[4], args[5], args[6]
 	vmid, err := strconv.Atoi(vmidArg)
@@ -130,10 +131,7 @@ func alloc(args []string, stdout io.Writer) error {
 	if _, err := n.CreateVolume(volid, "raw", size); err != nil {
 		return err
 	}
-	if opts != "" {
-		opts = "," + opts
-	}
-	_, err = fmt.Fprintf(stdout, "%s%s,size=%s\n", volid, opts, qmrestore.FormatSize(size))
+	_, err = fmt.Fprintln(stdout, qmrestore.DriveValue(volid, opts, size))
 	return err
 }
 

@@ -149,6 +149,15 @@ func (d drive) String() string {
 	return strings.Join(parts, ",")
 }
 
+// DriveValue is the config value of a drive on volume volid with the
+// options opts ("efitype=4m,pre-enrolled-keys=1") and size bytes, as
+// create_disks writes it with print_drive.
+func DriveValue(volid, opts string, size int64) string {
+	d := parseDrive(volid + "," + opts)
+	d.opts["size"] = FormatSize(size)
+	return d.String()
+}
+
 // parseSize reads a disk-size option as pve-common's parse_size does.
 func parseSize(s string) (int64, bool) {
 	m := sizeRE.FindStringSubmatch(s)
