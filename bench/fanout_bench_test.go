@@ -35,8 +35,9 @@ import (
 // The stand-in node shares this machine's cores. In the "node=zstd" case
 // it decompresses each target's stream (zstd -dc | qmrestore -), which
 // real nodes do each on their own CPU: four of them cost four times one.
-// "node=discard" replaces the node's zstd with one that only counts what
-// arrives, so what is timed is this process's work and SSH's.
+// "node=discard" gives the node a zstd that decodes only the archive's
+// header and reads the rest undecoded (nodetest's DiscardData), so what
+// is timed is this process's work and SSH's.
 //
 // VMATOOL_BENCH_DEPLOY_SIZE changes the image size (default 1G).
 func BenchmarkDeployFanout(b *testing.B) {
@@ -50,10 +51,7 @@ func BenchmarkDeployFanout(b *testing.B) {
 			n := nodetest.Start(b)
 			n.CountOnly(b)
 			if node == "discard" {
-				// qmrestore's stand-in checks the stream's magic, then
-				// counts the rest.
-				n.SSH.AddCommand(b, "zstd", `[ "$1" = --version ] && { echo stand-in; exit 0; }
-printf 'VMA\0'; exec cat >/dev/null`)
+				n.DiscardData(b)
 			}
 			deployN := func(k int, tempDir string) (time.Duration, deployStats) {
 				var ts []deploy.Target
@@ -64,7 +62,7 @@ printf 'VMA\0'; exec cat >/dev/null`)
 					t.KnownHosts, t.Identity = n.SSH.KnownHostsFile, []string{n.SSH.ClientKeyFile}
 					ts = append(ts, t)
 				}
-				return runDeploy(b, img, ts, deploy.Options{Parallel: k, TempDir: tempDir})
+				return runDeploy(b, n, img, ts, deploy.Options{Parallel: k, TempDir: tempDir})
 			}
 			b.SetBytes(size)
 			var one, shared, apart time.Duration
@@ -78,6 +76,7 @@ printf 'VMA\0'; exec cat >/dev/null`)
 			b.ReportMetric(apart.Seconds()/one.Seconds(), "apart/one")
 			b.ReportMetric(float64(sharedS.read)/float64(data), "shared-read/data")
 			b.ReportMetric(float64(sharedS.peakRSS)/(1<<20), "shared-peakRSS-MiB")
+			b.ReportMetric(sharedS.cpu.Seconds()/oneS.cpu.Seconds(), "shared-cpu/one")
 			b.Logf("image %s, %s of data; one target %v; four sharing %v (%.2fx); four apart %v (%.2fx)",
 				formatBytes(size), formatBytes(data), one.Round(time.Millisecond), shared.Round(time.Millisecond),
 				shared.Seconds()/one.Seconds(), apart.Round(time.Millisecond), apart.Seconds()/one.Seconds())
@@ -85,10 +84,10 @@ printf 'VMA\0'; exec cat >/dev/null`)
 				name string
 				st   deployStats
 			}{{"one", oneS}, {"shared", sharedS}, {"apart", apartS}} {
-				b.Logf("  %-6s read %s (%.2fx the data), peak RSS %s (%s before), CPU %v here and %v on the machine, %d spill warnings %s",
+				b.Logf("  %-6s read %s (%.2fx the data), peak RSS %s (%s before), CPU %v here, %v on the node, %v on the machine, %d spill warnings %s",
 					s.name, formatBytes(s.st.read), float64(s.st.read)/float64(data), formatBytes(s.st.peakRSS),
-					formatBytes(s.st.baseRSS), s.st.cpu.Round(10*time.Millisecond), s.st.machine.Round(10*time.Millisecond),
-					len(s.st.spills), strings.Join(s.st.spills, "; "))
+					formatBytes(s.st.baseRSS), s.st.cpu.Round(10*time.Millisecond), s.st.node.Round(10*time.Millisecond),
+					s.st.machine.Round(10*time.Millisecond), len(s.st.spills), strings.Join(s.st.spills, "; "))
 			}
 		})
 	}
@@ -114,9 +113,7 @@ func BenchmarkDeployFanoutRSS(b *testing.B) {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
 	n := nodetest.Start(b)
-	n.CountOnly(b)
-	n.SSH.AddCommand(b, "zstd", `[ "$1" = --version ] && { echo stand-in; exit 0; }
-printf 'VMA\0'; exec cat >/dev/null`)
+	n.DiscardData(b)
 	vmid := 3000
 	for _, k := range []int{1, 4, 16} {
 		b.Run(fmt.Sprintf("targets=%d", k), func(b *testing.B) {
@@ -167,13 +164,14 @@ type deployStats struct {
 	read             int64 // bytes this process read
 	peakRSS, baseRSS int64
 	spills           []string
-	// cpu is this process's user+system time; machine is every
-	// process's on the machine (the stand-in node's, and anyone else's).
-	cpu, machine time.Duration
+	// cpu is this process's user+system time; node is the stand-in
+	// node's (its sshd and what that ran); machine is every process's on
+	// the machine (those two, and anyone else's).
+	cpu, node, machine time.Duration
 }
 
 // runDeploy plans and runs targets, all of which must succeed.
-func runDeploy(b *testing.B, img string, ts []deploy.Target, opts deploy.Options) (time.Duration, deployStats) {
+func runDeploy(b *testing.B, n *nodetest.Node, img string, ts []deploy.Target, opts deploy.Options) (time.Duration, deployStats) {
 	src, err := deploy.OpenSource(img)
 	if err != nil {
 		b.Fatal(err)
@@ -192,6 +190,7 @@ func runDeploy(b *testing.B, img string, ts []deploy.Target, opts deploy.Options
 	runtime.GC()
 	debug.FreeOSMemory()
 	st.baseRSS = resetPeakRSS()
+	node0 := nodeCPU(b, n)
 	before, cpu0, machine0 := processRead(), processCPU(), machineCPU()
 	start := time.Now()
 	res := deploy.Run(context.Background(), plan, src, func(e deploy.Event) {
@@ -202,12 +201,23 @@ func runDeploy(b *testing.B, img string, ts []deploy.Target, opts deploy.Options
 	elapsed := time.Since(start)
 	st.read, st.peakRSS = processRead()-before, peakRSS()
 	st.cpu, st.machine = processCPU()-cpu0, machineCPU()-machine0
+	st.node = nodeCPU(b, n) - node0
 	for _, r := range res {
 		if !r.OK {
 			b.Fatalf("%s: %s", r.Target, r.Detail)
 		}
 	}
 	return elapsed, st
+}
+
+// nodeCPU is the stand-in node's CPU time so far, once the connections
+// of the last deploy have ended.
+func nodeCPU(b *testing.B, n *nodetest.Node) time.Duration {
+	d, ok := n.SSH.CPU(10 * time.Second)
+	if !ok {
+		b.Fatal("the stand-in node's sshd connections did not end")
+	}
+	return d
 }
 
 // processRead is what this process has read with read system calls of

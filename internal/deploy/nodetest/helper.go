@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vmatool/vmatool/internal/codec"
 	"github.com/vmatool/vmatool/internal/pve/pvesim/qmrestore"
 	"github.com/vmatool/vmatool/vma"
 )
@@ -34,6 +35,7 @@ func init() {
 //
 //	restore DIR NODE VMID STORAGE UNIQUE   restore the VMA on stdin
 //	alloc DIR NODE STORAGE VMID KEY OPTS GIB   make a disk for qm set
+//	zstd-head   zstd -dc of the archive's header only (DiscardData)
 //
 // Errors go to stderr as Proxmox's "die" prints them, with status 255.
 func helperMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -43,6 +45,8 @@ func helperMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = restore(args[1:], stdin, stdout)
 	case len(args) == 8 && args[0] == "alloc":
 		err = alloc(args[1:], stdout)
+	case len(args) == 1 && args[0] == "zstd-head":
+		err = zstdHead(stdin, stdout)
 	default:
 		err = fmt.Errorf("%s: unknown command %q", helperName, args)
 	}
@@ -202,4 +206,22 @@ func (n *fileNode) removeVolumesOf(vmid int) {
 			os.RemoveAll(p)
 		}
 	}
+}
+
+// zstdHead decompresses the zstd stream on stdin only as far as the VMA
+// header inside it, which it writes to stdout, then reads the rest
+// without decoding it: the node's decompression costs next to nothing,
+// and qmrestore still makes the VM from the archive's config.
+func zstdHead(stdin io.Reader, stdout io.Writer) error {
+	dec, _, err := codec.NewReader(stdin, codec.ReadOptions{Workers: 1})
+	if err != nil {
+		return err
+	}
+	_, err = vma.NewReader(io.TeeReader(dec, stdout))
+	dec.Close()
+	if err != nil {
+		return err
+	}
+	_, err = qmrestore.Drain(stdin)
+	return err
 }

@@ -418,6 +418,17 @@ func (n *Node) HA(vmid int) (state, group string, ok bool) {
 // (ReceivedBytes) instead of keeping them, for benchmarks of large images.
 func (n *Node) CountOnly(t testing.TB) { n.writeState(t, "countonly", "") }
 
+// DiscardData makes the node's zstd decode each stream only as far as
+// the archive's header and read the rest without decoding it, and its
+// qmrestore count what it receives (CountOnly): a benchmark then times the
+// sender and SSH, not a decompression that real nodes do each on their
+// own CPU, while the VM is still made from the archive's config.
+func (n *Node) DiscardData(t testing.TB) {
+	n.CountOnly(t)
+	n.SSH.AddCommand(t, "zstd", `[ "$1" = --version ] && { echo "stand-in zstd: decodes headers only"; exit 0; }
+exec `+helperName+` zstd-head`)
+}
+
 // WithoutZstd makes zstd missing on the node, as the shell reports it.
 func (n *Node) WithoutZstd(t testing.TB) {
 	n.SSH.AddCommand(t, "zstd", `echo "sh: 1: zstd: not found" >&2; exit 127`)
