@@ -29,7 +29,9 @@
 // FreeDisk, AllocSize), for every volume the doubles make.
 //
 // The old 1.x "vlanN:" lines that restore_update_config_line converts are
-// taken as they are: no archive a test makes has them.
+// taken as they are: no archive a test makes has them. What create_vm
+// does around the restore (src/PVE/API2/Qemu.pm: turning a template's
+// disks into base volumes) is left to the callers, which do not do it.
 package qmrestore
 
 import (
