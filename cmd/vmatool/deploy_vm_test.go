@@ -160,7 +160,8 @@ func TestDeployVMFlagsRefused(t *testing.T) {
 		{[]string{"--bios", "ovmf", "--efitype", "2m", "--pre-enrolled-keys"}, "pre-enrolled keys need bios ovmf and efitype 4m"},
 		{[]string{"--bios", "uefi"}, "want seabios or ovmf"},
 		{[]string{"--net", "net0=virtio,bridge=vmbr0", "--net", "net0=virtio,bridge=vmbr1"}, "net0 given twice"},
-		{[]string{"--disk", "scsi1=" + data, "--disk", "scsi1=" + logs}, "scsi1"},
+		{[]string{"--disk", "scsi1=" + data, "--disk", "scsi1=" + logs}, `disk "scsi1=` + logs + `": scsi1 is taken (scsi0 is the source image)`},
+		{[]string{"--disk", "scsi0=" + data}, "scsi0 is taken"},
 		{[]string{"--cloud-init", "--disk", "ide2=" + logs}, "the cloud-init drive is ide2, which a disk already takes"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
