@@ -37,9 +37,12 @@ const (
 	// 55 MiB), this ring, and each upload's own buffers, and a larger ring
 	// would only put off a slow target's spilling, not spare it. Two
 	// zstd frames (2 MiB each) fit, and so do the bursts of SSH's flow
-	// control; 8 MiB took a four-target deploy to 63 MiB, too close to
-	// the 64 MiB bound. It is also how far a target may lag before the
-	// spill file serves it.
+	// control. It is also how far a target may lag before the spill file
+	// serves it. Sixteen targets sharing a 1 GiB image peaked at 58 MiB
+	// with 4 MiB, 61 MiB with 6 MiB and 63-64 MiB with 8 MiB (bench
+	// BenchmarkDeployFanoutRSS): 8 MiB would spare the spill file the lags
+	// of stand-in nodes that share two cores with the sender, 6 MiB does
+	// not, and neither fits the 64 MiB bound with room to spare.
 	shareBudget = 4 << 20
 	// shareChunk is the ring's unit: large enough that the per-chunk
 	// bookkeeping vanishes, small enough that a chunk pinned by a reader's

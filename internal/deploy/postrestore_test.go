@@ -3,9 +3,9 @@ package deploy_test
 import (
 	"bytes"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/vmatool/vmatool/internal/deploy"
@@ -55,75 +55,121 @@ func configMap(conf string) map[string]string {
 	return m
 }
 
-// TestPostRestoreSSH: over SSH, qm set creates the EFI and TPM disks and
-// assigns MAC addresses after qmrestore and before the start; the second
-// disk travels in the same archive, byte for byte.
+// restoredVM is the config a restore of vmSettings' archive with the
+// cloud-init drive makes on local-lvm (LVM-thin), and qm set or POST
+// .../config completes: the archive's settings; its two disks on volumes
+// numbered in drive key order and sized in LVM's 4 MiB extents; the
+// cloud-init drive allocated by the restore; the EFI and TPM disks the
+// configure step created after them; MAC addresses assigned. Values
+// starting with ^ are patterns. tpm is the TPM drive's options: qm set
+// writes them sorted as print_drive does, the simulator's config update
+// in the order given (internal/pve's tests hold it to that).
+func restoredVM(vmid int, tpm string) map[string]string {
+	vol := func(n int) string { return "local-lvm:vm-" + strconv.Itoa(vmid) + "-disk-" + strconv.Itoa(n) }
+	return map[string]string{
+		"agent": "1", "bios": "ovmf", "boot": "order=scsi0", "cores": "1", "memory": "1024", "name": "vm" + strconv.Itoa(vmid),
+		"ostype": "l26", "scsihw": "virtio-scsi-single", "serial0": "socket",
+		"scsi0":     vol(0) + ",size=4M",
+		"scsi1":     vol(1) + ",size=4M",
+		"ide2":      "local-lvm:vm-" + strconv.Itoa(vmid) + "-cloudinit,media=cdrom",
+		"efidisk0":  vol(2) + ",efitype=4m,pre-enrolled-keys=0,size=528K",
+		"tpmstate0": vol(3) + "," + tpm,
+		"net0":      "^" + macRE + ",bridge=vmbr0$",
+		"net1":      "^" + macRE + ",bridge=vmbr1,tag=20,trunks=10;30$",
+	}
+}
+
+// assertVM compares a VM's config with want, key by key.
+func assertVM(t *testing.T, conf, want map[string]string) {
+	t.Helper()
+	for k, w := range want {
+		if strings.HasPrefix(w, "^") {
+			if !regexp.MustCompile(w).MatchString(conf[k]) {
+				t.Errorf("%s: %q does not match %s", k, conf[k], w)
+			}
+		} else if conf[k] != w {
+			t.Errorf("%s: %q, want %q", k, conf[k], w)
+		}
+	}
+	for k, v := range conf {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected %s: %s", k, v)
+		}
+	}
+}
+
+// assertVolume checks that a volume of size bytes holds data, then zeros.
+func assertVolume(t *testing.T, volid string, got []byte, ok bool, size int, data []byte) {
+	t.Helper()
+	if !ok || len(got) != size || sha(got[:len(data)]) != sha(data) || !bytes.Equal(got[len(data):], make([]byte, size-len(data))) {
+		t.Errorf("volume %s: %v, %d bytes; want %d bytes, the disk (sha256 %s) then zeros", volid, ok, len(got), size, sha(data))
+	}
+}
+
+// TestPostRestoreSSH: over SSH, qmrestore makes the VM the archive's
+// config describes, with both disks restored byte for byte onto their
+// volumes and the cloud-init drive allocated; qm set then creates the EFI
+// and TPM disks and assigns MAC addresses, before the start.
 func TestPostRestoreSSH(t *testing.T) {
 	n := nodetest.Start(t)
 	dir := t.TempDir()
-	img, _ := rawImage(t, dir, "nixos.raw", 2<<20, 31)
+	img, content := rawImage(t, dir, "nixos.raw", 2<<20, 31)
 	_, data := rawImage(t, dir, "data.raw", 1<<20, 32)
 	extra := qcow2Image(t, dir, "data.qcow2", data)
 	tg := nodeTarget(n, 160, deploy.ViaSSH)
 	vmSettings(&tg, extra)
+	tg.CloudInit = true
 	res, log := run(t, img, deploy.Options{}, tg)
 	if !res[0].OK {
 		t.Fatalf("result %+v", res[0])
 	}
 	conf, _ := n.Config(160)
-	assertCompleted(t, configMap(conf), "local-lvm", 160)
+	assertVM(t, configMap(conf), restoredVM(160, "size=4M,version=v2.0"))
+	if lines := strings.Split(strings.TrimSpace(conf), "\n"); !sort.StringsAreSorted(lines) {
+		t.Errorf("the config is not written in key order:\n%s", conf)
+	}
+	for volid, disk := range map[string][]byte{"local-lvm:vm-160-disk-0": content, "local-lvm:vm-160-disk-1": data} {
+		got, ok := n.Volume(volid)
+		assertVolume(t, volid, got, ok, 4<<20, disk)
+	}
+	if got := strings.Join(n.Volumes("local-lvm"), " "); got != "local-lvm:vm-160-cloudinit local-lvm:vm-160-disk-0 local-lvm:vm-160-disk-1 local-lvm:vm-160-disk-2 local-lvm:vm-160-disk-3" {
+		t.Errorf("volumes on the node: %s", got)
+	}
 	calls := n.Calls("qm")
 	if len(calls) != 2 || !strings.HasPrefix(calls[0], "set 160 ") || calls[1] != "start 160" {
 		t.Errorf("qm calls %q", calls)
-	}
-	configs, disks := unpack(t, n.Received(160))
-	if !bytes.Equal(disks["drive-scsi1"], data) {
-		t.Error("the second disk differs from its source")
-	}
-	if !strings.Contains(string(configs["qemu-server.conf"]), "#qmdump#map:scsi1:drive-scsi1:local-lvm:raw:") {
-		t.Errorf("no map line for scsi1:\n%s", configs["qemu-server.conf"])
 	}
 	if !log.has(deploy.StepConfigure) {
 		t.Errorf("steps %q", log.steps())
 	}
 }
 
-// TestPostRestoreAPI: through the API, the config update's task
-// allocates the volumes, which the VM's config then names.
+// TestPostRestoreAPI: through the API the restore task makes the same
+// VM from the archive, disks byte for byte; the config update's task
+// allocates the EFI and TPM volumes, which the VM's config then names.
 func TestPostRestoreAPI(t *testing.T) {
 	n := nodetest.Start(t)
-	var mu sync.Mutex
-	var restored map[string][]byte
-	sim := pvesim.New(t, pvesim.WithStorageDir("local", n.Dump), pvesim.WithRestoreHook(func(r pvesim.Restore) error {
-		_, disks := unpack(t, r.Path)
-		mu.Lock()
-		restored = disks
-		mu.Unlock()
-		return nil
-	}))
+	sim := pvesim.New(t, pvesim.WithStorageDir("local", n.Dump))
 	dir := t.TempDir()
-	img, _ := rawImage(t, dir, "nixos.raw", 2<<20, 33)
+	img, content := rawImage(t, dir, "nixos.raw", 2<<20, 33)
 	extra, data := rawImage(t, dir, "data.raw", 1<<20, 34)
 	tg := nodeTarget(n, 161, deploy.ViaAPI)
 	s := simTarget(t, sim, 161, deploy.ViaAPI)
 	tg.APIURL, tg.TLSFingerprint, tg.TokenFile, tg.Node = s.APIURL, s.TLSFingerprint, s.TokenFile, sim.Node
 	vmSettings(&tg, extra)
+	tg.CloudInit = true
 	res, _ := run(t, img, deploy.Options{}, tg)
 	if !res[0].OK {
 		t.Fatalf("result %+v", res[0])
 	}
 	vm, _ := sim.VM(161)
-	assertCompleted(t, vm.Config, "local-lvm", 161)
-	for _, k := range []string{"efidisk0", "tpmstate0"} {
-		volid, _, _ := strings.Cut(vm.Config[k], ",")
-		if !strings.Contains(strings.Join(sim.Volumes("local-lvm"), " "), volid) {
-			t.Errorf("%s volume %s missing: %v", k, volid, sim.Volumes("local-lvm"))
-		}
+	assertVM(t, vm.Config, restoredVM(161, "version=v2.0,size=4M"))
+	for volid, disk := range map[string][]byte{"local-lvm:vm-161-disk-0": content, "local-lvm:vm-161-disk-1": data} {
+		got, ok := sim.VolumeData(sim.Node, volid)
+		assertVolume(t, volid, got, ok, 4<<20, disk)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !bytes.Equal(restored["drive-scsi1"], data) {
-		t.Error("the second disk differs from its source")
+	if got := strings.Join(sim.Volumes("local-lvm"), " "); got != "local-lvm:vm-161-cloudinit local-lvm:vm-161-disk-0 local-lvm:vm-161-disk-1 local-lvm:vm-161-disk-2 local-lvm:vm-161-disk-3" {
+		t.Errorf("volumes: %s", got)
 	}
 	if len(sim.CallsTo("POST", "/nodes/pve/qemu/161/config")) != 1 {
 		t.Error("not one config update")

@@ -32,6 +32,11 @@ type Result struct {
 	Archive string `json:"archive,omitempty"`
 	// Sent is the bytes that went to the node, compressed.
 	Sent int64 `json:"sent"`
+	// Spilled is the part of Sent read back from the spill file of an
+	// archive shared with other targets, which this one fell behind:
+	// bytes read twice on this machine, once from the image and once
+	// from local disk.
+	Spilled int64 `json:"spilled,omitempty"`
 	// Addresses are the VM's IP addresses as its guest agent reported
 	// them (Wait), without loopback and link-local ones.
 	Addresses []string `json:"addresses,omitempty"`
@@ -122,6 +127,7 @@ type job struct {
 	addresses []string
 
 	sent, read atomic.Int64
+	spilled    atomic.Int64 // of sent, read back from a share's spill file
 	lastEmit   atomic.Int64
 
 	mu       sync.Mutex
@@ -187,7 +193,7 @@ func (j *job) run(ctx context.Context) error {
 
 func (j *job) result(err error) Result {
 	r := Result{Target: j.t.Name, Host: j.t.Host, Node: j.node, VMID: j.t.VMID, Via: j.via, OK: err == nil,
-		Seconds: time.Since(j.start).Seconds(), Archive: j.archive, Sent: j.sent.Load(), Err: err}
+		Seconds: time.Since(j.start).Seconds(), Archive: j.archive, Sent: j.sent.Load(), Spilled: j.spilled.Load(), Err: err}
 	if r.Host == "" {
 		r.Host = j.t.apiURL()
 	}

@@ -489,6 +489,7 @@ func (g *shareGroup) startLate() {
 // means for it, and a warning if it was served from the spill file.
 func (m *shareMember) finish(j *job) error {
 	eof, err, spilled := m.r.state()
+	j.spilled.Store(spilled)
 	if !eof && err == nil {
 		err = errors.New("the node stopped reading the archive before its end")
 	}

@@ -306,8 +306,13 @@ func TestShareLateTarget(t *testing.T) {
 			late = true
 		}
 	}
-	if !late {
-		t.Errorf("warnings %q: the late target web2 should have read from the spill file", log.warnings())
+	if !late || res[1].Spilled == 0 {
+		t.Errorf("warnings %q, %d bytes spilled: the late target web2 should have read from the spill file", log.warnings(), res[1].Spilled)
+	}
+	for _, r := range res {
+		if r.Spilled > r.Sent {
+			t.Errorf("%s: %d bytes from the spill file, of %d sent", r.Target, r.Spilled, r.Sent)
+		}
 	}
 }
 
@@ -331,7 +336,7 @@ exit 1`)
 	}
 	for i, r := range res {
 		if i == 1 {
-			if r.OK || !strings.Contains(r.Detail, "got wrong magic") {
+			if r.OK || !strings.Contains(r.Detail, "can't read vma header - got EOF") {
 				t.Errorf("web2: %+v", r)
 			}
 			continue

@@ -14,17 +14,26 @@
 //     it behind, empty when it failed before the archive's header was read
 //     and "memory: 128" after. "-" reads an uncompressed VMA from standard
 //     input; a file's base name must be a vzdump name. It exits non-zero
-//     when the restore fails. What it read is kept (Received), as sent;
-//     the config it writes keeps the archive's agent line. A restore
-//     prints vma extract -v's "progress N% (read ...)" lines on standard
-//     output, as qmrestore does.
+//     when the restore fails. What it read is kept (Received), as sent.
+//     The restore itself is package qmrestore's, as in the API
+//     simulator: the VM's config is the archive's, each drive on a new
+//     volume named, sized and placed as restore_vma_archive does (the
+//     #qmdump#map lines, --storage, LVM's 4 MiB extents), holding the
+//     disk (Volume), the archive's firewall config copied (Firewall); it
+//     prints vma extract -v's listing and "progress N% (read ...)" lines
+//     on standard output, as qmrestore does. The storages are those of
+//     the cluster view (SetCluster) on this node; one it lacks is taken
+//     as a block storage with images, where a real node would refuse it.
+//     The test binary does that work: Start links it into the node's PATH
+//     as nodetest-helper, which an init function recognises.
 //   - qm start exits non-zero when its task fails; qm template exits 0
 //     even when its task fails, leaving the config without "template: 1"
 //     (qemu-server src/PVE/CLI/qm.pm), and refuses a running VM up front;
 //     qm destroy refuses a locked or running VM; qm config prints the
 //     config; qm set VMID --KEY VALUE... changes the config at once, creating
 //     a disk given as STORAGE:SIZE as a new volume vm-ID-disk-N (an EFI vars
-//     disk 528K for efitype=4m, else 128K; TPM state 4M) and giving a net
+//     disk 528K for efitype=4m, else 128K; TPM state 4M), on top of the
+//     restored config, and giving a net
 //     device without a MAC address one (qemu-server src/PVE/API2/Qemu.pm
 //     create_disks, parse_net); a missing config is "Configuration file
 //     'nodes/N/qemu-server/ID.conf' does not exist".
@@ -40,7 +49,7 @@
 //     without "agent: 1" in the config, "VM N is not running", "QEMU guest
 //     agent is not running" until the agent answers (SetAgent), then the
 //     result as JSON; qm stop stops a running VM and is content with a
-//     stopped one.
+//     stopped one; qm destroy removes the VM's volumes with its config.
 //   - ha-manager add vm:ID [--state S] [--group G] (pve-ha-manager
 //     src/PVE/CLI/ha_manager.pm) refuses a VM the cluster does not have,
 //     one already added, and on Proxmox VE 9 any group (groups became
@@ -109,13 +118,20 @@ func start(t testing.TB, dir, name, dump string, ownName bool) *Node {
 	srv := sshtest.Start(t)
 	n := &Node{SSH: srv, Name: name, Dir: dir}
 	n.Dump = filepath.Join(n.Dir, dump)
-	for _, d := range []string{dump, "log", "received", "running", "fail", "agent", "ha", "nodes/" + name + "/qemu-server", "nodes/" + name + "/lxc"} {
+	for _, d := range []string{dump, "log", "received", "running", "fail", "agent", "ha", "firewall", "images", "nodes/" + name + "/qemu-server", "nodes/" + name + "/lxc"} {
 		if err := os.MkdirAll(filepath.Join(n.Dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if ownName {
 		srv.AddCommand(t, "uname", `if [ "$1" = -n ]; then echo `+shellQuote(name)+`; else exec /bin/uname "$@"; fi`)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(exe, filepath.Join(srv.BinDir, helperName)); err != nil {
+		t.Fatal(err)
 	}
 	q := shellQuote(n.Dir)
 	srv.AddCommand(t, "qmrestore", "D="+q+"\n"+qmrestoreScript)
@@ -170,6 +186,35 @@ func (n *Node) Guests() []int {
 	}
 	sort.Ints(ids)
 	return ids
+}
+
+// Volume returns the content of volume volid ("local-lvm:vm-100-disk-1")
+// on this node, as the guest sees the disk, and whether it exists.
+func (n *Node) Volume(volid string) ([]byte, bool) {
+	b, err := os.ReadFile((&fileNode{dir: n.Dir, node: n.Name}).volumePath(volid))
+	return b, err == nil
+}
+
+// Volumes lists the volumes of storage on this node.
+func (n *Node) Volumes(storage string) []string {
+	root := filepath.Join(n.Dir, "images", n.Name, storage)
+	var ids []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			ids = append(ids, storage+":"+filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	sort.Strings(ids)
+	return ids
+}
+
+// Firewall returns the firewall config a restore of vmid copied from its
+// archive (/etc/pve/firewall/VMID.fw on a real node), and whether it did.
+func (n *Node) Firewall(vmid int) (string, bool) {
+	b, err := os.ReadFile(filepath.Join(n.Dir, "firewall", strconv.Itoa(vmid)+".fw"))
+	return string(b), err == nil
 }
 
 // Running reports whether VM vmid was started.
@@ -308,7 +353,10 @@ type ClusterNode struct {
 
 // ClusterStorage is a storage row of the cluster view.
 type ClusterStorage struct {
-	Name    string
+	Name string
+	// Type is the plugin type, "dir" (the default), "lvmthin", "zfspool",
+	// ...; it decides how restored volumes are named and sized.
+	Type    string
 	Content []string
 	Disk    uint64 // bytes used
 	MaxDisk uint64
@@ -320,8 +368,8 @@ type ClusterStorage struct {
 // use, local (backup, iso, vztmpl) and local-lvm (images, rootdir).
 func DefaultClusterNode(name string) ClusterNode {
 	return ClusterNode{Name: name, Status: "online", Mem: 8 << 30, MaxMem: 64 << 30, Storages: []ClusterStorage{
-		{Name: "local", Content: []string{"backup", "iso", "vztmpl"}, Disk: 10 << 30, MaxDisk: 100 << 30},
-		{Name: "local-lvm", Content: []string{"images", "rootdir"}, Disk: 50 << 30, MaxDisk: 400 << 30},
+		{Name: "local", Type: "dir", Content: []string{"backup", "iso", "vztmpl"}, Disk: 10 << 30, MaxDisk: 100 << 30},
+		{Name: "local-lvm", Type: "lvmthin", Content: []string{"images", "rootdir"}, Disk: 50 << 30, MaxDisk: 400 << 30},
 	}}
 }
 
@@ -334,13 +382,16 @@ func (n *Node) SetCluster(t testing.TB, nodes ...ClusterNode) {
 			"mem": cn.Mem, "maxmem": cn.MaxMem, "maxcpu": 16, "cpu": 0.05})
 		nodeRows = append(nodeRows, string(b))
 		for _, st := range cn.Storages {
-			status := st.Status
+			status, typ := st.Status, st.Type
 			if status == "" {
 				status = "available"
 			}
+			if typ == "" {
+				typ = "dir"
+			}
 			b, _ := json.Marshal(map[string]any{"id": "storage/" + cn.Name + "/" + st.Name, "type": "storage", "storage": st.Name,
 				"node": cn.Name, "content": strings.Join(st.Content, ","), "disk": st.Disk, "maxdisk": st.MaxDisk,
-				"status": status, "plugintype": "dir", "shared": map[bool]int{true: 1}[st.Shared]})
+				"status": status, "plugintype": typ, "shared": map[bool]int{true: 1}[st.Shared]})
 			storageRows = append(storageRows, string(b))
 		}
 	}
@@ -367,6 +418,17 @@ func (n *Node) HA(vmid int) (state, group string, ok bool) {
 // (ReceivedBytes) instead of keeping them, for benchmarks of large images.
 func (n *Node) CountOnly(t testing.TB) { n.writeState(t, "countonly", "") }
 
+// DiscardData makes the node's zstd decode each stream only as far as
+// the archive's header and read the rest without decoding it, and its
+// qmrestore count what it receives (CountOnly): a benchmark then times the
+// sender and SSH, not a decompression that real nodes do each on their
+// own CPU, while the VM is still made from the archive's config.
+func (n *Node) DiscardData(t testing.TB) {
+	n.CountOnly(t)
+	n.SSH.AddCommand(t, "zstd", `[ "$1" = --version ] && { echo "stand-in zstd: decodes headers only"; exit 0; }
+exec `+helperName+` zstd-head`)
+}
+
 // WithoutZstd makes zstd missing on the node, as the shell reports it.
 func (n *Node) WithoutZstd(t testing.TB) {
 	n.SSH.AddCommand(t, "zstd", `echo "sh: 1: zstd: not found" >&2; exit 127`)
@@ -387,20 +449,20 @@ die() { printf '%s\n' "$*" >&2; exit 255; }
 confpath() { printf '%s/nodes/%s/qemu-server/%s.conf' "$D" "$node" "$1"; }
 `
 
-// The restored config keeps the archive's agent line, which qm guest cmd
-// needs: it is found in the header's config blob, where the first line of
-// qemu-server.conf follows the blob's length bytes.
-const qmrestoreScript = common + `agentline() { grep -a -o 'agent: [0-9a-z=,_]*' | head -n 1; }
-agent=
-printf '%s\n' "$*" >> "$D/log/qmrestore.log"
+// qmrestoreScript makes its up-front checks and locks the config, then
+// restores what vma extract would read (the stream, or the archive file
+// through its decompressor) with the helper (helper.go), keeping a copy of
+// what it read in received/.
+const qmrestoreScript = common + `printf '%s\n' "$*" >> "$D/log/qmrestore.log"
 [ $# -ge 2 ] || die "400 not enough arguments"
 archive=$1; vmid=$2; shift 2
-force=0; storage=local-lvm
+force=0; storage=; unique=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--force) force=$2 ;;
 	--storage) storage=$2 ;;
-	--unique|--start|--pool|--bwlimit) ;;
+	--unique) unique=$2 ;;
+	--start|--pool|--bwlimit) ;;
 	*) die "400 unknown option $1" ;;
 	esac
 	shift 2
@@ -424,47 +486,30 @@ for f in "$D"/nodes/*/qemu-server/"$vmid".conf "$D"/nodes/*/lxc/"$vmid".conf; do
 done
 # create_and_lock_config: the config exists, locked, from here on.
 if [ -e "$conf" ]; then echo "lock: create" >> "$conf"; else echo "lock: create" > "$conf"; fi
-unlock() { sed -i '/^lock:/d' "$conf"; }
-if [ -e "$D/running/$vmid" ]; then unlock; die "unable to restore VM $vmid - vm is running"; fi
-head=$D/received/$vmid.head
+if [ -e "$D/running/$vmid" ]; then sed -i '/^lock:/d' "$conf"; die "unable to restore VM $vmid - vm is running"; fi
+tmp=/var/tmp/vzdumptmp$$
+restore() { nodetest-helper restore "$D" "$node" "$vmid" "$storage" "$unique"; }
 if [ "$archive" = - ]; then
+	echo "restore vma archive: vma extract -v -r $tmp.fifo - $tmp"
 	if [ -e "$D/countonly" ]; then
-		dd bs=4 count=1 iflag=fullblock of="$head" 2>/dev/null
-		n=$(wc -c); echo $(( n + $(wc -c < "$head") )) > "$D/received/$vmid.bytes"
-	else
-		cat > "$D/received/restored-$vmid.vma"; head -c 4 "$D/received/restored-$vmid.vma" > "$head"
-		agent=$(head -c 1048576 "$D/received/restored-$vmid.vma" | agentline)
+		restore
+		exit
 	fi
-else
-	cp -- "$archive" "$D/received/restored-$vmid.vma"
-	case $archive in
-	*.zst) dec="zstd -dc" ;; *.gz) dec="gzip -dc" ;; *.lzo) dec="lzop -dc" ;; *.bz2) dec="bzip2 -dc" ;; *) dec=cat ;;
-	esac
-	$dec < "$archive" 2>/dev/null | head -c 4 > "$head"
-	agent=$($dec < "$archive" 2>/dev/null | head -c 1048576 | agentline)
+	cat > "$D/received/restored-$vmid.vma"
+	restore < "$D/received/restored-$vmid.vma"
+	exit
 fi
-if [ "$(head -c 3 "$head")" != VMA ]; then
-	# Failed before the header was read: the config stays, empty.
-	: > "$conf"
-	die "unable to restore VM $vmid - command 'vma extract -v -r /var/tmp/vzdumptmp.fifo - /var/tmp/vzdumptmp' failed: got wrong magic"
+cp -- "$archive" "$D/received/restored-$vmid.vma"
+case $archive in
+*.zst) dec="zstd -q -d -c" ;; *.gz) dec=zcat ;; *.lzo) dec="lzop -d -c" ;; *.bz2) dec="bzip2 -d -c" ;; *) dec= ;;
+esac
+if [ -z "$dec" ]; then
+	echo "restore vma archive: vma extract -v -r $tmp.fifo $archive $tmp"
+	restore < "$archive"
+	exit
 fi
-if [ -e "$D/fail/restore" ]; then
-	msg=$(cat "$D/fail/restore"); rm -f "$D/fail/restore"
-	echo "memory: 128" > "$conf"
-	die "$msg"
-fi
-# restore_vma_archive prints vma extract -v's lines on standard output.
-echo "restore vma archive: vma extract -v -r /var/tmp/vzdumptmp$$.fifo - /var/tmp/vzdumptmp$$"
-echo "progress 50% (read 1048576 bytes, duration 0 sec)"
-echo "progress 100% (read 2097152 bytes, duration 0 sec)"
-cat > "$conf" <<EOC
-boot: order=scsi0
-memory: 2048
-name: restored-$vmid
-scsi0: $storage:vm-$vmid-disk-0,size=2G
-scsihw: virtio-scsi-single
-EOC
-[ -z "$agent" ] || echo "$agent" >> "$conf"
+echo "restore vma archive: $dec $archive | vma extract -v -r $tmp.fifo - $tmp"
+$dec "$archive" | restore
 `
 
 const qmScript = common + `cmd=$1; vmid=$2
@@ -538,13 +583,7 @@ set)
 			case $rest in *,*) opts=,${rest#*,} ;; esac
 			if printf '%s' "$size" | grep -Eq '^[0-9]+(\.[0-9]+)?$'; then
 				# create_disks: a new volume, vm-ID-disk-N.
-				n=0; while grep -q "vm-$vmid-disk-$n\b" "$new"; do n=$((n+1)); done
-				case $key in
-				efidisk0) case $opts in *efitype=4m*) sz=528K ;; *) sz=128K ;; esac ;;
-				tpmstate0) sz=4M ;;
-				*) sz=${size}G ;;
-				esac
-				val="$st:vm-$vmid-disk-$n$opts,size=$sz"
+				val=$(nodetest-helper alloc "$D" "$node" "$st" "$vmid" "$key" "${opts#,}" "$size") || exit 255
 			fi ;;
 		net[0-9]*)
 			# parse_net: a device without a MAC address gets one.
@@ -559,13 +598,17 @@ set)
 		sed -i "/^$key: /d" "$new"
 		printf '%s: %s\n' "$key" "$val" >> "$new"
 	done
-	mv "$new" "$conf" ;;
+	# write_vm_config: the description, then the keys sorted.
+	{ grep '^#' "$new"; grep -v -e '^#' -e '^$' "$new" | LC_ALL=C sort; } > "$conf"
+	rm -f "$new" ;;
 destroy)
 	if [ -e "$ha" ]; then
 		case " $* " in *" --purge 1 "*) ;; *) die "unable to remove VM $vmid - used in HA resources and purge parameter not set." ;; esac
 	fi
 	[ -e "$D/running/$vmid" ] && die "VM $vmid is running - destroy failed"
 	[ -z "$lock" ] || die "VM is locked ($lock)"
+	# destroy_vm removes the VM's disks with its config.
+	rm -rf "$D"/images/"$node"/*/vm-"$vmid"-* "$D"/images/"$node"/*/"$vmid"
 	rm -f "$conf" "$ha" ;;
 *)
 	die "unknown command 'qm $cmd'" ;;

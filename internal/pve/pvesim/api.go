@@ -1,6 +1,8 @@
 package pvesim
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -8,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vmatool/vmatool/internal/pve/pvesim/qmrestore"
+	"github.com/vmatool/vmatool/vma"
 )
 
 // route dispatches an authenticated request. segs are the unescaped path
@@ -378,42 +383,49 @@ func (s *Server) restore(n *node, vmid int, p url.Values) (any, *apiError) {
 		if g.status == "running" {
 			return fails(emsg+" vm is running", nil)
 		}
-		log := []string{
-			"restore vma archive: zstd -q -d -c " + req.Path + " | vma extract -v -r /var/tmp/vzdumptmp" + itoa(t.pid) + ".fifo - /var/tmp/vzdumptmp" + itoa(t.pid),
-			"CFG: size: 453 name: qemu-server.conf",
-			"DEV: dev_id=1 size: 2147483648 devname: drive-scsi0",
-			"CTIME: Tue Jan  2 03:04:05 2024",
+		cmd := "vma extract -v -r /var/tmp/vzdumptmp" + itoa(t.pid) + ".fifo - /var/tmp/vzdumptmp" + itoa(t.pid)
+		archive, closer, comp, err := openArchive(st, vol, req.Path)
+		if err != nil {
+			return fails(emsg+" "+err.Error(), nil)
 		}
-		// The header is read: the old config and disks are gone.
-		s.removeVolumesOf(n, vmid)
-		g.config = map[string]string{"memory": "128"}
-		// Without storage the disks go where the archive's config put
-		// them; the simulator's archives all say local-lvm.
-		target := req.Storage
-		if target == "" {
-			target = "local-lvm"
+		defer closer.Close()
+		if dec := decompressor[comp]; dec != "" {
+			cmd = dec + " " + req.Path + " | " + cmd
 		}
-		tst := n.storage(target)
-		switch {
-		case tst == nil:
-			return fails("storage '"+target+"' does not exist", log)
-		case willFail:
-			return fails(fail.exitStatus, append(log, fail.log...))
+		log := []string{"restore vma archive: " + cmd}
+		if !isVMA(archive) {
+			return s.restorePlaceholder(n, g, req, fail, willFail, log, fails)
 		}
-		if s.onRestore != nil {
-			s.mu.Unlock()
-			err := s.onRestore(req)
-			s.mu.Lock()
-			if err != nil {
-				return fails(err.Error(), log)
+		res, err := qmrestore.Restore(context.Background(), archive, &restoreNode{s: s, n: n, vmid: vmid}, qmrestore.Options{
+			VMID: vmid, Storage: req.Storage, Unique: req.Unique,
+			Output: func(line string) { log = append(log, line) },
+			AfterHeader: func(*vma.Header) error {
+				// The header is read: the old config and disks are gone.
+				s.removeVolumesOf(n, vmid)
+				g.config = map[string]string{"memory": "128"}
+				if willFail {
+					log = append(log, fail.log...)
+					return errors.New(fail.exitStatus)
+				}
+				if s.onRestore == nil {
+					return nil
+				}
+				s.mu.Unlock()
+				defer s.mu.Lock()
+				return s.onRestore(req)
+			},
+		})
+		if err != nil {
+			return fails(err.Error(), log)
+		}
+		g.config = qmrestore.Settings(res.Config)
+		// restore_merge_config: the request's own config keys win
+		// (qemu-server src/PVE/API2/Qemu.pm passes them as override_conf).
+		for k := range p {
+			if !createParams[k] && configKeyRE.MatchString(k) {
+				g.config[k] = p.Get(k)
 			}
 		}
-		volid := diskVolID(tst, vmid, 0, "raw")
-		tst.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: 2 << 30, VMID: vmid, CTime: time.Now().Unix()}
-		g.config = map[string]string{"name": "restored-" + itoa(vmid), "memory": "2048", "boot": "order=scsi0",
-			"scsi0": volid + ",size=2G", "scsihw": "virtio-scsi-single"}
-		log = append(log, "map 'drive-scsi0' to '/dev/pve/vm-"+itoa(vmid)+"-disk-0' (write zeros = 0)",
-			"progress 100% (read 2147483648 bytes, duration 1 sec)", "rescan volumes...")
 		if req.Start {
 			log = append(log, s.autostart(g)...)
 		}
@@ -577,10 +589,7 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 			}
 			volid := diskVolID(im.target, vmid, disk, "raw")
 			disk++
-			size := int64(len(data))
-			if im.target.typ == "lvmthin" {
-				size = (size + 4<<20 - 1) &^ (4<<20 - 1) // LVM-thin rounds up to 4 MiB
-			}
+			size := qmrestore.AllocSize(im.target.typ, int64(len(data)))
 			im.target.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: size, VMID: vmid,
 				CTime: time.Now().Unix(), Data: append([]byte(nil), data...)}
 			made = append(made, volid)
@@ -588,7 +597,7 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 			if im.opts != "" {
 				val += "," + im.opts
 			}
-			conf[im.key] = val + ",size=" + formatSize(size)
+			conf[im.key] = val + ",size=" + qmrestore.FormatSize(size)
 			log = append(log, "transferred "+itoa(len(data))+" of "+itoa(len(data))+" bytes (100.00%)",
 				im.key+": successfully created disk '"+conf[im.key]+"'")
 		}
@@ -604,14 +613,14 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 			gb, _ := strconv.ParseFloat(gib, 64)
 			volid := diskVolID(st, vmid, disk, "raw")
 			disk++
-			size := newDiskSize(k, opts, gb)
+			size := qmrestore.NewDiskSize(k, opts, gb)
 			st.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: size, VMID: vmid, CTime: time.Now().Unix()}
 			made = append(made, volid)
 			conf[k] = volid
 			if opts != "" {
 				conf[k] += "," + opts
 			}
-			conf[k] += ",size=" + formatSize(size)
+			conf[k] += ",size=" + qmrestore.FormatSize(size)
 		}
 		for k, v := range conf {
 			if netConfigKeyRE.MatchString(k) {
@@ -634,19 +643,6 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 		return "OK", log
 	}
 	return t.upid, nil
-}
-
-// formatSize prints a size as qemu-server does in a drive's size= option.
-func formatSize(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		shift  uint
-	}{{"T", 40}, {"G", 30}, {"M", 20}, {"K", 10}} {
-		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
-			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10)
 }
 
 // destroyVM follows qemu-server src/PVE/API2/Qemu.pm destroy_vm: the

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vmatool/vmatool/internal/pve/pvesim/qmrestore"
 )
 
 // FailConfig makes the next config update of vmid (POST
@@ -86,7 +88,7 @@ func (s *Server) updateConfig(n *node, vmid int, p url.Values) (any, *apiError) 
 			return nil, paramError("storage", "storage '"+m[2]+"' does not support vm images")
 		}
 		gb, _ := strconv.ParseFloat(m[3], 64)
-		disks = append(disks, newDisk{key: k, st: st, opts: opts, size: newDiskSize(k, opts, gb)})
+		disks = append(disks, newDisk{key: k, st: st, opts: opts, size: qmrestore.NewDiskSize(k, opts, gb)})
 	}
 	msg, fail := s.failConfig[vmid]
 	delete(s.failConfig, vmid)
@@ -105,13 +107,13 @@ func (s *Server) updateConfig(n *node, vmid int, p url.Values) (any, *apiError) 
 			g.config[k] = p.Get(k)
 		}
 		for _, d := range disks {
-			volid := diskVolID(d.st, vmid, s.freeDiskNumber(d.st, vmid), "raw")
+			volid := diskVolID(d.st, vmid, qmrestore.FreeDisk(&restoreNode{s: s, n: n, vmid: vmid}, d.st.typ, d.st.name, vmid), "raw")
 			d.st.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: d.size, VMID: vmid, CTime: time.Now().Unix()}
 			val := volid
 			if d.opts != "" {
 				val += "," + d.opts
 			}
-			g.config[d.key] = val + ",size=" + formatSize(d.size)
+			g.config[d.key] = val + ",size=" + qmrestore.FormatSize(d.size)
 			log = append(log, d.key+": successfully created disk '"+g.config[d.key]+"'")
 		}
 		for _, k := range keys {
@@ -128,42 +130,6 @@ type newDisk struct {
 	key, opts string
 	st        *storage
 	size      int64
-}
-
-// newDiskSize is the size create_disks gives a new disk: an EFI vars
-// disk is a copy of the OVMF vars template for its efitype (default 2m:
-// qemu-server src/PVE/QemuServer/Drive.pm), TPM state is 4 MiB
-// (src/PVE/QemuServer.pm), any other disk SIZE GiB.
-func newDiskSize(key, opts string, gib float64) int64 {
-	switch key {
-	case "efidisk0":
-		for _, o := range strings.Split(opts, ",") {
-			if o == "efitype=4m" {
-				return 528 << 10
-			}
-		}
-		return 128 << 10
-	case "tpmstate0":
-		return 4 << 20
-	}
-	return int64(gib * (1 << 30))
-}
-
-// freeDiskNumber is find_free_diskname's N (pve-storage
-// src/PVE/Storage/Plugin.pm): the lowest not used by a volume of vmid on
-// st. Called with s.mu held.
-func (s *Server) freeDiskNumber(st *storage, vmid int) int {
-	for n := 0; ; n++ {
-		taken := false
-		for id := range st.vols {
-			if id == diskVolID(st, vmid, n, "raw") || strings.HasSuffix(id, "vm-"+itoa(vmid)+"-disk-"+itoa(n)) {
-				taken = true
-			}
-		}
-		if !taken {
-			return n
-		}
-	}
 }
 
 // withMAC gives a net value without a MAC address one, as parse_net does

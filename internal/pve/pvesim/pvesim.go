@@ -21,8 +21,13 @@
 //
 // A storage can be backed by a real directory (WithStorageDir), so a test
 // can upload an archive over SSH with package sshtest and then restore it
-// through the simulated API. Uploaded and imported volumes are kept in
-// memory, byte for byte.
+// through the simulated API. Uploaded, imported and restored volumes are
+// kept in memory, byte for byte.
+//
+// A restore reads its archive as restore_vma_archive does (package
+// qmrestore): the VM's config is the archive's, each drive on a new volume
+// that holds the disk, on the storage the #qmdump#map line or the request
+// names; a POST .../config then applies on top, as on a real node.
 //
 // Uploaded images are checked as qemu-img info checks an untrusted image
 // (a qcow2 must parse and name no backing or data file), and an import
@@ -34,7 +39,9 @@
 // given; LVM-thin rounds the recorded size of an imported volume up to
 // 4 MiB but keeps only the converted bytes; new guests show their final
 // status at once, where the real cluster view says "unknown" for a few
-// seconds; restores do not read the archive (WithRestoreHook can).
+// seconds; an archive that is no VMA at all (the tests of package pve
+// restore a few placeholder bytes) restores as a VM with one empty 2 GiB
+// disk where vma extract would fail on the magic.
 package pvesim
 
 import (

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/vmatool/vmatool/internal/pve/pvesim/qmrestore"
 )
 
 // listVolumes lists a storage's volumes: those kept in memory and, for a
@@ -109,16 +111,10 @@ func (s *Server) removeVolumesOf(n *node, vmid int) {
 	}
 }
 
-// diskVolID names the n-th disk of a VM the way the storage plugins do:
-// "<vmid>/vm-<vmid>-disk-<n>.<fmt>" on file storages, "vm-<vmid>-disk-<n>"
-// on block storages (pve-storage src/PVE/Storage/Plugin.pm).
+// diskVolID names the n-th disk of a VM the way the storage plugins do
+// (qmrestore.DiskName).
 func diskVolID(st *storage, vmid, n int, format string) string {
-	name := "vm-" + itoa(vmid) + "-disk-" + itoa(n)
-	switch st.typ {
-	case "dir", "nfs", "cifs", "glusterfs", "btrfs", "cephfs":
-		return st.name + ":" + itoa(vmid) + "/" + name + "." + format
-	}
-	return st.name + ":" + name
+	return st.name + ":" + qmrestore.DiskName(st.typ, vmid, n, format)
 }
 
 // backupFormat derives Proxmox's format name ("vma.zst", ...) from a file

@@ -194,6 +194,49 @@ func (s *Server) DropConnections(t testing.TB) int {
 	return n
 }
 
+// CPU returns the processor time the server has used so far: its own
+// and that of every process it started and reaped, the connections'
+// sshd processes and the commands they ran, once they have all exited.
+// It waits up to timeout for the current connections to end (sshd only
+// counts a child's time once it reaps it), and reports false if they did
+// not. A benchmark that shares this machine's cores with the server
+// learns from it what the server side cost.
+func (s *Server) CPU(timeout time.Duration) (time.Duration, bool) {
+	deadline := time.Now().Add(timeout)
+	for len(descendants(s.cmd.Process.Pid)) > 0 {
+		if time.Now().After(deadline) {
+			return 0, false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	// After the command name: state is field 3, utime 14 ... cstime 17.
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0, false
+	}
+	var ticks int64
+	for _, v := range f[11:15] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, true
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc's CPU times, which is
+// 100 on every architecture Go supports.
+const clockTicks = 100
+
 // Log returns what sshd wrote to its standard error so far.
 func (s *Server) Log() string { return s.log.String() }
 

@@ -1,0 +1,372 @@
+// Package qmrestore restores a VMA archive as a Proxmox VE node does
+// (qemu-server src/PVE/QemuServer.pm restore_vma_archive), for the test
+// doubles of a node: the restore task of package pvesim and the qmrestore
+// of package nodetest. Both need the VM that results, not a fixed one, so
+// that a test sees what a real restore would make of the archive it got:
+//
+//   - the archive's qemu-server.conf becomes the VM's config, each line
+//     through restore_update_config_line: #qmdump# and #vzdump# lines,
+//     lock, unusedN and parent go; a drive with backup=0 becomes a comment
+//     (so part of the description); a drive that a #qmdump#map line maps,
+//     and the cloud-init drive, name their new volumes, without format; a
+//     vmgenid is made anew, and with unique the MAC addresses and the
+//     SMBIOS UUID too;
+//   - volumes come from the #qmdump#map lines ($parse_backup_hints): the
+//     storage is the restore's --storage if given, else the line's, else
+//     "local"; the device must be in the archive ("archive does not
+//     contain data for drive"), every device of the archive needs a line
+//     ("found no device mapping information for device"), and the storage
+//     must exist and hold images; volumes are allocated in the order of the
+//     drive keys ($restore_allocate_devices), each vm-VMID-disk-N with the
+//     lowest free N (pve-storage src/PVE/Storage/Plugin.pm
+//     find_free_diskname), of the device's size in whole KiB;
+//   - the config is written as write_vm_config writes it (description
+//     first as # lines, then keys sorted), then rescan sets each drive's
+//     size to its volume's (LVM rounds up to 4 MiB extents) and adds a
+//     volume no drive names as unusedN (update_disk_config).
+//
+// It also names and sizes volumes as the storage plugins do (DiskName,
+// FreeDisk, AllocSize), for every volume the doubles make.
+//
+// The old 1.x "vlanN:" lines that restore_update_config_line converts are
+// taken as they are: no archive a test makes has them. What create_vm
+// does around the restore (src/PVE/API2/Qemu.pm: turning a template's
+// disks into base volumes) is left to the callers, which do not do it.
+package qmrestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vmatool/vmatool/vma"
+)
+
+// Storage is a storage of the node as a restore sees it.
+type Storage struct {
+	Type   string // plugin type: "dir", "lvmthin", "zfspool", "nfs", ...
+	Images bool   // its content includes images
+}
+
+// Node is the node a restore runs on: its storages and volumes.
+type Node interface {
+	// Storage looks up a storage by name.
+	Storage(name string) (Storage, bool)
+	// HasVolume reports whether volume volid exists.
+	HasVolume(volid string) bool
+	// CreateVolume makes volume volid of size bytes (as the storage
+	// allocates it) and returns where the disk's data goes.
+	CreateVolume(volid, format string, size int64) (io.WriterAt, error)
+	// RemoveVolume frees a volume of a restore that failed.
+	RemoveVolume(volid string)
+}
+
+// Options are those of qmrestore and of POST /nodes/{node}/qemu with an
+// archive that change what a restore makes.
+type Options struct {
+	VMID int
+	// Storage is --storage; "" keeps each #qmdump#map line's storage.
+	Storage string
+	Unique  bool // new MAC addresses and SMBIOS UUID
+	// AfterHeader, when set, runs once the header is read, before any
+	// volume is allocated; its error fails the restore there, as a test's
+	// injected failure.
+	AfterHeader func(*vma.Header) error
+	// Output receives what the restore prints, line by line: vma extract
+	// -v's listing and progress, the volumes and the map.
+	Output func(line string)
+	// SkipData reads past the disks' data instead of extracting it, for
+	// benchmarks that only count what a node receives; the volumes are
+	// still allocated.
+	SkipData bool
+}
+
+// Result is what a restore made.
+type Result struct {
+	// Config is the VM's new qemu-server.conf.
+	Config []byte
+	// Firewall is the archive's qemu-server.fw, which the restore copies
+	// to /etc/pve/firewall/VMID.fw; nil if it has none.
+	Firewall []byte
+	// Volumes are the volumes allocated, in order.
+	Volumes []string
+	// Read is how many bytes were read from the archive stream.
+	Read int64
+}
+
+// ErrHeader marks a restore that failed before the archive's header was
+// read: the VM's config is still the one create_and_lock_config made. After
+// that, restore_vma_archive has replaced it with "memory: 128".
+var ErrHeader = errors.New("vma extract failed before the header was read")
+
+// headerError is a failure to read the header, in vma extract's words
+// (vma-reader.c vma_reader_read_head, §5.2 of vma-format.md).
+type headerError struct{ reason string }
+
+func (e headerError) Error() string {
+	return "command 'vma extract -v -r /var/tmp/vzdumptmp.fifo - /var/tmp/vzdumptmp' failed: " + e.reason
+}
+
+func (e headerError) Is(target error) bool { return target == ErrHeader }
+
+func newHeaderError(err error) error {
+	switch {
+	case errors.Is(err, vma.ErrNotVMA):
+		return headerError{"not a vma file - wrong magic number"}
+	case errors.Is(err, vma.ErrShortHeader) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return headerError{"can't read vma header - got EOF"}
+	case errors.Is(err, vma.ErrHeaderChecksum):
+		return headerError{"wrong vma header chechsum"} // sic
+	}
+	return headerError{err.Error()}
+}
+
+// Restore reads an uncompressed VMA archive from r and restores it onto n
+// as VM o.VMID. A failure after volumes were allocated removes them, as
+// $restore_destroy_volumes does.
+func Restore(ctx context.Context, r io.Reader, n Node, o Options) (*Result, error) {
+	out := o.Output
+	if out == nil {
+		out = func(string) {}
+	}
+	cr := &countingReader{r: r}
+	rd, err := vma.NewReader(cr)
+	if err != nil {
+		return nil, newHeaderError(err)
+	}
+	h := rd.Header()
+	listing(h, out)
+	if o.AfterHeader != nil {
+		if err := o.AfterHeader(h); err != nil {
+			return nil, err
+		}
+	}
+	conf, ok := h.Config("qemu-server.conf")
+	if !ok {
+		return nil, errors.New("unable to read qemu-server.conf - No such file or directory")
+	}
+	devs, err := backupHints(conf, h, o.Storage, n)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	if fw, ok := h.Config("qemu-server.fw"); ok {
+		res.Firewall = fw
+	}
+	fail := func(err error) (*Result, error) {
+		for _, volid := range res.Volumes {
+			n.RemoveVolume(volid)
+		}
+		return nil, err
+	}
+	volids := map[string]string{} // drive key → volid
+	sizes := map[string]int64{}   // volid → size
+	targets := map[int]io.WriterAt{}
+	for _, d := range devs {
+		st, _ := n.Storage(d.storage)
+		name := ""
+		if d.cloudInit {
+			name = CloudInitName(st.Type, o.VMID, d.format)
+		} else {
+			name = DiskName(st.Type, o.VMID, FreeDisk(n, st.Type, d.storage, o.VMID), d.format)
+		}
+		volid := d.storage + ":" + name
+		size := AllocSize(st.Type, d.size)
+		w, err := n.CreateVolume(volid, d.format, size)
+		if err != nil {
+			return fail(fmt.Errorf("error during vdisk_alloc of %s: %v", volid, err))
+		}
+		res.Volumes = append(res.Volumes, volid)
+		volids[d.key], sizes[volid] = volid, size
+		out("new volume ID is '" + volid + "'")
+		if d.cloudInit {
+			continue // made anew, not restored
+		}
+		targets[d.dev.ID] = w
+		zeros := 0
+		if st.Type == "lvm" {
+			zeros = 1 // thick LVM lacks sparseinit
+		}
+		out(fmt.Sprintf("map '%s' to '%s' (write zeros = %d)", d.dev.Name, volumePath(st.Type, volid), zeros))
+	}
+	newConf := rescan(updateConfig(conf, volids, o.Unique), sizes)
+
+	if o.SkipData {
+		if _, err := Drain(cr); err != nil {
+			return fail(fmt.Errorf("restore failed - %v", err))
+		}
+	} else {
+		p := newProgress(h, out)
+		if err := rd.OnCluster(p.cluster); err != nil {
+			return fail(err)
+		}
+		if err := vma.Extract(ctx, rd, targets); err != nil {
+			return fail(fmt.Errorf("restore failed - %v", err))
+		}
+	}
+	out("rescan volumes...")
+	res.Config, res.Read = newConf, cr.n
+	return res, nil
+}
+
+// listing prints what vma extract -v prints before the data (vma.c
+// dump_config, §6.3 of vma-format.md): one CFG line per config, one DEV line
+// per device, then CTIME, which tells qmrestore the header is done.
+func listing(h *vma.Header, out func(string)) {
+	for _, c := range h.Configs {
+		out(fmt.Sprintf("CFG: size: %d name: %s", len(c.Data), c.Name))
+	}
+	for _, d := range h.Devices {
+		if !d.IsVMState() {
+			out(fmt.Sprintf("DEV: dev_id=%d size: %d devname: %s", d.ID, d.Size, d.Name))
+		}
+	}
+	out("CTIME: " + h.Ctime.Local().Format("Mon Jan _2 15:04:05 2006"))
+}
+
+// progress prints vma extract -v's "progress N% (read B bytes, duration S
+// sec)" whenever the whole percentage changes: clusters read out of the
+// sum of floor(size/64 KiB) over the devices, which is why it can pass 100.
+type progress struct {
+	total, read int64
+	last        int64
+	start       time.Time
+	out         func(string)
+}
+
+func newProgress(h *vma.Header, out func(string)) *progress {
+	p := &progress{last: -1, start: time.Now(), out: out}
+	for _, d := range h.Devices {
+		p.total += d.Size / vma.ClusterSize
+	}
+	return p
+}
+
+func (p *progress) cluster(vma.Cluster) {
+	p.read++
+	if p.total == 0 {
+		return // vma divides by zero here; print nothing instead
+	}
+	if pct := p.read * 100 / p.total; pct != p.last {
+		p.last = pct
+		p.out(fmt.Sprintf("progress %d%% (read %d bytes, duration %d sec)", pct, p.read*vma.ClusterSize, int(time.Since(p.start).Seconds())))
+	}
+}
+
+// Drain reads r to its end and returns how many bytes it read, 1 MiB at a
+// time: io.Discard would read 8 KiB at a time, a system call each, which
+// benchmarks would count as the node's cost.
+func Drain(r io.Reader) (int64, error) {
+	return io.CopyBuffer(writerOnly{io.Discard}, r, make([]byte, 1<<20))
+}
+
+// writerOnly hides io.Discard's ReadFrom, which would choose the buffer.
+type writerOnly struct{ io.Writer }
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// device is one volume a restore allocates: a #qmdump#map line's device,
+// or the cloud-init drive.
+type device struct {
+	key       string // drive key, e.g. "scsi1"
+	dev       vma.Device
+	storage   string
+	format    string
+	size      int64
+	cloudInit bool
+}
+
+// backupHints is $parse_backup_hints: the devices to allocate, sorted by
+// drive key as $restore_allocate_devices takes them.
+func backupHints(conf []byte, h *vma.Header, storageOpt string, n Node) ([]device, error) {
+	byKey := map[string]device{}
+	mapped := map[string]bool{}
+	for _, line := range strings.Split(string(conf), "\n") {
+		if m := mapLineRE.FindStringSubmatch(line); m != nil {
+			key, devname, storage, format := m[1], m[2], m[3], m[4]
+			dev, ok := h.Device(devname)
+			if !ok || dev.IsVMState() {
+				return nil, fmt.Errorf("archive does not contain data for drive '%s'", key)
+			}
+			if storageOpt != "" {
+				storage = storageOpt
+			} else if storage == "" {
+				storage = "local"
+			}
+			if format == "" {
+				format = "raw"
+			}
+			st, err := checkStorage(n, storage)
+			if err != nil {
+				return nil, err
+			}
+			byKey[key] = device{key: key, dev: dev, storage: storage, format: ResolveFormat(st.Type, format), size: dev.Size}
+			mapped[devname] = true
+			continue
+		}
+		m := cloudInitLineRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		file, _, _ := strings.Cut(strings.TrimSpace(m[2]), ",")
+		file = strings.TrimPrefix(file, "file=")
+		if !IsCloudInit(file) {
+			continue
+		}
+		storage, volname, _ := strings.Cut(file, ":")
+		if storageOpt != "" {
+			storage = storageOpt
+		}
+		st, err := checkStorage(n, storage)
+		if err != nil {
+			return nil, err
+		}
+		format := "raw" // checked_volume_format fails on a volume the node lacks
+		for _, f := range []string{"qcow2", "vmdk", "raw"} {
+			if strings.HasSuffix(volname, "."+f) {
+				format = f
+			}
+		}
+		byKey[m[1]] = device{key: m[1], storage: storage, format: ResolveFormat(st.Type, format), size: CloudInitSize, cloudInit: true}
+	}
+	for _, d := range h.Devices {
+		if !d.IsVMState() && !mapped[d.Name] {
+			return nil, fmt.Errorf("found no device mapping information for device '%s'", d.Name)
+		}
+	}
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	devs := make([]device, 0, len(keys))
+	for _, k := range keys {
+		devs = append(devs, byKey[k])
+	}
+	return devs, nil
+}
+
+// checkStorage is $check_storage with storage_config before it.
+func checkStorage(n Node, name string) (Storage, error) {
+	st, ok := n.Storage(name)
+	switch {
+	case !ok:
+		return st, fmt.Errorf("storage '%s' does not exist", name)
+	case !st.Images:
+		return st, fmt.Errorf("Content type 'images' is not available on storage '%s'", name)
+	}
+	return st, nil
+}
