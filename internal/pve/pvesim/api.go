@@ -375,6 +375,9 @@ func (s *Server) restore(n *node, vmid int, p url.Values) (any, *apiError) {
 
 	t := s.newTask(n.name, "qmrestore", itoa(vmid))
 	t.finish = func() (string, []string) {
+		// remove_lock takes the lock off the config create_and_lock_config
+		// made; restore_vma_archive may have replaced it with "memory:
+		// 128", which has none.
 		fails := func(exit string, log []string) (string, []string) {
 			delete(g.config, "lock")
 			return exit, append(log, "error before or during data restore, some or all disks were not completely restored. VM "+
@@ -383,26 +386,24 @@ func (s *Server) restore(n *node, vmid int, p url.Values) (any, *apiError) {
 		if g.status == "running" {
 			return fails(emsg+" vm is running", nil)
 		}
-		cmd := "vma extract -v -r /var/tmp/vzdumptmp" + itoa(t.pid) + ".fifo - /var/tmp/vzdumptmp" + itoa(t.pid)
-		archive, closer, comp, err := openArchive(st, vol, req.Path)
+		archive, closer, cmd, err := openArchive(st, vol, req.Path, t.pid)
 		if err != nil {
-			return fails(emsg+" "+err.Error(), nil)
+			return fails(err.Error(), nil)
 		}
 		defer closer.Close()
-		if dec := decompressor[comp]; dec != "" {
-			cmd = dec + " " + req.Path + " | " + cmd
-		}
 		log := []string{"restore vma archive: " + cmd}
-		if !isVMA(archive) {
-			return s.restorePlaceholder(n, g, req, fail, willFail, log, fails)
+		// restore_merge_config: the request's own config keys win
+		// (qemu-server src/PVE/API2/Qemu.pm passes them as override_conf).
+		override := map[string]string{}
+		for k := range p {
+			if !createParams[k] && configKeyRE.MatchString(k) {
+				override[k] = p.Get(k)
+			}
 		}
-		res, err := qmrestore.Restore(context.Background(), archive, &restoreNode{s: s, n: n, vmid: vmid}, qmrestore.Options{
-			VMID: vmid, Storage: req.Storage, Unique: req.Unique,
+		_, err = qmrestore.Restore(context.Background(), archive, &restoreNode{s: s, n: n, g: g, vmid: vmid}, qmrestore.Options{
+			VMID: vmid, Storage: req.Storage, Unique: req.Unique, Override: override, Command: cmd,
 			Output: func(line string) { log = append(log, line) },
 			AfterHeader: func(*vma.Header) error {
-				// The header is read: the old config and disks are gone.
-				s.removeVolumesOf(n, vmid)
-				g.config = map[string]string{"memory": "128"}
 				if willFail {
 					log = append(log, fail.log...)
 					return errors.New(fail.exitStatus)
@@ -417,14 +418,6 @@ func (s *Server) restore(n *node, vmid int, p url.Values) (any, *apiError) {
 		})
 		if err != nil {
 			return fails(err.Error(), log)
-		}
-		g.config = qmrestore.Settings(res.Config)
-		// restore_merge_config: the request's own config keys win
-		// (qemu-server src/PVE/API2/Qemu.pm passes them as override_conf).
-		for k := range p {
-			if !createParams[k] && configKeyRE.MatchString(k) {
-				g.config[k] = p.Get(k)
-			}
 		}
 		if req.Start {
 			log = append(log, s.autostart(g)...)
@@ -570,7 +563,7 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 				conf[k] = p.Get(k)
 			}
 		}
-		disk := 0
+		rn := &restoreNode{s: s, n: n, vmid: vmid}
 		for _, im := range imports {
 			v, _ := s.findVolume(n.name, im.src)
 			if v == nil {
@@ -587,8 +580,7 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 			if err != nil {
 				return fail("cannot import from '" + im.src + "' - " + err.Error())
 			}
-			volid := diskVolID(im.target, vmid, disk, "raw")
-			disk++
+			volid := diskVolID(im.target, vmid, qmrestore.FreeDisk(rn, im.target.typ, im.target.name, vmid), "raw")
 			size := qmrestore.AllocSize(im.target.typ, int64(len(data)))
 			im.target.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: size, VMID: vmid,
 				CTime: time.Now().Unix(), Data: append([]byte(nil), data...)}
@@ -607,20 +599,14 @@ func (s *Server) create(n *node, vmid int, p url.Values) (any, *apiError) {
 		}
 		slices.Sort(plainKeys)
 		for _, k := range plainKeys {
-			id, rest, _ := strings.Cut(plain[k], ":")
-			gib, opts, _ := strings.Cut(rest, ",")
-			st := n.storage(id)
-			gb, _ := strconv.ParseFloat(gib, 64)
-			volid := diskVolID(st, vmid, disk, "raw")
-			disk++
-			size := qmrestore.NewDiskSize(k, opts, gb)
-			st.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: size, VMID: vmid, CTime: time.Now().Unix()}
-			made = append(made, volid)
-			conf[k] = volid
-			if opts != "" {
-				conf[k] += "," + opts
+			val, line, err := qmrestore.CreateDisk(rn, vmid, k, strings.TrimSuffix(plain[k], ","))
+			if err != nil {
+				return fail(err.Error())
 			}
-			conf[k] += ",size=" + qmrestore.FormatSize(size)
+			volid, _, _ := strings.Cut(val, ",")
+			made = append(made, volid)
+			conf[k] = val
+			log = append(log, line)
 		}
 		for k, v := range conf {
 			if netConfigKeyRE.MatchString(k) {

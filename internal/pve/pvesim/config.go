@@ -7,9 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/vmatool/vmatool/internal/pve/pvesim/qmrestore"
 )
@@ -35,12 +33,12 @@ var (
 )
 
 // updateConfig is update_vm_api's POST form (qemu-server
-// src/PVE/API2/Qemu.pm): the VM must exist and not be locked, checked up
-// front; the task then creates each new disk given as "STORAGE:SIZE"
-// (create_disks: a volume vm-ID-disk-N on STORAGE; an EFI vars disk
-// ignores SIZE and gets the OVMF vars template, 528K for efitype=4m and
-// 128K for 2m; TPM state is 4 MiB) and gives each network device without a
-// MAC address one (parse_net), written back into the config.
+// src/PVE/API2/Qemu.pm): the VM must exist and not be locked, and each new
+// disk's storage must exist and hold images, checked up front; the task
+// then creates each new disk given as "STORAGE:SIZE" as create_disks does
+// (qmrestore.CreateDisk, shared with the stand-in node's qm set) and gives
+// each network device without a MAC address one (parse_net), written back
+// into the config.
 func (s *Server) updateConfig(n *node, vmid int, p url.Values) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -68,27 +66,25 @@ func (s *Server) updateConfig(n *node, vmid int, p url.Values) (any, *apiError) 
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var disks []newDisk
+	var disks []string
 	for _, k := range keys {
 		if !driveKeyRE.MatchString(k) {
 			continue
 		}
-		file, opts, _ := strings.Cut(p.Get(k), ",")
-		m := newDiskRE.FindStringSubmatch(file)
-		if m == nil {
+		id, ok := qmrestore.IsNewDisk(p.Get(k))
+		if !ok {
 			continue // an existing volume, taken as it is
 		}
-		st := n.storage(m[2])
+		st := n.storage(id)
 		switch {
-		case m[2] == "":
+		case id == "":
 			return nil, errorf(http.StatusInternalServerError, "no storage ID specified (and no default storage)")
 		case st == nil:
-			return nil, errorf(http.StatusInternalServerError, "storage '%s' does not exist", m[2])
+			return nil, errorf(http.StatusInternalServerError, "storage '%s' does not exist", id)
 		case !st.holds("images"):
-			return nil, paramError("storage", "storage '"+m[2]+"' does not support vm images")
+			return nil, paramError("storage", "storage '"+id+"' does not support vm images")
 		}
-		gb, _ := strconv.ParseFloat(m[3], 64)
-		disks = append(disks, newDisk{key: k, st: st, opts: opts, size: qmrestore.NewDiskSize(k, opts, gb)})
+		disks = append(disks, k)
 	}
 	msg, fail := s.failConfig[vmid]
 	delete(s.failConfig, vmid)
@@ -103,33 +99,36 @@ func (s *Server) updateConfig(n *node, vmid int, p url.Values) (any, *apiError) 
 			return noSuchVMText(n.name, vmid), nil
 		}
 		var log []string
+		next := map[string]string{}
 		for _, k := range keys {
-			g.config[k] = p.Get(k)
-		}
-		for _, d := range disks {
-			volid := diskVolID(d.st, vmid, qmrestore.FreeDisk(&restoreNode{s: s, n: n, vmid: vmid}, d.st.typ, d.st.name, vmid), "raw")
-			d.st.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: d.size, VMID: vmid, CTime: time.Now().Unix()}
-			val := volid
-			if d.opts != "" {
-				val += "," + d.opts
-			}
-			g.config[d.key] = val + ",size=" + qmrestore.FormatSize(d.size)
-			log = append(log, d.key+": successfully created disk '"+g.config[d.key]+"'")
-		}
-		for _, k := range keys {
+			next[k] = p.Get(k)
 			if netConfigKeyRE.MatchString(k) {
-				g.config[k] = withMAC(g.config[k])
+				next[k] = withMAC(next[k])
 			}
+		}
+		// create_disks frees what it made when one disk fails, and the
+		// config stays as it was.
+		rn := &restoreNode{s: s, n: n, vmid: vmid}
+		var made []string
+		for _, k := range disks {
+			val, line, err := qmrestore.CreateDisk(rn, vmid, k, p.Get(k))
+			if err != nil {
+				for _, v := range made {
+					s.dropVolume(n, v)
+				}
+				return err.Error(), log
+			}
+			volid, _, _ := strings.Cut(val, ",")
+			made = append(made, volid)
+			next[k] = val
+			log = append(log, line)
+		}
+		for k, v := range next {
+			g.config[k] = v
 		}
 		return "OK", log
 	}
 	return t.upid, nil
-}
-
-type newDisk struct {
-	key, opts string
-	st        *storage
-	size      int64
 }
 
 // withMAC gives a net value without a MAC address one, as parse_net does

@@ -516,6 +516,9 @@ func (s *Server) VolumeData(nodeName, volid string) ([]byte, bool) {
 	if v.Data == nil && st.dir != "" {
 		return readDirVolume(st, volid)
 	}
+	if v.Data == nil && v.Content == "images" {
+		return make([]byte, v.Size), true // allocated, never written
+	}
 	return append([]byte(nil), v.Data...), true
 }
 

@@ -9,6 +9,9 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,7 +182,7 @@ func TestTasks(t *testing.T) {
 // TestTaskLogPaging: start is 0-based, n 1-based, total counts all lines.
 func TestTaskLogPaging(t *testing.T) {
 	sim := pvesim.New(t, pvesim.WithTaskPolls(0))
-	sim.AddVolume("local", pvesim.Volume{VolID: "local:backup/vzdump-qemu-100-x.vma", Data: []byte("x")})
+	sim.AddVolume("local", pvesim.Volume{VolID: "local:backup/vzdump-qemu-100-x.vma", Data: readVector(t, "v02-two-disks.vma")})
 	sim.FailRestore(100, "lvcreate failed", "line a", "line b")
 	body, ct := form(url.Values{"vmid": {"100"}, "archive": {"local:backup/vzdump-qemu-100-x.vma"}})
 	var upid string
@@ -268,15 +271,31 @@ func post(t *testing.T, sim *pvesim.Server, path string, v url.Values) (answer, 
 	return a, upid
 }
 
+// readVector reads an archive of testdata/vectors.
+func readVector(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(vectors + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestRestoreFailureLeavesConfig: a failed restore keeps the VM's config,
 // without its lock, so the ID stays taken and the next restore without
 // force is refused (qemu-server src/PVE/API2/Qemu.pm create_vm: "VM N
-// state is NOT cleaned up"; src/PVE/QemuServer.pm restore_vma_archive
-// writes "memory: 128" once the header is read).
+// state is NOT cleaned up"). The config is create_and_lock_config's, empty
+// for a new VM, while the failure comes before the backup hints passed: a
+// name archive_info does not know, vma extract's header (an archive that
+// is no VMA, or a .vma.zst whose bytes are no zstd, for the decompressor is
+// chosen by the name), a bad storage; after them restore_vma_archive has
+// replaced it with "memory: 128" (src/PVE/QemuServer.pm).
 func TestRestoreFailureLeavesConfig(t *testing.T) {
 	sim := pvesim.New(t)
+	zst := readVector(t, "v01-single.vma.zst")
 	const archive = "local:backup/vzdump-qemu-100-2024_01_02-03_04_05.vma.zst"
-	sim.AddVolume("local", pvesim.Volume{VolID: archive, Data: []byte("VMA")})
+	const cmd = "zstd -q -d -c /var/lib/vz/dump/vzdump-qemu-100-2024_01_02-03_04_05.vma.zst | vma extract -v -r /var/tmp/vzdumptmp"
+	sim.AddVolume("local", pvesim.Volume{VolID: archive, Data: zst})
 	a, upid := post(t, sim, "/nodes/pve/qemu", url.Values{"vmid": {"100"}, "archive": {archive}, "storage": {"nowhere"}})
 	if a.status != 200 {
 		t.Fatalf("a bad storage must fail inside the task, not up front: %d %s", a.status, a.body)
@@ -284,16 +303,45 @@ func TestRestoreFailureLeavesConfig(t *testing.T) {
 	if vm, ok := sim.VM(100); !ok || vm.Lock != "create" {
 		t.Errorf("while restoring: %+v %v", vm, ok)
 	}
-	if exit := wait(t, sim, "pve", upid); exit != "storage 'nowhere' does not exist" {
+	exitRE := regexp.MustCompile(`^command 'set -o pipefail && ` + regexp.QuoteMeta(cmd) + `\d+\.fifo - /var/tmp/vzdumptmp\d+' failed: storage 'nowhere' does not exist$`)
+	if exit := wait(t, sim, "pve", upid); !exitRE.MatchString(exit) {
 		t.Errorf("exit status %q", exit)
 	}
 	vm, ok := sim.VM(100)
-	if !ok || vm.Lock != "" || len(vm.Config) != 1 || vm.Config["memory"] != "128" {
+	if !ok || vm.Lock != "" || len(vm.Config) != 0 {
 		t.Fatalf("after the failure: %+v %v", vm, ok)
 	}
 	a, _ = post(t, sim, "/nodes/pve/qemu", url.Values{"vmid": {"100"}, "archive": {archive}})
 	if a.status != 500 || a.message != "unable to restore VM 100 - VM 100 already exists on node 'pve'\n" {
 		t.Errorf("second restore: %d %q", a.status, a.message)
+	}
+
+	for _, c := range []struct {
+		vmid          int
+		volid         string
+		data          []byte
+		exit, logLine string
+	}{
+		{101, "local:backup/vzdump-qemu-101-x.vma", readVector(t, "e05-not-vma.vma"),
+			`^command 'set -o pipefail && vma extract -v -r /var/tmp/vzdumptmp\d+\.fifo /var/lib/vz/dump/vzdump-qemu-101-x\.vma /var/tmp/vzdumptmp\d+' failed: got signal 5$`,
+			"vma: not a vma file - wrong magic number"},
+		{102, "local:backup/vzdump-qemu-102-x.vma.zst", readVector(t, "v01-single.vma"),
+			`^command 'set -o pipefail && zstd -q -d -c /var/lib/vz/dump/vzdump-qemu-102-x\.vma\.zst \| vma extract .*' failed: exit code 133$`,
+			"vma: can't read vma header - got EOF"},
+		{103, "local:backup/nixos.vma.zst", zst, `^ERROR: couldn't determine archive info from '/var/lib/vz/dump/nixos\.vma\.zst'$`,
+			"error before or during data restore, some or all disks were not completely restored. VM 103 state is NOT cleaned up."},
+	} {
+		sim.AddVolume("local", pvesim.Volume{VolID: c.volid, Data: c.data})
+		_, upid := post(t, sim, "/nodes/pve/qemu", url.Values{"vmid": {strconv.Itoa(c.vmid)}, "archive": {c.volid}})
+		if exit := wait(t, sim, "pve", upid); !regexp.MustCompile(c.exit).MatchString(exit) {
+			t.Errorf("%s: exit status %q", c.volid, exit)
+		}
+		if log := taskLog(t, sim, upid); !strings.Contains(log, c.logLine+"\n") {
+			t.Errorf("%s: task log lacks %q:\n%s", c.volid, c.logLine, log)
+		}
+		if vm, ok := sim.VM(c.vmid); !ok || vm.Lock != "" || len(vm.Config) != 0 {
+			t.Errorf("%s: after the failure: %+v %v", c.volid, vm, ok)
+		}
 	}
 
 	// A container holds its ID just the same.
@@ -324,7 +372,7 @@ func TestRestoreFailureLeavesConfig(t *testing.T) {
 func TestRestoreStartFailureIsAWarning(t *testing.T) {
 	sim := pvesim.New(t)
 	const archive = "local:backup/vzdump-qemu-100-x.vma"
-	sim.AddVolume("local", pvesim.Volume{VolID: archive, Data: []byte("VMA")})
+	sim.AddVolume("local", pvesim.Volume{VolID: archive, Data: readVector(t, "v01-single.vma")})
 	sim.FailStart(100, "start failed: QEMU exited with code 1")
 	_, upid := post(t, sim, "/nodes/pve/qemu", url.Values{"vmid": {"100"}, "archive": {archive}, "start": {"1"}})
 	if exit := wait(t, sim, "pve", upid); exit != "OK" {

@@ -3,8 +3,11 @@ package pvesim
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -12,13 +15,35 @@ import (
 	"github.com/vmatool/vmatool/vma"
 )
 
-// decompressor is the command pve-storage src/PVE/Storage.pm
-// decompressor_info puts before vma extract, by compression.
-var decompressor = map[vma.Compression]string{vma.Zstd: "zstd -q -d -c", vma.Gzip: "zcat", vma.Lzop: "lzop -d -c"}
+// archiveRE is the name archive_info (pve-storage src/PVE/Storage.pm)
+// needs to know a backup's format and compression, BACKUP_EXT_RE_2 after
+// a vzdump prefix.
+var archiveRE = regexp.MustCompile(`^vzdump-(lxc|openvz|qemu)-.+\.(tgz|(tar|vma)(\.(gz|lzo|zst|bz2))?)$`)
 
-// openArchive opens a backup volume's archive, decompressed: a file of a
-// directory-backed storage, or the bytes kept in memory.
-func openArchive(st *storage, vol *Volume, path string) (*bufio.Reader, io.Closer, vma.Compression, error) {
+// decompressor is the command decompressor_info puts before vma extract,
+// by the file name's compression suffix.
+var decompressor = map[string]string{"gz": "zcat", "lzo": "lzop -d -c", "zst": "zstd -q -d -c", "bz2": "bzcat -q"}
+
+// codecOf is the codec that stands in for each decompressor.
+var codecOf = map[string]vma.Compression{"gz": vma.Gzip, "lzo": vma.Lzop, "zst": vma.Zstd, "bz2": vma.Bzip2}
+
+// openArchive opens a backup volume's archive as restore_file_archive does:
+// the format and compression come from the file's name, never from its
+// bytes (a .vma.zst whose bytes are no zstd frame fails in zstd, and vma
+// then reads nothing), so a name archive_info does not know fails, inside
+// the task. It returns the decompressed stream and the pipeline's text,
+// "[DECOMPRESSOR PATH | ]vma extract -v -r FIFO PATH|- TMPDIR".
+func openArchive(st *storage, vol *Volume, path string, pid int) (io.Reader, io.Closer, string, error) {
+	m := archiveRE.FindStringSubmatch(filepath.Base(path))
+	if m == nil {
+		return nil, nil, "", errors.New("ERROR: couldn't determine archive info from '" + path + "'")
+	}
+	if m[3] != "vma" {
+		// restore_tar_archive, which the simulator does not run: it
+		// refuses a tar whose first file is not qemu-server.conf, as
+		// every file a test stores here is.
+		return nil, nil, "", errors.New("ERROR: file '" + path + "' does not look like a QemuServer vzdump backup")
+	}
 	var r io.Reader = bytes.NewReader(vol.Data)
 	if vol.Data == nil && st.dir != "" {
 		f, err := os.Open(path)
@@ -27,62 +52,24 @@ func openArchive(st *storage, vol *Volume, path string) (*bufio.Reader, io.Close
 		}
 		r = f
 	}
-	dr, comp, err := vma.Decompress(r)
-	if err != nil {
-		if c, ok := r.(io.Closer); ok {
-			c.Close()
+	closer := readCloser{io.NopCloser(r), r}
+	tmp := "/var/tmp/vzdumptmp" + itoa(pid)
+	vmaCmd := "vma extract -v -r " + tmp + ".fifo "
+	comp := m[5]
+	if comp == "" {
+		return bufio.NewReaderSize(r, 1<<20), closer, vmaCmd + path + " " + tmp, nil
+	}
+	cmd := decompressor[comp] + " " + path + " | " + vmaCmd + "- " + tmp
+	dr, got, err := vma.Decompress(r)
+	if err != nil || got != codecOf[comp] {
+		// The decompressor fails on bytes that are not its format and
+		// writes nothing: vma finds no header.
+		if err == nil {
+			dr.Close()
 		}
-		return nil, nil, "", err
+		return bytes.NewReader(nil), closer, cmd, nil
 	}
-	return bufio.NewReaderSize(dr, 1<<20), readCloser{dr, r}, comp, nil
-}
-
-// restorePlaceholder is the restore of an archive that is no VMA: the
-// tests of package pve restore a few placeholder bytes, so instead of
-// failing on the magic as vma extract would, the simulator makes the VM it
-// made before it read archives, one 2 GiB disk without data.
-func (s *Server) restorePlaceholder(n *node, g *guest, req Restore, fail failure, willFail bool, log []string,
-	fails func(string, []string) (string, []string)) (string, []string) {
-	vmid := req.VMID
-	log = append(log, "CFG: size: 453 name: qemu-server.conf", "DEV: dev_id=1 size: 2147483648 devname: drive-scsi0",
-		"CTIME: Tue Jan  2 03:04:05 2024")
-	s.removeVolumesOf(n, vmid)
-	g.config = map[string]string{"memory": "128"}
-	target := req.Storage
-	if target == "" {
-		target = "local-lvm"
-	}
-	tst := n.storage(target)
-	switch {
-	case tst == nil:
-		return fails("storage '"+target+"' does not exist", log)
-	case willFail:
-		return fails(fail.exitStatus, append(log, fail.log...))
-	}
-	if s.onRestore != nil {
-		s.mu.Unlock()
-		err := s.onRestore(req)
-		s.mu.Lock()
-		if err != nil {
-			return fails(err.Error(), log)
-		}
-	}
-	volid := diskVolID(tst, vmid, 0, "raw")
-	tst.vols[volid] = &Volume{VolID: volid, Content: "images", Format: "raw", Size: 2 << 30, VMID: vmid, CTime: time.Now().Unix()}
-	g.config = map[string]string{"name": "restored-" + itoa(vmid), "memory": "2048", "boot": "order=scsi0",
-		"scsi0": volid + ",size=2G", "scsihw": "virtio-scsi-single"}
-	log = append(log, "map 'drive-scsi0' to '/dev/pve/vm-"+itoa(vmid)+"-disk-0' (write zeros = 0)",
-		"progress 100% (read 2147483648 bytes, duration 1 sec)", "rescan volumes...")
-	if req.Start {
-		log = append(log, s.autostart(g)...)
-	}
-	return "OK", log
-}
-
-// isVMA reports whether an archive stream starts with the VMA magic.
-func isVMA(r *bufio.Reader) bool {
-	head, _ := r.Peek(len(vma.Magic))
-	return string(head) == vma.Magic
+	return bufio.NewReaderSize(dr, 1<<20), readCloser{dr, r}, cmd, nil
 }
 
 // readCloser closes the decompressor, then the file under it, if any.
@@ -105,6 +92,7 @@ func (r readCloser) Close() error {
 type restoreNode struct {
 	s    *Server
 	n    *node
+	g    *guest // the VM restored; nil for a config update
 	vmid int
 }
 
@@ -124,14 +112,39 @@ func (r *restoreNode) HasVolume(volid string) bool {
 func (r *restoreNode) CreateVolume(volid, format string, size int64) (io.WriterAt, error) {
 	name, _, _ := strings.Cut(volid, ":")
 	st := r.n.storage(name)
-	v := &Volume{VolID: volid, Content: "images", Format: format, Size: size, VMID: r.vmid, CTime: time.Now().Unix(), Data: make([]byte, size)}
+	v := &Volume{VolID: volid, Content: "images", Format: format, Size: size, VMID: r.vmid, CTime: time.Now().Unix()}
 	st.vols[volid] = v
 	return memVolume{v}, nil
 }
 
 func (r *restoreNode) RemoveVolume(volid string) { r.s.dropVolume(r.n, volid) }
 
-// memVolume writes into a volume's bytes.
+func (r *restoreNode) Volumes() map[string]int64 {
+	m := map[string]int64{}
+	for _, st := range r.n.storages {
+		for id, v := range st.vols {
+			if v.Content == "images" {
+				m[id] = v.Size
+			}
+		}
+	}
+	return m
+}
+
+func (r *restoreNode) Config() []byte { return qmrestore.FormatConfig(r.g.config) }
+
+func (r *restoreNode) SetConfig(conf []byte) error {
+	r.g.config = qmrestore.Settings(conf)
+	return nil
+}
+
+// memVolume writes into a volume's bytes, which it makes on the first
+// write: a volume nothing was written to holds no memory.
 type memVolume struct{ v *Volume }
 
-func (m memVolume) WriteAt(p []byte, off int64) (int, error) { return copy(m.v.Data[off:], p), nil }
+func (m memVolume) WriteAt(p []byte, off int64) (int, error) {
+	if m.v.Data == nil {
+		m.v.Data = make([]byte, m.v.Size)
+	}
+	return copy(m.v.Data[off:], p), nil
+}

@@ -85,7 +85,9 @@ func TestRestoreReadsArchive(t *testing.T) {
 	}
 	log := taskLog(t, sim, upid)
 	for _, line := range []string{"restore vma archive: vma extract -v -r /var/tmp/vzdumptmp", "DEV: dev_id=2 size: 1048576 devname: drive-scsi0\n",
-		"map 'drive-scsi0' to '/dev/pve/vm-120-disk-1' (write zeros = 0)\n", "progress 104% (read 1638400 bytes", "rescan volumes...\nTASK OK\n"} {
+		"map 'drive-scsi0' to '/dev/pve/vm-120-disk-1' (write zeros = 0)\n", "progress 104% (read 1638400 bytes",
+		"rescan volumes...\nVM 120 (efidisk0): size of disk 'local-lvm:vm-120-disk-0' updated from 528K to 4M\n" +
+			"VM 120 (scsi0): size of disk 'local-lvm:vm-120-disk-1' updated from 1M to 4M\nTASK OK\n"} {
 		if !strings.Contains(log, line) {
 			t.Errorf("task log lacks %q:\n%s", line, log)
 		}
@@ -109,9 +111,12 @@ func TestRestoreReadsArchive(t *testing.T) {
 }
 
 // TestRestoreArchiveFailures: a storage without images content fails
-// inside the task once the header is read (parse_backup_hints), as does an
-// injected failure; either leaves "memory: 128" and no volume. Force
-// replaces the old VM's disks.
+// inside the task in the backup hints, before restore_vma_archive touches
+// the config (create_and_lock_config's, empty), as run_command reports an
+// error of its output handler; an injected failure after them leaves
+// "memory: 128"; neither leaves a volume. Force frees the old VM's disks
+// at the keys the archive restores, keeps the others as unused, and
+// keeps everything when it fails in the backup hints.
 func TestRestoreArchiveFailures(t *testing.T) {
 	two, err := os.ReadFile(vectors + "v02-two-disks.vma")
 	if err != nil {
@@ -121,33 +126,50 @@ func TestRestoreArchiveFailures(t *testing.T) {
 	const archive = "local:backup/vzdump-qemu-100-x.vma"
 	sim.AddVolume("local", pvesim.Volume{VolID: archive, Data: two})
 	_, upid := post(t, sim, "/nodes/pve/qemu", url.Values{"vmid": {"130"}, "archive": {archive}, "storage": {"local"}})
-	if exit := wait(t, sim, "pve", upid); exit != "Content type 'images' is not available on storage 'local'" {
+	if exit := wait(t, sim, "pve", upid); !strings.HasPrefix(exit, "command 'set -o pipefail && vma extract -v -r ") ||
+		!strings.HasSuffix(exit, "' failed: Content type 'images' is not available on storage 'local'") {
 		t.Errorf("exit %q", exit)
+	}
+	if vm, ok := sim.VM(130); !ok || len(vm.Config) != 0 {
+		t.Errorf("VM 130 after the failure: %+v", vm)
 	}
 	sim.FailRestore(131, "lvcreate 'pve/vm-131-disk-0' error: Insufficient free space")
 	_, upid = post(t, sim, "/nodes/pve/qemu", url.Values{"vmid": {"131"}, "archive": {archive}})
 	if exit := wait(t, sim, "pve", upid); !strings.HasPrefix(exit, "lvcreate") {
 		t.Errorf("exit %q", exit)
 	}
-	for _, id := range []int{130, 131} {
-		if vm, ok := sim.VM(id); !ok || len(vm.Config) != 1 || vm.Config["memory"] != "128" {
-			t.Errorf("VM %d after the failure: %+v", id, vm)
-		}
+	if vm, ok := sim.VM(131); !ok || len(vm.Config) != 1 || vm.Config["memory"] != "128" {
+		t.Errorf("VM 131 after the failure: %+v", vm)
 	}
 	if v := sim.Volumes("local-lvm"); len(v) != 0 {
 		t.Errorf("volumes left: %v", v)
 	}
 
-	sim.AddVM(pvesim.VM{VMID: 132, Config: map[string]string{"scsi0": "local-lvm:vm-132-disk-0,size=2G"}})
-	sim.AddVolume("local-lvm", pvesim.Volume{VolID: "local-lvm:vm-132-disk-0", Content: "images", VMID: 132, Size: 2 << 30})
+	old := map[string]string{"scsi0": "local-lvm:vm-132-disk-0,size=2G", "scsi1": "local-lvm:vm-132-disk-1,size=2G"}
+	sim.AddVM(pvesim.VM{VMID: 132, Config: old})
+	for _, v := range []string{"local-lvm:vm-132-disk-0", "local-lvm:vm-132-disk-1"} {
+		sim.AddVolume("local-lvm", pvesim.Volume{VolID: v, Content: "images", VMID: 132, Size: 2 << 30})
+	}
+	_, upid = post(t, sim, "/nodes/pve/qemu", url.Values{"vmid": {"132"}, "archive": {archive}, "force": {"1"}, "storage": {"nowhere"}})
+	if exit := wait(t, sim, "pve", upid); !strings.HasSuffix(exit, "failed: storage 'nowhere' does not exist") {
+		t.Errorf("exit %q", exit)
+	}
+	if vm, _ := sim.VM(132); len(vm.Config) != 2 || vm.Config["scsi1"] != old["scsi1"] || len(sim.Volumes("local-lvm")) != 2 {
+		t.Errorf("a force restore that failed in the backup hints changed the VM: %v, volumes %v", vm.Config, sim.Volumes("local-lvm"))
+	}
 	_, upid = post(t, sim, "/nodes/pve/qemu", url.Values{"vmid": {"132"}, "archive": {archive}, "force": {"1"}})
 	if exit := wait(t, sim, "pve", upid); exit != "OK" {
 		t.Fatalf("exit %q", exit)
 	}
-	if v := strings.Join(sim.Volumes("local-lvm"), " "); v != "local-lvm:vm-132-disk-0 local-lvm:vm-132-disk-1" {
+	if v := strings.Join(sim.Volumes("local-lvm"), " "); v != "local-lvm:vm-132-disk-0 local-lvm:vm-132-disk-1 local-lvm:vm-132-disk-2" {
 		t.Errorf("volumes %s", v)
 	}
 	if data, _ := sim.VolumeData("pve", "local-lvm:vm-132-disk-0"); len(data) != 4<<20 {
-		t.Errorf("the old disk was kept: %d bytes", len(data))
+		t.Errorf("the old disk at scsi0 was kept: %d bytes", len(data))
+	}
+	vm, _ := sim.VM(132)
+	if vm.Config["efidisk0"] != "local-lvm:vm-132-disk-0,size=4M" || vm.Config["scsi0"] != "local-lvm:vm-132-disk-2,size=4M" ||
+		vm.Config["unused0"] != "local-lvm:vm-132-disk-1" || vm.Config["scsi1"] != "" {
+		t.Errorf("config %v", vm.Config)
 	}
 }

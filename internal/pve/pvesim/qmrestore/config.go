@@ -21,6 +21,7 @@ var (
 	driveLineRE  = regexp.MustCompile(`^((ide|scsi|virtio|sata|efidisk|tpmstate)\d+):\s*(\S+)\s*$`)
 	netLineRE    = regexp.MustCompile(`^(net\d+):\s*(\S+)\s*$`)
 	unusedLineRE = regexp.MustCompile(`^unused\d+:`)
+	unusedKeyRE  = regexp.MustCompile(`^unused\d+$`)
 	macRE        = regexp.MustCompile(`[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}`)
 	smbiosRE     = regexp.MustCompile(`^(smbios1: )(.*)`)
 	// keyLineRE is a config line parse_vm_config takes as a setting.
@@ -330,10 +331,19 @@ func Settings(conf []byte) map[string]string {
 }
 
 // rescan is rescan's update_disk_config (qemu-server
-// src/PVE/QemuServer.pm) over the volumes the restore made, which sizes
-// lists: each drive on one of them, not a CD-ROM, gets the volume's size;
-// a volume no drive names becomes unusedN.
-func rescan(c *vmConfig, sizes map[string]int64) []byte {
+// src/PVE/QemuServer.pm) over the volumes VM vmid owns on the node (vols,
+// all of the node's with their sizes): each drive on one of them, not a
+// CD-ROM, gets the volume's size; an unusedN entry whose volume a drive
+// uses goes; a volume no drive names becomes unusedN. It prints what it
+// changes, as rescan does.
+func rescan(c *vmConfig, vmid int, vols map[string]int64, out func(string)) []byte {
+	prefix := "VM " + strconv.Itoa(vmid)
+	owned := map[string]int64{}
+	for v, size := range vols {
+		if owner, ok := Owner(v); ok && owner == vmid && size > 0 {
+			owned[v] = size
+		}
+	}
 	referenced := map[string]bool{}
 	keys := make([]string, 0, len(c.main.keys))
 	for k := range c.main.keys {
@@ -346,27 +356,73 @@ func rescan(c *vmConfig, sizes map[string]int64) []byte {
 		}
 		d := parseDrive(c.main.keys[k])
 		referenced[d.file] = true
-		size, ok := sizes[d.file]
+		size, ok := owned[d.file]
 		if !ok || d.opts["media"] == "cdrom" {
+			continue
+		}
+		old, _ := parseSize(d.opts["size"])
+		if old == size {
 			continue
 		}
 		d.opts["size"] = FormatSize(size)
 		c.main.keys[k] = d.String()
+		out(fmt.Sprintf("%s (%s): size of disk '%s' updated from %s to %s", prefix, k, d.file, FormatSize(old), FormatSize(size)))
 	}
-	vols := make([]string, 0, len(sizes))
-	for v := range sizes {
-		vols = append(vols, v)
+	for _, k := range keys {
+		if v, ok := c.main.keys[k]; ok && unusedKeyRE.MatchString(k) && referenced[parseDrive(v).file] {
+			out(fmt.Sprintf("%s remove entry '%s', its volume '%s' is in use", prefix, k, parseDrive(v).file))
+			delete(c.main.keys, k)
+		} else if ok && unusedKeyRE.MatchString(k) {
+			referenced[parseDrive(v).file] = true
+		}
 	}
-	sort.Strings(vols)
-	for _, v := range vols {
-		if referenced[v] {
+	names := make([]string, 0, len(owned))
+	for v := range owned {
+		names = append(names, v)
+	}
+	sort.Strings(names)
+	for _, v := range names {
+		if referenced[v] || strings.Contains(v, "vm-"+strconv.Itoa(vmid)+"-state-") {
 			continue
 		}
 		i := 0
 		for c.main.keys["unused"+strconv.Itoa(i)] != "" {
 			i++
 		}
-		c.main.keys["unused"+strconv.Itoa(i)] = v
+		key := "unused" + strconv.Itoa(i)
+		c.main.keys[key] = v
+		out(fmt.Sprintf("%s add unreferenced volume '%s' as '%s' to config", prefix, v, key))
+	}
+	return c.bytes()
+}
+
+// ownerRE is the owner part of the volume names the storage plugins parse
+// (pve-storage src/PVE/Storage/Plugin.pm parse_name_dir and parse_volname):
+// "vm-N-..." or "base-N-..." on block storages, "N/vm-N-..." in folders,
+// and a linked clone's "B/base-B-disk-0/N/vm-N-...".
+var ownerRE = regexp.MustCompile(`^(?:[^:]+:)(?:\d+/base-\d+-[^/]+/)?(?:\d+/)?(?:vm|base)-(\d+)-`)
+
+// Owner is the VM ID a disk volume belongs to, from its name.
+func Owner(volid string) (int, bool) {
+	m := ownerRE.FindStringSubmatch(volid)
+	if m == nil {
+		return 0, false
+	}
+	id, err := strconv.Atoi(m[1])
+	return id, err == nil
+}
+
+// FormatConfig is write_vm_config for the main section given as the API's
+// GET .../config gives it (Settings): the description as # lines, then
+// the keys sorted.
+func FormatConfig(settings map[string]string) []byte {
+	c := &vmConfig{main: section{keys: map[string]string{}}, sections: map[string]*section{}}
+	for k, v := range settings {
+		if k == "description" {
+			c.main.descr, c.main.hasDescr = v, true
+			continue
+		}
+		c.main.keys[k] = v
 	}
 	return c.bytes()
 }

@@ -52,17 +52,27 @@ type Storage struct {
 	Images bool   // its content includes images
 }
 
-// Node is the node a restore runs on: its storages and volumes.
+// Node is the node a restore runs on, as the VM being restored sees it:
+// the node's storages and volumes, and the VM's config.
 type Node interface {
 	// Storage looks up a storage by name.
 	Storage(name string) (Storage, bool)
 	// HasVolume reports whether volume volid exists.
 	HasVolume(volid string) bool
+	// Volumes lists the node's disk image volumes with their sizes, as
+	// vdisk_list finds them (every owner's: rescan keeps the VM's own).
+	Volumes() map[string]int64
 	// CreateVolume makes volume volid of size bytes (as the storage
 	// allocates it) and returns where the disk's data goes.
 	CreateVolume(volid, format string, size int64) (io.WriterAt, error)
-	// RemoveVolume frees a volume of a restore that failed.
+	// RemoveVolume frees a volume (vdisk_free).
 	RemoveVolume(volid string)
+	// Config is the VM's config as create_and_lock_config left it: the
+	// old one for a VM that force replaces, else empty; with "lock:
+	// create" either way.
+	Config() []byte
+	// SetConfig writes the VM's config.
+	SetConfig(conf []byte) error
 }
 
 // Options are those of qmrestore and of POST /nodes/{node}/qemu with an
@@ -72,9 +82,18 @@ type Options struct {
 	// Storage is --storage; "" keeps each #qmdump#map line's storage.
 	Storage string
 	Unique  bool // new MAC addresses and SMBIOS UUID
-	// AfterHeader, when set, runs once the header is read, before any
+	// Override are the request's own config keys, which replace the
+	// archive's (restore_merge_config's override_conf).
+	Override map[string]string
+	// Command is the pipeline restore_vma_archive runs, as its "restore
+	// vma archive:" line prints it: "vma extract -v -r FIFO ARCHIVE|-
+	// TMPDIR", after "DECOMPRESSOR ARCHIVE | " for a compressed file. A
+	// failure inside it is reported as run_command reports it.
+	Command string
+	// AfterHeader, when set, runs once the header is read and the backup
+	// hints are checked, when the config is "memory: 128" and before any
 	// volume is allocated; its error fails the restore there, as a test's
-	// injected failure.
+	// injected failure, and is returned as it is.
 	AfterHeader func(*vma.Header) error
 	// Output receives what the restore prints, line by line: vma extract
 	// -v's listing and progress, the volumes and the map.
@@ -87,7 +106,7 @@ type Options struct {
 
 // Result is what a restore made.
 type Result struct {
-	// Config is the VM's new qemu-server.conf.
+	// Config is the VM's new qemu-server.conf, as SetConfig was given it.
 	Config []byte
 	// Firewall is the archive's qemu-server.fw, which the restore copies
 	// to /etc/pve/firewall/VMID.fw; nil if it has none.
@@ -98,73 +117,116 @@ type Result struct {
 	Read int64
 }
 
-// ErrHeader marks a restore that failed before the archive's header was
-// read: the VM's config is still the one create_and_lock_config made. After
-// that, restore_vma_archive has replaced it with "memory: 128".
+// ErrHeader marks a restore that failed before vma extract had listed the
+// archive's header. Such a failure, like one in the backup hints (a
+// missing storage, a device without a map line), leaves the config as
+// create_and_lock_config made it and the old disks of a VM that force
+// replaces all there: only once the hints pass does restore_vma_archive
+// replace the config with "memory: 128".
 var ErrHeader = errors.New("vma extract failed before the header was read")
 
-// headerError is a failure to read the header, in vma extract's words
-// (vma-reader.c vma_reader_read_head, §5.2 of vma-format.md).
-type headerError struct{ reason string }
-
-func (e headerError) Error() string {
-	return "command 'vma extract -v -r /var/tmp/vzdumptmp.fifo - /var/tmp/vzdumptmp' failed: " + e.reason
+// CommandError is a failure of restore_vma_archive's run_command (pve-common
+// src/PVE/Cmd.pm run): "command 'set -o pipefail && PIPELINE' failed: "
+// and what went wrong. When vma itself fails, it has printed "vma: REASON"
+// (QEMU's error_report, as vma's g_error goes through error_init's log
+// handler) and died of SIGTRAP: run_command sees "got signal 5" when bash
+// ran vma in its own place (a pipeline of one command, which bash execs),
+// and "exit code 133" (128 + SIGTRAP, which pipefail passes on) when a
+// decompressor runs before it. An error of qemu-server's own while it reads
+// vma's output (a backup hint, an allocation) is wrapped the same way.
+type CommandError struct {
+	Command string // the pipeline, as Options.Command
+	Reason  string // what run_command says went wrong
+	header  bool
 }
 
-func (e headerError) Is(target error) bool { return target == ErrHeader }
+func (e *CommandError) Error() string {
+	return "command 'set -o pipefail && " + e.Command + "' failed: " + e.Reason
+}
 
-func newHeaderError(err error) error {
-	switch {
-	case errors.Is(err, vma.ErrNotVMA):
-		return headerError{"not a vma file - wrong magic number"}
-	case errors.Is(err, vma.ErrShortHeader) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return headerError{"can't read vma header - got EOF"}
-	case errors.Is(err, vma.ErrHeaderChecksum):
-		return headerError{"wrong vma header chechsum"} // sic
+// Is makes a failure before the header is listed match ErrHeader.
+func (e *CommandError) Is(target error) bool { return e.header && target == ErrHeader }
+
+// vmaFailed is vma dying of g_error: the reason as vma prints it, then
+// the exit run_command sees.
+func vmaFailed(o *Options, out func(string), reason string, header bool) error {
+	out("vma: " + reason)
+	exit := "got signal 5"
+	if strings.Contains(o.Command, " | ") {
+		exit = "exit code 133"
 	}
-	return headerError{err.Error()}
+	return &CommandError{Command: o.Command, Reason: exit, header: header}
+}
+
+// headerReason is what vma prints when it cannot read the header
+// (vma-reader.c vma_reader_read_head, §5.2 of vma-format.md).
+func headerReason(err error) string {
+	switch {
+	case errors.Is(err, vma.ErrShortHeader) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "can't read vma header - got EOF"
+	case errors.Is(err, vma.ErrNotVMA):
+		return "not a vma file - wrong magic number"
+	case errors.Is(err, vma.ErrHeaderChecksum):
+		return "wrong vma header chechsum" // sic
+	}
+	return err.Error()
 }
 
 // Restore reads an uncompressed VMA archive from r and restores it onto n
-// as VM o.VMID. A failure after volumes were allocated removes them, as
-// $restore_destroy_volumes does.
+// as VM o.VMID, as restore_vma_archive does once create_vm has locked the
+// VM's config: vma extract lists the header; the backup hints are checked;
+// the config becomes "memory: 128" and the old disks at the drive keys the
+// archive restores are freed ($restore_cleanup_oldconf: the others are
+// kept, and rescan lists them as unused); the volumes are allocated; the
+// data is extracted; the new config is written and rescanned. A failure
+// after volumes were allocated removes them, as $restore_destroy_volumes
+// does, and leaves the config at "memory: 128".
 func Restore(ctx context.Context, r io.Reader, n Node, o Options) (*Result, error) {
 	out := o.Output
 	if out == nil {
 		out = func(string) {}
 	}
+	if o.Command == "" {
+		o.Command = "vma extract -v -r /var/tmp/vzdumptmp.fifo - /var/tmp/vzdumptmp"
+	}
+	wrap := func(err error) error { return &CommandError{Command: o.Command, Reason: err.Error()} }
 	cr := &countingReader{r: r}
 	rd, err := vma.NewReader(cr)
 	if err != nil {
-		return nil, newHeaderError(err)
+		return nil, vmaFailed(&o, out, headerReason(err), true)
 	}
 	h := rd.Header()
 	listing(h, out)
-	if o.AfterHeader != nil {
-		if err := o.AfterHeader(h); err != nil {
-			return nil, err
-		}
-	}
 	conf, ok := h.Config("qemu-server.conf")
 	if !ok {
-		return nil, errors.New("unable to read qemu-server.conf - No such file or directory")
+		return nil, wrap(errors.New("unable to read qemu-server.conf - No such file or directory"))
 	}
 	devs, err := backupHints(conf, h, o.Storage, n)
 	if err != nil {
-		return nil, err
+		return nil, wrap(err)
 	}
 	res := &Result{}
 	if fw, ok := h.Config("qemu-server.fw"); ok {
 		res.Firewall = fw
 	}
+	old := n.Config()
+	if err := n.SetConfig([]byte("memory: 128\n")); err != nil {
+		return nil, wrap(err)
+	}
+	cleanupOldConfig(old, devs, o.VMID, n)
+	if o.AfterHeader != nil {
+		if err := o.AfterHeader(h); err != nil {
+			return nil, err
+		}
+	}
 	fail := func(err error) (*Result, error) {
 		for _, volid := range res.Volumes {
 			n.RemoveVolume(volid)
+			out("temporary volume '" + volid + "' successfully removed")
 		}
 		return nil, err
 	}
 	volids := map[string]string{} // drive key → volid
-	sizes := map[string]int64{}   // volid → size
 	targets := map[int]io.WriterAt{}
 	for _, d := range devs {
 		st, _ := n.Storage(d.storage)
@@ -178,39 +240,83 @@ func Restore(ctx context.Context, r io.Reader, n Node, o Options) (*Result, erro
 		size := AllocSize(st.Type, d.size)
 		w, err := n.CreateVolume(volid, d.format, size)
 		if err != nil {
-			return fail(fmt.Errorf("error during vdisk_alloc of %s: %v", volid, err))
+			return fail(wrap(fmt.Errorf("error during vdisk_alloc of %s: %v", volid, err)))
 		}
 		res.Volumes = append(res.Volumes, volid)
-		volids[d.key], sizes[volid] = volid, size
+		volids[d.key] = volid
 		out("new volume ID is '" + volid + "'")
 		if d.cloudInit {
 			continue // made anew, not restored
 		}
 		targets[d.dev.ID] = w
+	}
+	for _, d := range devs {
+		if d.cloudInit {
+			continue
+		}
+		st, _ := n.Storage(d.storage)
 		zeros := 0
 		if st.Type == "lvm" {
 			zeros = 1 // thick LVM lacks sparseinit
 		}
-		out(fmt.Sprintf("map '%s' to '%s' (write zeros = %d)", d.dev.Name, volumePath(st.Type, volid), zeros))
+		out(fmt.Sprintf("map '%s' to '%s' (write zeros = %d)", d.dev.Name, volumePath(st.Type, volids[d.key]), zeros))
 	}
-	newConf := rescan(updateConfig(conf, volids, o.Unique), sizes)
+	newConf := updateConfig(conf, volids, o.Unique)
 
 	if o.SkipData {
 		if _, err := Drain(cr); err != nil {
-			return fail(fmt.Errorf("restore failed - %v", err))
+			return fail(vmaFailed(&o, out, "restore failed - "+err.Error(), false))
 		}
 	} else {
 		p := newProgress(h, out)
 		if err := rd.OnCluster(p.cluster); err != nil {
-			return fail(err)
+			return fail(wrap(err))
 		}
 		if err := vma.Extract(ctx, rd, targets); err != nil {
-			return fail(fmt.Errorf("restore failed - %v", err))
+			return fail(vmaFailed(&o, out, "restore failed - "+err.Error(), false))
 		}
 	}
+	for k, v := range o.Override {
+		newConf.main.keys[k] = v
+	}
+	res.Read = cr.n
+	if err := n.SetConfig(newConf.bytes()); err != nil {
+		return nil, err
+	}
 	out("rescan volumes...")
-	res.Config, res.Read = newConf, cr.n
+	res.Config = rescan(newConf, o.VMID, n.Volumes(), out)
+	if err := n.SetConfig(res.Config); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// cleanupOldConfig is $restore_cleanup_oldconf: of the old config's drives
+// that the VM owns, those at a key the archive restores are freed; a
+// CD-ROM (not a cloud-init drive) and a path are left alone.
+func cleanupOldConfig(old []byte, devs []device, vmid int, n Node) {
+	restored := map[string]bool{}
+	for _, d := range devs {
+		restored[d.key] = true
+	}
+	c := parseConfig(string(old))
+	keys := make([]string, 0, len(c.main.keys))
+	for k := range c.main.keys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !driveKeyRE.MatchString(k) || !restored[k] {
+			continue
+		}
+		d := parseDrive(c.main.keys[k])
+		if d.opts["media"] == "cdrom" && !IsCloudInit(d.file) || strings.HasPrefix(d.file, "/") {
+			continue
+		}
+		if owner, ok := Owner(d.file); ok && owner == vmid {
+			n.RemoveVolume(d.file)
+		}
+	}
 }
 
 // listing prints what vma extract -v prints before the data (vma.c

@@ -72,12 +72,21 @@ func FreeDisk(n Node, typ, storage string, vmid int) int {
 	}
 }
 
-// AllocSize is the size of the volume a storage allocates for size bytes:
-// vdisk_alloc takes whole KiB, and LVM rounds up to its extents.
+// AllocSize is the size of the volume a storage allocates for size bytes,
+// which volume_size_info then reports: vdisk_alloc takes whole KiB; LVM and
+// LVM-thin round up to the volume group's 4 MiB extents (lvcreate --size /
+// -V, pve-storage src/PVE/Storage/LVMPlugin.pm lvcreate,
+// LvmThinPlugin.pm alloc_image); ZFS pads a zvol to whole MiB
+// (ZFSPoolPlugin.pm zfs_create_zvol) and RBD sizes images in MiB, rounded
+// up (RBDPlugin.pm alloc_image); a file is made as large as asked
+// (Plugin.pm alloc_image, qemu-img create).
 func AllocSize(typ string, size int64) int64 {
 	size = (size + 1023) / 1024 * 1024
-	if typ == "lvm" || typ == "lvmthin" {
+	switch typ {
+	case "lvm", "lvmthin":
 		size = (size + lvmExtent - 1) / lvmExtent * lvmExtent
+	case "zfspool", "rbd":
+		size = (size + 1<<20 - 1) / (1 << 20) * (1 << 20)
 	}
 	return size
 }
@@ -113,26 +122,4 @@ func volumePath(typ, volid string) string {
 		return "/var/lib/vz/images/" + name
 	}
 	return "/mnt/pve/" + storage + "/images/" + name
-}
-
-// NewDiskSize is the size create_disks gives a disk a config update
-// creates: an EFI vars disk is a copy of the OVMF vars template for its
-// efitype (default 2m: qemu-server src/PVE/QemuServer/Drive.pm), TPM
-// state is 4 MiB (src/PVE/QemuServer.pm), any other disk SIZE GiB. The
-// doubles write this size into the config on every storage, where
-// create_efidisk (src/PVE/QemuServer/OVMF.pm) writes the volume's, which
-// LVM rounds up to 4 MiB.
-func NewDiskSize(key, opts string, gib float64) int64 {
-	switch key {
-	case "efidisk0":
-		for _, o := range strings.Split(opts, ",") {
-			if o == "efitype=4m" {
-				return 528 << 10
-			}
-		}
-		return 128 << 10
-	case "tpmstate0":
-		return 4 << 20
-	}
-	return int64(gib * (1 << 30))
 }
