@@ -32,8 +32,13 @@ type node struct {
 	rec string
 }
 
+// newNode starts a stand-in node whose cluster view has local-zfs beside
+// a fresh install's local and local-lvm.
 func newNode(t *testing.T) *node {
 	n := nodetest.Start(t)
+	cn := nodetest.DefaultClusterNode(n.Name)
+	cn.Storages = append(cn.Storages, nodetest.LocalZFS())
+	n.SetCluster(t, cn)
 	return &node{Node: n, rec: filepath.Join(n.Dir, "received")}
 }
 
@@ -402,6 +407,11 @@ func TestDeployDiskFull(t *testing.T) {
 
 func TestDeployTargetsFile(t *testing.T) {
 	n := newNode(t)
+	// web1 restores onto "fast", which the node must have: a real node
+	// refuses a storage it lacks.
+	cn := nodetest.DefaultClusterNode(n.Name)
+	cn.Storages = append(cn.Storages, nodetest.ClusterStorage{Name: "fast", Type: "lvmthin", Content: []string{"images"}, MaxDisk: 100 << 30})
+	n.SetCluster(t, cn)
 	img := testImage(t, t.TempDir(), "nixos.raw", 1<<20)
 	n.AddGuest(t, 203, "qemu", "", "name: taken\n")
 	host := n.Host()

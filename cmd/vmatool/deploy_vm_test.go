@@ -203,7 +203,7 @@ func TestDeployVMFlagsOnNode(t *testing.T) {
 bios: ovmf
 boot: order=scsi0
 cores: 1
-efidisk0: local-lvm:vm-150-disk-3,efitype=4m,pre-enrolled-keys=1,size=528K
+efidisk0: local-lvm:vm-150-disk-3,efitype=4m,pre-enrolled-keys=1,size=4M
 ide2: local-lvm:vm-150-cloudinit,media=cdrom
 memory: 1024
 name: vm150

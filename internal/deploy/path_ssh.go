@@ -68,9 +68,9 @@ func (s *sshPath) restore(ctx context.Context) error {
 	j := s.j
 	args := qmrestoreArgs(j.t, s.remote)
 	return j.do(StepRestore, strings.Join(args, " "), func() error {
-		stdout, stderr := j.restoreOutput()
+		stdout, stderr, withReason := j.restoreOutput()
 		if err := j.ssh.Run(ctx, args, nil, stdout, stderr); err != nil {
-			err = j.qmrestoreOutcome(err)
+			err = j.qmrestoreOutcome(withReason(err))
 			if j.touched {
 				err = fmt.Errorf("%w (the archive stays at %s for inspection)", err, s.remote)
 			}

@@ -66,7 +66,7 @@ func (s *streamPath) restore(ctx context.Context) error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		pr, wait := j.produce(ctx, vma.Zstd)
-		stdout, stderr := j.restoreOutput()
+		stdout, stderr, withReason := j.restoreOutput()
 		err := j.ssh.Run(ctx, []string{"sh", "-c", cmd}, sentCounter{pr, j}, stdout, stderr)
 		if err != nil {
 			cancel()
@@ -74,7 +74,7 @@ func (s *streamPath) restore(ctx context.Context) error {
 		perr := wait()
 		j.progress(true)
 		if err != nil {
-			return fmt.Errorf("%s: %w", strings.TrimPrefix(cmd, "zstd -dc | "), j.qmrestoreOutcome(err))
+			return fmt.Errorf("%s: %w", strings.TrimPrefix(cmd, "zstd -dc | "), j.qmrestoreOutcome(withReason(err)))
 		}
 		if perr != nil {
 			// qmrestore succeeded on a stream that ended early, which the

@@ -30,8 +30,8 @@ var macRE = `virtio=BC:24:11:[0-9A-F]{2}:[0-9A-F]{2}:[0-9A-F]{2}`
 func assertCompleted(t *testing.T, conf map[string]string, storage string, vmid int) {
 	t.Helper()
 	want := map[string]string{
-		"efidisk0":  `^` + storage + `:vm-` + strconv.Itoa(vmid) + `-disk-\d+,efitype=4m,pre-enrolled-keys=0,size=528K$`,
-		"tpmstate0": `^` + storage + `:vm-` + strconv.Itoa(vmid) + `-disk-\d+,version=v2.0,size=4M$`,
+		"efidisk0":  `^` + storage + `:vm-` + strconv.Itoa(vmid) + `-disk-\d+,efitype=4m,pre-enrolled-keys=0,size=4M$`,
+		"tpmstate0": `^` + storage + `:vm-` + strconv.Itoa(vmid) + `-disk-\d+,size=4M,version=v2.0$`,
 		"net0":      `^` + macRE + `,bridge=vmbr0$`,
 		"net1":      `^` + macRE + `,bridge=vmbr1,tag=20,trunks=10;30$`,
 	}
@@ -60,11 +60,11 @@ func configMap(conf string) map[string]string {
 // .../config completes: the archive's settings; its two disks on volumes
 // numbered in drive key order and sized in LVM's 4 MiB extents; the
 // cloud-init drive allocated by the restore; the EFI and TPM disks the
-// configure step created after them; MAC addresses assigned. Values
-// starting with ^ are patterns. tpm is the TPM drive's options: qm set
-// writes them sorted as print_drive does, the simulator's config update
-// in the order given (internal/pve's tests hold it to that).
-func restoredVM(vmid int, tpm string) map[string]string {
+// configure step created after them, the EFI disk as large as its volume
+// (create_efidisk reads the size back: LVM-thin's 4M) and the options
+// sorted after the volume (print_drive), by qm set and the API alike; MAC
+// addresses assigned. Values starting with ^ are patterns.
+func restoredVM(vmid int) map[string]string {
 	vol := func(n int) string { return "local-lvm:vm-" + strconv.Itoa(vmid) + "-disk-" + strconv.Itoa(n) }
 	return map[string]string{
 		"agent": "1", "bios": "ovmf", "boot": "order=scsi0", "cores": "1", "memory": "1024", "name": "vm" + strconv.Itoa(vmid),
@@ -72,8 +72,8 @@ func restoredVM(vmid int, tpm string) map[string]string {
 		"scsi0":     vol(0) + ",size=4M",
 		"scsi1":     vol(1) + ",size=4M",
 		"ide2":      "local-lvm:vm-" + strconv.Itoa(vmid) + "-cloudinit,media=cdrom",
-		"efidisk0":  vol(2) + ",efitype=4m,pre-enrolled-keys=0,size=528K",
-		"tpmstate0": vol(3) + "," + tpm,
+		"efidisk0":  vol(2) + ",efitype=4m,pre-enrolled-keys=0,size=4M",
+		"tpmstate0": vol(3) + ",size=4M,version=v2.0",
 		"net0":      "^" + macRE + ",bridge=vmbr0$",
 		"net1":      "^" + macRE + ",bridge=vmbr1,tag=20,trunks=10;30$",
 	}
@@ -124,7 +124,7 @@ func TestPostRestoreSSH(t *testing.T) {
 		t.Fatalf("result %+v", res[0])
 	}
 	conf, _ := n.Config(160)
-	assertVM(t, configMap(conf), restoredVM(160, "size=4M,version=v2.0"))
+	assertVM(t, configMap(conf), restoredVM(160))
 	if lines := strings.Split(strings.TrimSpace(conf), "\n"); !sort.StringsAreSorted(lines) {
 		t.Errorf("the config is not written in key order:\n%s", conf)
 	}
@@ -163,7 +163,7 @@ func TestPostRestoreAPI(t *testing.T) {
 		t.Fatalf("result %+v", res[0])
 	}
 	vm, _ := sim.VM(161)
-	assertVM(t, vm.Config, restoredVM(161, "version=v2.0,size=4M"))
+	assertVM(t, vm.Config, restoredVM(161))
 	for volid, disk := range map[string][]byte{"local-lvm:vm-161-disk-0": content, "local-lvm:vm-161-disk-1": data} {
 		got, ok := sim.VolumeData(sim.Node, volid)
 		assertVolume(t, volid, got, ok, 4<<20, disk)

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -71,6 +72,18 @@ type restoreLines struct {
 type restoreLast struct {
 	mu sync.Mutex
 	p  float64
+	// vma is the last line vma printed of its own failure ("vma: can't
+	// read vma header - got EOF"): a real node's qmrestore prints it with
+	// the task's output on standard output, and its error on standard
+	// error only says how vma ended ("got signal 5").
+	vma string
+}
+
+// vmaReason is the line of vma's own failure, if it printed one.
+func (r *restoreLast) vmaReason() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.vma
 }
 
 func (r *restoreLast) report(j *job, p float64) {
@@ -87,9 +100,18 @@ func (r *restoreLast) report(j *job, p float64) {
 // and error. qmrestore prints the progress lines on standard output; the
 // error stream is read as well, since that is where a shell pipeline's
 // other commands and Proxmox's own tools may put theirs.
-func (j *job) restoreOutput() (stdout, stderr io.Writer) {
+//
+// withReason adds vma's own error line, if it printed one, to the error of
+// the command that failed.
+func (j *job) restoreOutput() (stdout, stderr io.Writer, withReason func(error) error) {
 	last := &restoreLast{p: -1}
-	return &restoreLines{j: j, last: last}, &restoreLines{j: j, last: last}
+	withReason = func(err error) error {
+		if r := last.vmaReason(); r != "" {
+			return fmt.Errorf("%w (%s)", err, r)
+		}
+		return err
+	}
+	return &restoreLines{j: j, last: last}, &restoreLines{j: j, last: last}, withReason
 }
 
 func (w *restoreLines) Write(p []byte) (int, error) {
@@ -109,6 +131,10 @@ func (w *restoreLines) Write(p []byte) (int, error) {
 		}
 		if pct, ok := restorePercent(string(w.line)); ok && !w.long {
 			w.last.report(w.j, pct)
+		} else if bytes.HasPrefix(w.line, []byte("vma: ")) && !w.long {
+			w.last.mu.Lock()
+			w.last.vma = string(w.line)
+			w.last.mu.Unlock()
 		}
 		w.line, w.long = w.line[:0], false
 		rest = rest[i+1:]

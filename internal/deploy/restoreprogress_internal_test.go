@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -45,7 +46,7 @@ func TestRestoreLines(t *testing.T) {
 			got = append(got, p.Percent)
 		}
 	}}
-	stdout, stderr := j.restoreOutput()
+	stdout, stderr, withReason := j.restoreOutput()
 	out := "restore vma archive: vma extract -v -r /var/tmp/x.fifo - /var/tmp/x\n" +
 		"CFG: size: 458 name: qemu-server.conf\nprogress 1% (read 17 bytes, duration 0 sec)\n" +
 		"progress 1% (read 18 bytes, duration 0 sec)\r\nprogress 2% (read 34 bytes, duration 1 sec)\r" +
@@ -60,5 +61,15 @@ func TestRestoreLines(t *testing.T) {
 	stdout.Write([]byte("\n"))
 	if want := []float64{1, 2, 50, 100}; !slices.Equal(got, want) {
 		t.Errorf("reported %v, want %v", got, want)
+	}
+	failed := errors.New("qmrestore exited with status 255")
+	if err := withReason(failed); err != failed {
+		t.Errorf("no vma line printed, yet the error is %v", err)
+	}
+	// vma's own report of its failure goes with the task's output; the
+	// error names it.
+	stdout.Write([]byte("vma: restore failed - short vma extent (2801664 < 3801600)\nerror before or during data restore\n"))
+	if err := withReason(failed); !errors.Is(err, failed) || err.Error() != "qmrestore exited with status 255 (vma: restore failed - short vma extent (2801664 < 3801600))" {
+		t.Errorf("error %v", err)
 	}
 }

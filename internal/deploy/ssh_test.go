@@ -16,6 +16,9 @@ import (
 // starts it; what qmrestore read holds the image byte for byte.
 func TestSSH(t *testing.T) {
 	n := nodetest.Start(t)
+	cn := nodetest.DefaultClusterNode(n.Name)
+	cn.Storages = append(cn.Storages, nodetest.LocalZFS())
+	n.SetCluster(t, cn)
 	img, want := rawImage(t, t.TempDir(), "nixos.raw", 3<<20, 1)
 	tg := nodeTarget(n, 120, deploy.ViaSSH)
 	tg.Storage, tg.VMName, tg.Start = "local-zfs", "web1", true

@@ -33,18 +33,18 @@ func init() {
 
 // helperMain runs one of the helper's commands:
 //
-//	restore DIR NODE VMID STORAGE UNIQUE   restore the VMA on stdin
-//	alloc DIR NODE STORAGE VMID KEY OPTS GIB   make a disk for qm set
+//	restore DIR NODE VMID STORAGE UNIQUE COMMAND   restore the VMA on stdin
+//	set-disk DIR NODE VMID KEY VALUE   make a disk for qm set
 //	zstd-head   zstd -dc of the archive's header only (DiscardData)
 //
 // Errors go to stderr as Proxmox's "die" prints them, with status 255.
 func helperMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var err error
 	switch {
-	case len(args) == 6 && args[0] == "restore":
+	case len(args) == 7 && args[0] == "restore":
 		err = restore(args[1:], stdin, stdout)
-	case len(args) == 8 && args[0] == "alloc":
-		err = alloc(args[1:], stdout)
+	case len(args) == 6 && args[0] == "set-disk":
+		err = setDisk(args[1:], stdout)
 	case len(args) == 1 && args[0] == "zstd-head":
 		err = zstdHead(stdin, stdout)
 	default:
@@ -57,30 +57,26 @@ func helperMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// restore is what qmrestore does once the VM's config is locked: the
-// archive's header replaces the config with "memory: 128", then package
-// qmrestore makes the volumes and the config. A failure before the header
-// leaves the config empty, after it "memory: 128", as restore_vma_archive
-// leaves them.
+// restore is what qmrestore's task does once the VM's config is locked,
+// with package qmrestore, which writes the config as restore_vma_archive
+// does ("memory: 128" once the backup hints pass, then the restored one).
+// The task's output, and on a failure create_vm's warning, go to stdout;
+// the error goes to stderr alone, as the CLI's fork_worker prints a task's
+// error (pve-common src/PVE/RESTEnvironment.pm tee_worker); remove_lock
+// then takes the lock off a config the restore did not replace.
 func restore(args []string, stdin io.Reader, stdout io.Writer) error {
-	dir, nodeName, vmidArg, storage, unique := args[0], args[1], args[2], args[3], args[4]
+	dir, nodeName, vmidArg, storage, unique, command := args[0], args[1], args[2], args[3], args[4], args[5]
 	vmid, err := strconv.Atoi(vmidArg)
 	if err != nil {
 		return err
 	}
-	conf := filepath.Join(dir, "nodes", nodeName, "qemu-server", vmidArg+".conf")
-	n := &fileNode{dir: dir, node: nodeName}
+	n := &fileNode{dir: dir, node: nodeName, vmid: vmid}
 	_, err = os.Stat(filepath.Join(dir, "countonly"))
 	countOnly := err == nil
 	res, err := qmrestore.Restore(context.Background(), stdin, n, qmrestore.Options{
-		VMID: vmid, Storage: storage, Unique: unique == "1", SkipData: countOnly,
+		VMID: vmid, Storage: storage, Unique: unique == "1", SkipData: countOnly, Command: command,
 		Output: func(line string) { fmt.Fprintln(stdout, line) },
 		AfterHeader: func(*vma.Header) error {
-			// The header is read: the old config and disks are gone.
-			n.removeVolumesOf(vmid)
-			if err := os.WriteFile(conf, []byte("memory: 128\n"), 0o644); err != nil {
-				return err
-			}
 			injected := filepath.Join(dir, "fail", "restore")
 			if msg, err := os.ReadFile(injected); err == nil {
 				os.Remove(injected)
@@ -89,11 +85,9 @@ func restore(args []string, stdin io.Reader, stdout io.Writer) error {
 			return nil
 		},
 	})
-	if errors.Is(err, qmrestore.ErrHeader) {
-		os.WriteFile(conf, nil, 0o644)
-		return fmt.Errorf("unable to restore VM %d - %v", vmid, err)
-	}
 	if err != nil {
+		n.removeLock()
+		fmt.Fprintf(stdout, "error before or during data restore, some or all disks were not completely restored. VM %d state is NOT cleaned up.\n", vmid)
 		return err
 	}
 	if countOnly {
@@ -102,48 +96,35 @@ func restore(args []string, stdin io.Reader, stdout io.Writer) error {
 		}
 	}
 	if res.Firewall != nil {
-		if err := os.WriteFile(filepath.Join(dir, "firewall", vmidArg+".fw"), res.Firewall, 0o644); err != nil {
-			return err
-		}
+		return os.WriteFile(filepath.Join(dir, "firewall", vmidArg+".fw"), res.Firewall, 0o644)
 	}
-	return os.WriteFile(conf, res.Config, 0o644)
+	return nil
 }
 
-// alloc makes the volume qm set creates for KEY given as STORAGE:GIB and
-// prints its config value: the volume, then OPTS and its size sorted, as
-// print_drive writes them.
-func alloc(args []string, stdout io.Writer) error {
-	dir, nodeName, storage, vmidArg, key, opts, gibArg := args[0], args[1], args[2], args[3], args[4], args[5], args[6]
+// setDisk makes the volume qm set creates for KEY given as
+// STORAGE:SIZE[,OPTS] and prints the drive's new value, with
+// qmrestore.CreateDisk, as the API simulator's config update does.
+func setDisk(args []string, stdout io.Writer) error {
+	dir, nodeName, vmidArg, key, value := args[0], args[1], args[2], args[3], args[4]
 	vmid, err := strconv.Atoi(vmidArg)
 	if err != nil {
 		return err
 	}
-	gib, err := strconv.ParseFloat(gibArg, 64)
+	val, _, err := qmrestore.CreateDisk(&fileNode{dir: dir, node: nodeName, vmid: vmid}, vmid, key, value)
 	if err != nil {
 		return err
 	}
-	n := &fileNode{dir: dir, node: nodeName}
-	st, ok := n.Storage(storage)
-	switch {
-	case !ok:
-		return fmt.Errorf("storage '%s' does not exist", storage)
-	case !st.Images:
-		return fmt.Errorf("storage '%s' does not support vm images", storage)
-	}
-	volid := storage + ":" + qmrestore.DiskName(st.Type, vmid, qmrestore.FreeDisk(n, st.Type, storage, vmid), "raw")
-	size := qmrestore.NewDiskSize(key, opts, gib)
-	if _, err := n.CreateVolume(volid, "raw", size); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(stdout, qmrestore.DriveValue(volid, opts, size))
+	_, err = fmt.Fprintln(stdout, val)
 	return err
 }
 
-// fileNode is the stand-in node's storages: those of the cluster view
-// (SetCluster) on this node, each volume a sparse file under
-// images/<node>/<storage>/ holding the disk as the guest sees it.
+// fileNode is the stand-in node's storages, for VM vmid: those of the
+// cluster view (SetCluster) on this node, each volume a sparse file under
+// images/<node>/<storage>/ holding the disk as the guest sees it, and
+// the VM's config file.
 type fileNode struct {
 	dir, node string
+	vmid      int
 }
 
 func (n *fileNode) volumePath(volid string) string {
@@ -151,9 +132,12 @@ func (n *fileNode) volumePath(volid string) string {
 	return filepath.Join(n.dir, "images", n.node, storage, filepath.FromSlash(name))
 }
 
-// Storage takes a storage the cluster view lacks as a block storage that
-// holds images (tests name storages such as local-zfs freely), where a real
-// node would refuse it.
+func (n *fileNode) configPath() string {
+	return filepath.Join(n.dir, "nodes", n.node, "qemu-server", strconv.Itoa(n.vmid)+".conf")
+}
+
+// Storage looks a storage up in the cluster view's rows of this node: one
+// the view lacks does not exist, as storage_config reports it.
 func (n *fileNode) Storage(name string) (qmrestore.Storage, bool) {
 	b, err := os.ReadFile(filepath.Join(n.dir, "cluster-storage.json"))
 	if err != nil {
@@ -170,12 +154,37 @@ func (n *fileNode) Storage(name string) (qmrestore.Storage, bool) {
 			return qmrestore.Storage{Type: r.Plugintype, Images: strings.Contains(","+r.Content+",", ",images,")}, true
 		}
 	}
-	return qmrestore.Storage{Type: "zfspool", Images: true}, true
+	return qmrestore.Storage{}, false
 }
 
 func (n *fileNode) HasVolume(volid string) bool {
 	_, err := os.Stat(n.volumePath(volid))
 	return err == nil
+}
+
+// Volumes lists the volumes of every storage of this node, with their
+// sizes: the files under images/<node>/<storage>/, a folder level deep for
+// file storages.
+func (n *fileNode) Volumes() map[string]int64 {
+	vols := map[string]int64{}
+	root := filepath.Join(n.dir, "images", n.node)
+	stores, _ := os.ReadDir(root)
+	for _, st := range stores {
+		base := filepath.Join(root, st.Name())
+		filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			rel, _ := filepath.Rel(base, p)
+			vols[st.Name()+":"+filepath.ToSlash(rel)] = info.Size()
+			return nil
+		})
+	}
+	return vols
 }
 
 func (n *fileNode) CreateVolume(volid, format string, size int64) (io.WriterAt, error) {
@@ -196,16 +205,24 @@ func (n *fileNode) CreateVolume(volid, format string, size int64) (io.WriterAt, 
 
 func (n *fileNode) RemoveVolume(volid string) { os.Remove(n.volumePath(volid)) }
 
-// removeVolumesOf removes the disks VM vmid owns on this node: its
-// vm-VMID-* volumes and, on file storages, its folder.
-func (n *fileNode) removeVolumesOf(vmid int) {
-	id := strconv.Itoa(vmid)
-	for _, pattern := range []string{"vm-" + id + "-*", id} {
-		m, _ := filepath.Glob(filepath.Join(n.dir, "images", n.node, "*", pattern))
-		for _, p := range m {
-			os.RemoveAll(p)
-		}
+func (n *fileNode) Config() []byte {
+	b, _ := os.ReadFile(n.configPath())
+	return b
+}
+
+func (n *fileNode) SetConfig(conf []byte) error { return os.WriteFile(n.configPath(), conf, 0o644) }
+
+// removeLock is remove_lock after a failed restore: a config that still
+// has its "lock: create" is written back without it, sorted as
+// write_config writes it; "memory: 128" has none, and stays.
+func (n *fileNode) removeLock() {
+	conf := n.Config()
+	s := qmrestore.Settings(conf)
+	if s["lock"] == "" {
+		return
 	}
+	delete(s, "lock")
+	n.SetConfig(qmrestore.FormatConfig(s))
 }
 
 // zstdHead decompresses the zstd stream on stdin only as far as the VMA

@@ -10,33 +10,42 @@
 //     a VM or container anywhere in the cluster is refused up front ("VM|CT
 //     N already exists on node 'X'") unless force is given for a VM on
 //     this node; a locked VM and a missing archive are refused up front;
-//     otherwise the config is created locked, and a failed restore leaves
-//     it behind, empty when it failed before the archive's header was read
-//     and "memory: 128" after. "-" reads an uncompressed VMA from standard
-//     input; a file's base name must be a vzdump name. It exits non-zero
-//     when the restore fails. What it read is kept (Received), as sent.
+//     otherwise the config is created locked, and everything after is the
+//     task's: a running VM, a file name archive_info does not know ("ERROR:
+//     couldn't determine archive info from 'PATH'", pve-storage
+//     src/PVE/Storage.pm), vma extract's and the restore's own failures. A
+//     failed task prints create_vm's "state is NOT cleaned up" warning on
+//     standard output and its error alone on standard error (the CLI's
+//     fork_worker, pve-common src/PVE/RESTEnvironment.pm), exits non-zero,
+//     and leaves the config behind, unlocked: as it was (empty for a new
+//     VM) when it failed before the backup hints passed, "memory: 128"
+//     after. "-" reads an uncompressed VMA from standard input; a file is
+//     read through the decompressor its name picks (the real zstd, as on a
+//     node). What it read is kept (Received), as sent.
 //     The restore itself is package qmrestore's, as in the API
 //     simulator: the VM's config is the archive's, each drive on a new
 //     volume named, sized and placed as restore_vma_archive does (the
-//     #qmdump#map lines, --storage, LVM's 4 MiB extents), holding the
-//     disk (Volume), the archive's firewall config copied (Firewall); it
-//     prints vma extract -v's listing and "progress N% (read ...)" lines
-//     on standard output, as qmrestore does. The storages are those of
-//     the cluster view (SetCluster) on this node; one it lacks is taken
-//     as a block storage with images, where a real node would refuse it.
+//     #qmdump#map lines, --storage, LVM's 4 MiB extents, ZFS's whole
+//     MiB), holding the disk (Volume); a VM force replaces loses only its
+//     disks at the keys the archive restores, the others become unused;
+//     the archive's firewall config is copied (Firewall); it prints vma
+//     extract -v's listing and "progress N% (read ...)" lines on standard
+//     output, as qmrestore does. The storages are those of the cluster
+//     view (SetCluster) on this node: one it lacks does not exist
+//     ("storage 'X' does not exist"), as on a real node.
 //     The test binary does that work: Start links it into the node's PATH
 //     as nodetest-helper, which an init function recognises.
 //   - qm start exits non-zero when its task fails; qm template exits 0
 //     even when its task fails, leaving the config without "template: 1"
 //     (qemu-server src/PVE/CLI/qm.pm), and refuses a running VM up front;
 //     qm destroy refuses a locked or running VM; qm config prints the
-//     config; qm set VMID --KEY VALUE... changes the config at once, creating
-//     a disk given as STORAGE:SIZE as a new volume vm-ID-disk-N (an EFI vars
-//     disk 528K for efitype=4m, else 128K; TPM state 4M), on top of the
-//     restored config, and giving a net
-//     device without a MAC address one (qemu-server src/PVE/API2/Qemu.pm
-//     create_disks, parse_net); a missing config is "Configuration file
-//     'nodes/N/qemu-server/ID.conf' does not exist".
+//     config; qm set VMID --KEY VALUE... changes the config at once,
+//     creating a disk given as STORAGE:SIZE as the API simulator's config
+//     update does (qmrestore.CreateDisk: create_disks in qemu-server
+//     src/PVE/API2/Qemu.pm, the EFI disk as large as its volume, 4M on
+//     LVM), freeing what it made if one fails, and giving a net device
+//     without a MAC address one (parse_net); a missing config is
+//     "Configuration file 'nodes/N/qemu-server/ID.conf' does not exist".
 //   - pvesh get /cluster/resources --type vm --output-format json prints
 //     the bare array of VMs and containers of every node (pve-manager
 //     PVE/API2/Cluster.pm), vmid as a number.
@@ -373,6 +382,14 @@ func DefaultClusterNode(name string) ClusterNode {
 	}}
 }
 
+// LocalZFS is the storage a node installed on ZFS has for guests,
+// local-zfs of type zfspool (images, rootdir), to add to a node's
+// Storages: a restore onto a storage the view lacks fails, as it does on a
+// real node.
+func LocalZFS() ClusterStorage {
+	return ClusterStorage{Name: "local-zfs", Type: "zfspool", Content: []string{"images", "rootdir"}, Disk: 20 << 30, MaxDisk: 400 << 30}
+}
+
 // SetCluster sets the node and storage rows of the cluster view.
 func (n *Node) SetCluster(t testing.TB, nodes ...ClusterNode) {
 	t.Helper()
@@ -449,10 +466,12 @@ die() { printf '%s\n' "$*" >&2; exit 255; }
 confpath() { printf '%s/nodes/%s/qemu-server/%s.conf' "$D" "$node" "$1"; }
 `
 
-// qmrestoreScript makes its up-front checks and locks the config, then
-// restores what vma extract would read (the stream, or the archive file
-// through its decompressor) with the helper (helper.go), keeping a copy of
-// what it read in received/.
+// qmrestoreScript makes its up-front checks and locks the config; the
+// rest is the task: a file must have a name archive_info knows (pve-storage
+// src/PVE/Storage.pm), then the helper (helper.go) restores what vma
+// extract would read (the stream, or the file through the decompressor its
+// name picks), keeping a copy of what it read in received/. A failure in
+// the task prints create_vm's warning and takes the lock off the config.
 const qmrestoreScript = common + `printf '%s\n' "$*" >> "$D/log/qmrestore.log"
 [ $# -ge 2 ] || die "400 not enough arguments"
 archive=$1; vmid=$2; shift 2
@@ -469,10 +488,7 @@ while [ $# -gt 0 ]; do
 done
 if [ "$archive" != - ]; then
 	[ -f "$archive" ] || die "can't find file '$archive'"
-	case ${archive##*/} in
-	vzdump-qemu-*.vma|vzdump-qemu-*.vma.zst|vzdump-qemu-*.vma.gz|vzdump-qemu-*.vma.lzo|vzdump-qemu-*.vma.bz2) ;;
-	*) die "unable to parse archive name '$archive'" ;;
-	esac
+	archive=$(realpath -- "$archive")
 fi
 conf=$(confpath "$vmid")
 for f in "$D"/nodes/*/qemu-server/"$vmid".conf "$D"/nodes/*/lxc/"$vmid".conf; do
@@ -486,30 +502,43 @@ for f in "$D"/nodes/*/qemu-server/"$vmid".conf "$D"/nodes/*/lxc/"$vmid".conf; do
 done
 # create_and_lock_config: the config exists, locked, from here on.
 if [ -e "$conf" ]; then echo "lock: create" >> "$conf"; else echo "lock: create" > "$conf"; fi
-if [ -e "$D/running/$vmid" ]; then sed -i '/^lock:/d' "$conf"; die "unable to restore VM $vmid - vm is running"; fi
+# A failure from here on is the task's.
+taskfail() {
+	sed -i '/^lock: create$/d' "$conf"
+	echo "error before or during data restore, some or all disks were not completely restored. VM $vmid state is NOT cleaned up."
+	die "$1"
+}
+[ -e "$D/running/$vmid" ] && taskfail "unable to restore VM $vmid - vm is running"
 tmp=/var/tmp/vzdumptmp$$
-restore() { nodetest-helper restore "$D" "$node" "$vmid" "$storage" "$unique"; }
+vmacmd="vma extract -v -r $tmp.fifo - $tmp"
+restore() { nodetest-helper restore "$D" "$node" "$vmid" "$storage" "$unique" "$1"; }
 if [ "$archive" = - ]; then
-	echo "restore vma archive: vma extract -v -r $tmp.fifo - $tmp"
+	echo "restore vma archive: $vmacmd"
 	if [ -e "$D/countonly" ]; then
-		restore
+		restore "$vmacmd"
 		exit
 	fi
 	cat > "$D/received/restored-$vmid.vma"
-	restore < "$D/received/restored-$vmid.vma"
+	restore "$vmacmd" < "$D/received/restored-$vmid.vma"
 	exit
 fi
+case ${archive##*/} in
+vzdump-qemu-*.vma|vzdump-qemu-*.vma.zst|vzdump-qemu-*.vma.gz|vzdump-qemu-*.vma.lzo|vzdump-qemu-*.vma.bz2) ;;
+*) taskfail "ERROR: couldn't determine archive info from '$archive'" ;;
+esac
 cp -- "$archive" "$D/received/restored-$vmid.vma"
 case $archive in
-*.zst) dec="zstd -q -d -c" ;; *.gz) dec=zcat ;; *.lzo) dec="lzop -d -c" ;; *.bz2) dec="bzip2 -d -c" ;; *) dec= ;;
+*.zst) dec="zstd -q -d -c" ;; *.gz) dec=zcat ;; *.lzo) dec="lzop -d -c" ;; *.bz2) dec="bzcat -q" ;; *) dec= ;;
 esac
 if [ -z "$dec" ]; then
-	echo "restore vma archive: vma extract -v -r $tmp.fifo $archive $tmp"
-	restore < "$archive"
+	vmacmd="vma extract -v -r $tmp.fifo $archive $tmp"
+	echo "restore vma archive: $vmacmd"
+	restore "$vmacmd" < "$archive"
 	exit
 fi
-echo "restore vma archive: $dec $archive | vma extract -v -r $tmp.fifo - $tmp"
-$dec "$archive" | restore
+echo "restore vma archive: $dec $archive | $vmacmd"
+# The decompressor's complaints are the task's output, as the helper's are.
+{ $dec "$archive" 2>&3 | restore "$dec $archive | $vmacmd"; } 3>&1
 `
 
 const qmScript = common + `cmd=$1; vmid=$2
@@ -575,15 +604,20 @@ set)
 	shift 2
 	new=$D/received/$vmid.set
 	cp "$conf" "$new"
+	made=
 	while [ $# -gt 0 ]; do
 		key=${1#--}; val=$2; shift 2
 		case $key in
 		efidisk0|tpmstate0|scsi[0-9]*|virtio[0-9]*|sata[0-9]*|ide[0-9]*)
-			st=${val%%:*}; rest=${val#*:}; size=${rest%%,*}; opts=
-			case $rest in *,*) opts=,${rest#*,} ;; esac
-			if printf '%s' "$size" | grep -Eq '^[0-9]+(\.[0-9]+)?$'; then
+			if printf '%s' "$val" | grep -Eq '^([^/:[:space:]]+:)?[0-9]+(\.[0-9]+)?(,|$)'; then
 				# create_disks: a new volume, vm-ID-disk-N.
-				val=$(nodetest-helper alloc "$D" "$node" "$st" "$vmid" "$key" "${opts#,}" "$size") || exit 255
+				if ! val=$(nodetest-helper set-disk "$D" "$node" "$vmid" "$key" "$val"); then
+					# create_disks frees the disks it made before the failure.
+					for v in $made; do rm -f "$D/images/$node/${v%%:*}/${v#*:}"; done
+					rm -f "$new"
+					exit 255
+				fi
+				made="$made ${val%%,*}"
 			fi ;;
 		net[0-9]*)
 			# parse_net: a device without a MAC address gets one.
