@@ -264,8 +264,9 @@ func (n *Node) Calls(cmd string) []string {
 	return strings.Split(s, "\n")
 }
 
-// FailRestore makes the next restore fail after the archive's header was
-// read, printing msg as qmrestore's error.
+// FailRestore makes the next restore fail once the archive's header was
+// read and its backup hints passed (the config is "memory: 128" then, and
+// no volume is allocated yet), printing msg as qmrestore's error.
 func (n *Node) FailRestore(t testing.TB, msg string) { n.writeState(t, "fail/restore", msg) }
 
 // FailStart makes starts of vmid fail with msg.

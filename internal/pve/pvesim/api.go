@@ -330,10 +330,11 @@ func (s *Server) existsError(emsg string, g *guest) *apiError {
 // restore follows qemu-server src/PVE/API2/Qemu.pm create_vm with an
 // archive: the "already exists" refusal and the config lock come before
 // the task; "vm is running", a bad storage and the archive's own errors
-// come inside it. A failed restore removes the lock and leaves the config
-// (pve-guest-common's create_and_lock_config wrote it), emptied to
-// "memory: 128" once the archive's header was read
-// (qemu-server src/PVE/QemuServer.pm restore_vma_archive).
+// come inside it, where package qmrestore does the restore. A failed
+// restore removes the lock and leaves the config (pve-guest-common's
+// create_and_lock_config wrote it): as it was when the failure came before
+// the backup hints passed, "memory: 128" after (qemu-server
+// src/PVE/QemuServer.pm restore_vma_archive).
 func (s *Server) restore(n *node, vmid int, p url.Values) (any, *apiError) {
 	for k := range p {
 		if driveKeyRE.MatchString(k) {

@@ -558,9 +558,10 @@ func (s *Server) SetNodeMem(nodeName string, used uint64) {
 	}
 }
 
-// FailRestore makes the next restore of vmid fail inside its task, after
-// the archive's header was read, with exitStatus (e.g. "lvcreate
-// 'pve/vm-100-disk-0' error: ...") after logging log.
+// FailRestore makes the next restore of vmid fail inside its task, once
+// the archive's header was read and its backup hints passed (the config is
+// "memory: 128" then, and no volume is allocated yet), with exitStatus
+// (e.g. "lvcreate 'pve/vm-100-disk-0' error: ...") after logging log.
 func (s *Server) FailRestore(vmid int, exitStatus string, log ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -20,18 +20,31 @@
 //     drive keys ($restore_allocate_devices), each vm-VMID-disk-N with the
 //     lowest free N (pve-storage src/PVE/Storage/Plugin.pm
 //     find_free_diskname), of the device's size in whole KiB;
-//   - the config is written as write_vm_config writes it (description
-//     first as # lines, then keys sorted), then rescan sets each drive's
-//     size to its volume's (LVM rounds up to 4 MiB extents) and adds a
-//     volume no drive names as unusedN (update_disk_config).
+//   - only once the hints pass is the VM's config replaced with "memory:
+//     128" and are the old disks at the drive keys the archive restores
+//     freed ($restore_cleanup_oldconf); a failure before leaves the config
+//     and every old disk as they were;
+//   - the request's own config keys win (restore_merge_config); the
+//     config is written as write_vm_config writes it (description first as
+//     # lines, then keys sorted), then rescan sets each drive's size to its
+//     volume's (LVM rounds up to 4 MiB extents, ZFS to whole MiB) and adds
+//     every volume the VM owns that no drive names as unusedN
+//     (update_disk_config), printing what it changed;
+//   - vma's own failures are printed as vma prints them ("vma: REASON")
+//     and reported as run_command reports the pipeline's end, and an error
+//     of qemu-server's while it reads vma's output comes wrapped in the
+//     same "command '...' failed: " (CommandError).
 //
 // It also names and sizes volumes as the storage plugins do (DiskName,
-// FreeDisk, AllocSize), for every volume the doubles make.
+// FreeDisk, AllocSize) for every volume the doubles make, and creates the
+// disks of a config update as create_disks does (CreateDisk).
 //
 // The old 1.x "vlanN:" lines that restore_update_config_line converts are
-// taken as they are: no archive a test makes has them. What create_vm
-// does around the restore (src/PVE/API2/Qemu.pm: turning a template's
-// disks into base volumes) is left to the callers, which do not do it.
+// taken as they are: no archive a test makes has them. Snapshots of a VM
+// that force replaces (their vmstate volumes) are not looked at: the
+// doubles make none. What create_vm does around the restore
+// (src/PVE/API2/Qemu.pm: turning a template's disks into base volumes) is
+// left to the callers, which do not do it.
 package qmrestore
 
 import (
