@@ -145,7 +145,7 @@ func TestAPIFailures(t *testing.T) {
 		tg := s.target(t, 136)
 		tg.Force = true
 		res, log := run(t, img, deploy.Options{}, tg)
-		if res[0].OK || !strings.Contains(res[0].Detail, "replaced with force") || !strings.Contains(res[0].Detail, "lost") {
+		if res[0].OK || !strings.Contains(res[0].Detail, "restore replacing it with force failed") || !strings.Contains(res[0].Detail, "freed the disks the archive restores") {
 			t.Fatalf("result %+v", res[0])
 		}
 		if vm, ok := s.sim.VM(136); !ok || vm.Config["memory"] != "128" || len(log.warnings()) != 0 {

@@ -118,6 +118,8 @@ type job struct {
 	// says Proxmox got past the checks it makes before it writes the
 	// VM's config: from then on the VM exists even if the restore fails.
 	existed, touched bool
+	// restored says the restore (or import) step finished.
+	restored bool
 	// unlisted says the ID check saw no guest with the ID.
 	unlisted bool
 	// failed is the error that ended the steps, for cleanup.
@@ -167,6 +169,7 @@ func (j *job) run(ctx context.Context) error {
 	err = j.path.transfer(ctx)
 	if err == nil {
 		err = j.path.restore(ctx)
+		j.restored = err == nil
 	}
 	if err == nil {
 		err = j.configure(ctx) // postrestore.go: what the restore cannot create
@@ -463,6 +466,26 @@ func (j *job) refusedAsExisting(err error) error {
 	return err
 }
 
+// forcedLoss says what is left of the VM that Force was replacing when a
+// step failed, since deploy never removes a VM it did not create.
+func (j *job) forcedLoss() string {
+	vmid := j.t.VMID
+	switch {
+	case j.restored:
+		return fmt.Sprintf("VM %d was replaced with force and restored, and stays as the failed step left it", vmid)
+	case j.via == ViaImport:
+		// path_import.go removes the old VM before it creates the new.
+		return fmt.Sprintf("VM %d existed and was removed to be replaced with force: its previous disks and config are lost", vmid)
+	}
+	// qemu-server's restore_vma_archive keeps the config and every disk
+	// when it fails before its backup hints (the disk map) are read; past
+	// them it has freed the disks at the archive's drive keys and its
+	// cleanup leaves a config of "memory: 128" listing the others as
+	// unused disks (pvesim/qmrestore reproduces both).
+	return fmt.Sprintf("VM %d existed and the restore replacing it with force failed: if it failed before reading the archive's disk map the VM is as it was; "+
+		"past that Proxmox has reset its config and freed the disks the archive restores (the others stay, as unused disks): check it on the node", vmid)
+}
+
 // undo handles a failure once the restore may have begun. Proxmox leaves
 // a failed restore's config behind (and the VM after a failed template or
 // start), so a VM this run created is removed, and a warning says so; a
@@ -473,7 +496,7 @@ func (j *job) undo(ctx context.Context, err error) error {
 	}
 	vmid := j.t.VMID
 	if j.existed {
-		return fmt.Errorf("%w; VM %d existed and was replaced with force: its previous disks and config are lost", err, vmid)
+		return fmt.Errorf("%w; %s", err, j.forcedLoss())
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()

@@ -266,7 +266,8 @@ func TestSSHIDTaken(t *testing.T) {
 }
 
 // TestSSHForceReplacedFails: a VM replaced with force that then fails to
-// restore is lost, which the error says; deploy removes nothing.
+// restore has lost what the archive restores over, which the error
+// says; deploy removes nothing.
 func TestSSHForceReplacedFails(t *testing.T) {
 	n := nodetest.Start(t)
 	img, _ := rawImage(t, t.TempDir(), "nixos.raw", 1<<20, 8)
@@ -275,7 +276,7 @@ func TestSSHForceReplacedFails(t *testing.T) {
 	tg := nodeTarget(n, 170, deploy.ViaSSHStream)
 	tg.Force = true
 	res, log := run(t, img, deploy.Options{}, tg)
-	if res[0].OK || !strings.Contains(res[0].Detail, "replaced with force") || !strings.Contains(res[0].Detail, "lost") {
+	if res[0].OK || !strings.Contains(res[0].Detail, "restore replacing it with force failed") || !strings.Contains(res[0].Detail, "freed the disks the archive restores") {
 		t.Fatalf("result %+v", res[0])
 	}
 	if conf, ok := n.Config(170); !ok || conf != "memory: 128\n" {
