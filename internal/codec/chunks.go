@@ -16,9 +16,10 @@ import (
 // Read to another goroutine.
 type ChunkReader interface {
 	io.ReadCloser
-	// Chunk returns the next piece of the stream: never empty, in order,
-	// valid until the next call of Chunk, Read or Close. After the last
-	// piece it returns io.EOF, or the error that ended the stream.
+	// Chunk returns the next unread piece of the stream (the rest of one
+	// that Read has begun, or the next one): never empty, in order, valid
+	// until the next call of Chunk, Read or Close. After the last piece it
+	// returns io.EOF, or the error that ended the stream.
 	Chunk() ([]byte, error)
 }
 
@@ -34,11 +35,14 @@ type chunkStream struct {
 	err     error
 
 	held bool   // the consumer holds a piece, which emit waits for
-	cur  []byte // unread part of the held piece, for Read
+	cur  []byte // unread part of the held piece, after a Read
 	end  error  // sticky result after the last piece
 }
 
-var _ ChunkReader = (*chunkStream)(nil)
+var (
+	_ ChunkReader = (*chunkStream)(nil)
+	_ io.WriterTo = (*chunkStream)(nil)
+)
 
 // startChunks runs produce on a goroutine and returns the reader of what
 // it emits. emit returns once the consumer is done with b, or with the
@@ -76,6 +80,11 @@ func startChunks(produce func(ctx context.Context, emit func(b []byte) error) er
 }
 
 func (s *chunkStream) Chunk() ([]byte, error) {
+	if len(s.cur) > 0 {
+		b := s.cur
+		s.cur = nil
+		return b, nil
+	}
 	if s.held {
 		s.held, s.cur = false, nil
 		s.release <- struct{}{}
@@ -98,7 +107,10 @@ func (s *chunkStream) Chunk() ([]byte, error) {
 }
 
 func (s *chunkStream) Read(p []byte) (int, error) {
-	for len(s.cur) == 0 {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(s.cur) == 0 {
 		b, err := s.Chunk()
 		if err != nil {
 			return 0, err
@@ -108,6 +120,25 @@ func (s *chunkStream) Read(p []byte) (int, error) {
 	n := copy(p, s.cur)
 	s.cur = s.cur[n:]
 	return n, nil
+}
+
+// WriteTo writes the pieces to w as they come, without copying them.
+func (s *chunkStream) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for {
+		b, err := s.Chunk()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		k, err := w.Write(b)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // Close stops the decoder and waits for its goroutines; it does not close
@@ -131,6 +162,6 @@ func (s *chunkStream) Close() error {
 func chunkJobs(budget, perJob int64, workers int) pipeline.Config {
 	cfg := pipeline.Budgeted(budget, perJob, workers)
 	cfg.InFlight = min(cfg.InFlight+2, max(int(budget/perJob), 2))
-	cfg.Workers = max(min(cfg.Workers, cfg.InFlight-3), 1)
+	cfg.Workers = max(min(cfg.Workers, cfg.InFlight-2), 1)
 	return cfg
 }
