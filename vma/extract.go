@@ -181,7 +181,7 @@ func (r *Reader) streamExtent(ew *extentWriter, scratch *[BlockSize]byte) error 
 	}
 	if err := r.takeSlots(&h, off, nil, size-extentHeaderSize, &r.ext); err != nil {
 		if n, derr := r.in.discard(size - extentHeaderSize); derr != nil {
-			return r.shortBody(off, size, extentHeaderSize+n, derr)
+			return shortBody(off, size, extentHeaderSize+n, derr)
 		}
 		return err
 	}
@@ -197,7 +197,7 @@ func (r *Reader) streamExtent(ew *extentWriter, scratch *[BlockSize]byte) error 
 		b, n, err := r.in.block(scratch)
 		got += n
 		if err != nil {
-			return nil, r.shortBody(off, size, got, err)
+			return nil, shortBody(off, size, got, err)
 		}
 		return b, nil
 	}
@@ -221,7 +221,7 @@ func (r *Reader) streamExtent(ew *extentWriter, scratch *[BlockSize]byte) error 
 		k, err := r.in.discard(n)
 		got += k
 		if err != nil {
-			return r.shortBody(off, size, got, err)
+			return shortBody(off, size, got, err)
 		}
 	}
 	r.ext.Offset, r.ext.Size = off, int64(size)
@@ -230,8 +230,9 @@ func (r *Reader) streamExtent(ew *extentWriter, scratch *[BlockSize]byte) error 
 }
 
 // extentWriter writes clusters to targets in runs: consecutive stored
-// blocks that are also consecutive in the extent buffer go out in one
-// WriteAt, up to a whole extent of full clusters.
+// blocks that are also consecutive in the buffer they come from (the
+// extent buffer, or the decoded chunk) go out in one WriteAt, up to a
+// whole extent of full clusters.
 type extentWriter struct {
 	targets    map[int]io.WriterAt
 	devs       *[256]*deviceState

@@ -259,7 +259,7 @@ func (r *Reader) readExtent(bufp *[]byte, ext *Extent, keep bool) error {
 	}
 	if err != nil {
 		got := extentHeaderSize + n
-		err = r.shortBody(off, size, got, err)
+		err = shortBody(off, size, got, err)
 		r.failStage = failBody
 		if r.salv != nil {
 			// The clusters whose data arrived whole are intact: the
@@ -321,7 +321,7 @@ func (r *Reader) readExtentHeader(bufp *[]byte) (extentHeader, int, error) {
 
 // shortBody is the error of an extent of size bytes at off whose stream
 // failed after got of them.
-func (r *Reader) shortBody(off int64, size, got int, err error) error {
+func shortBody(off int64, size, got int, err error) error {
 	return readErr(off+int64(got), err, ErrShortExtent,
 		"extent at offset %d needs %d bytes, stream ends after %d", off, size, got)
 }

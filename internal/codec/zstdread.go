@@ -87,7 +87,7 @@ func decodeFrames(ctx context.Context, z *zstdFrames, emit func([]byte) error, d
 			return pipe.Close()
 		}
 		if !z.parallel() {
-			return streamRest(ctx, pipe, nil, z, emit)
+			return streamRest(pipe, nil, z, emit)
 		}
 		j, err := pipe.Next()
 		if err != nil {
@@ -105,7 +105,7 @@ func decodeFrames(ctx context.Context, z *zstdFrames, emit func([]byte) error, d
 			return pipe.Close()
 		}
 		if !whole {
-			return streamRest(ctx, pipe, in, z, emit)
+			return streamRest(pipe, in, z, emit)
 		}
 		pipe.Submit(j)
 	}
@@ -131,8 +131,9 @@ func newStreamDecoder(r io.Reader, maxWindow int64) (*zstd.Decoder, error) {
 
 // streamRest delivers what the pipeline holds, then decodes the rest of
 // the stream, starting with the bytes of a frame already read (head), with
-// the streaming decoder, emitting its own buffers.
-func streamRest(ctx context.Context, pipe *pipeline.Ordered[zstdFrame], head []byte, z *zstdFrames, emit func([]byte) error) error {
+// the streaming decoder, emitting its own buffers; emit fails once the
+// reader is closed, which stops it.
+func streamRest(pipe *pipeline.Ordered[zstdFrame], head []byte, z *zstdFrames, emit func([]byte) error) error {
 	if err := pipe.Close(); err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ type zstdFrames struct {
 	ahead     []byte // peeked from src, not consumed; only when r is empty
 	aheadBuf  [32]byte
 	maxWindow int64
-	off       int64 // compressed bytes consumed from r
+	off       int64 // compressed bytes consumed from the stream
 	left      int64 // bytes of the current frame part still to pass on
 	next      zstdPart
 	checksum  bool // the current frame ends with a content checksum
