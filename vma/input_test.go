@@ -121,8 +121,8 @@ func (t *recordingTarget) WriteAt(p []byte, off int64) (int, error) {
 	return copy(t.b[off:], p), nil
 }
 
-// readArchive runs op ("verify", "next", "extract", "extract-first",
-// "extract-zeros") on the archive that in delivers.
+// readArchive runs op ("verify", "next", "salvage", "extract",
+// "extract-first", "extract-zeros") on the archive that in delivers.
 func readArchive(in io.Reader, op string, opts ...ReaderOption) outcome {
 	var o outcome
 	r, err := NewReader(in, opts...)
@@ -138,8 +138,10 @@ func readArchive(in io.Reader, op string, opts ...ReaderOption) outcome {
 			return o
 		}
 		o.stats = fmt.Sprint(st.ArchiveSize, st.Extents, st.Devices)
-	case "next":
-		// The clusters as Next returns them, data and all.
+	case "next", "salvage":
+		// The clusters as Next returns them, data and all. Salvaging,
+		// the Reader reads the chunks through the pushback it keeps,
+		// after the header came through Chunk.
 		o.targets = map[int][]byte{}
 		for {
 			e, err := r.Next()
@@ -153,6 +155,10 @@ func readArchive(in io.Reader, op string, opts ...ReaderOption) outcome {
 				o.targets[c.Device] = fmt.Appendf(o.targets[c.Device], "%d %04x ", c.Index, c.Mask)
 				o.targets[c.Device] = append(o.targets[c.Device], c.Data...)
 			}
+		}
+		if op == "salvage" {
+			damage, more := r.Damage()
+			o.stats = fmt.Sprint(damage, more, slices.Collect(r.Missing()))
 		}
 	default:
 		targets := map[int]io.WriterAt{}
@@ -281,7 +287,7 @@ func diffArchives(t *testing.T) map[string][]byte {
 func TestChunkInputMatchesStream(t *testing.T) {
 	archives := diffArchives(t)
 	errBroken := errors.New("broken stream")
-	ops := []string{"verify", "next", "extract", "extract-first", "extract-zeros"}
+	ops := []string{"verify", "next", "salvage", "extract", "extract-first", "extract-zeros"}
 	for name, b := range archives {
 		// Cut in the last extent's data, at and after an extent header,
 		// and at random.
@@ -299,11 +305,14 @@ func TestChunkInputMatchesStream(t *testing.T) {
 				if broken && cut == len(b) {
 					continue
 				}
-				var lenient []ReaderOption
-				if name == "lenient end" {
-					lenient = append(lenient, WithLenientEnd())
-				}
 				for _, op := range ops {
+					var lenient []ReaderOption
+					if name == "lenient end" {
+						lenient = append(lenient, WithLenientEnd())
+					}
+					if op == "salvage" {
+						lenient = append(lenient, WithSalvage())
+					}
 					var plain io.Reader = bytes.NewReader(b[:cut])
 					if broken {
 						plain = io.MultiReader(bytes.NewReader(b[:cut]), iotestErr{errBroken})
