@@ -160,18 +160,22 @@ func BenchmarkPack(b *testing.B) {
 }
 
 func BenchmarkUnpack(b *testing.B) {
-	_, archive, _ := benchFiles(b)
+	_, archive, zstArchive := benchFiles(b)
 	out := filepath.Join(fixture.dir, "unpacked.raw")
-	b.SetBytes(benchImageSize)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := unpackOnce(archive, out); err != nil {
-			b.Fatal(err)
-		}
-		// Deleting 190 MiB of tmpfs pages is not unpacking.
-		b.StopTimer()
-		os.Remove(out)
-		b.StartTimer()
+	for _, tc := range []struct{ name, path string }{{"vma", archive}, {"vma.zst", zstArchive}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(benchImageSize)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := unpackOnce(tc.path, out); err != nil {
+					b.Fatal(err)
+				}
+				// Deleting 190 MiB of tmpfs pages is not unpacking.
+				b.StopTimer()
+				os.Remove(out)
+				b.StartTimer()
+			}
+		})
 	}
 }
 

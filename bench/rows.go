@@ -120,6 +120,15 @@ func rowTable() []row {
 			scratch: []string{"out16.vma.zst", "out2.vma.zst"}, vmaOut: "out16.vma.zst", refOut: "out2.vma.zst",
 		},
 		{
+			// The same for decoding: unpack holds decoded frames in flight,
+			// sized by the budget, not by the core count.
+			id: "unpack-zst-16", name: "unpack .vma.zst written by vmatool at GOMAXPROCS=16", refName: "the same at GOMAXPROCS=2",
+			vmatool: "GOMAXPROCS=16 {vmatool} unpack -q {vma.zst-ours} {w}/u16",
+			ref:     "GOMAXPROCS=2 {vmatool} unpack -q {vma.zst-ours} {w}/u2",
+			inputs:  []string{"vma.zst-ours"},
+			scratch: []string{"u16", "u2"},
+		},
+		{
 			id: "convert-vma-qcow2", name: "convert .vma.zst → qcow2 (zstd)", refName: "unpack && qemu-img convert -c",
 			vmatool: "{vmatool} convert -q -c -d scsi0 {vma.zst} {w}/out.qcow2",
 			ref:     "{vmatool} unpack -q {vma.zst} {w}/u && qemu-img convert -c -O qcow2 -o compression_type=zstd {w}/u/disk-drive-scsi0.raw {w}/ref.qcow2",

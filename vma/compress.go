@@ -46,8 +46,10 @@ func WithMaxWindow(n int64) DecompressOption {
 // known compression (zstd, gzip, lzop, bzip2), returns a reader of the
 // decompressed stream; otherwise the bytes pass through. The file name
 // plays no part. Independent zstd frames (as vmatool writes them) and lzop
-// blocks are decoded on every core. Close stops the decoder's goroutines;
-// it does not close r.
+// blocks are decoded on every core, and a Reader made on the returned
+// stream itself reads them where they were decoded: Verify skips their
+// data without copying it, and Extract writes straight from them. Close
+// stops the decoder's goroutines; it does not close r.
 func Decompress(r io.Reader, opts ...DecompressOption) (io.ReadCloser, Compression, error) {
 	var o codec.ReadOptions
 	for _, opt := range opts {

@@ -73,6 +73,17 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, option
 		}
 	}
 
+	ew := extentWriter{targets: targets, devs: &r.devs}
+	for id := range targets {
+		ew.writeZeros[id] = opts.writeZeros
+		if opts.writeZerosTo != nil {
+			ew.writeZeros[id] = opts.writeZerosTo[id]
+		}
+	}
+	if r.in.chunks != nil && r.salv == nil {
+		return r.extractInPlace(ctx, &ew)
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type item struct {
@@ -102,13 +113,6 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, option
 		}
 	}()
 
-	ew := extentWriter{targets: targets, devs: &r.devs}
-	for id := range targets {
-		ew.writeZeros[id] = opts.writeZeros
-		if opts.writeZerosTo != nil {
-			ew.writeZeros[id] = opts.writeZerosTo[id]
-		}
-	}
 	for {
 		var it *item
 		select {
@@ -140,9 +144,95 @@ func Extract(ctx context.Context, r *Reader, targets map[int]io.WriterAt, option
 	}
 }
 
+// extractInPlace is Extract for a decoder that hands over its own buffers
+// (codec.ChunkReader): the caller's goroutine writes every block straight
+// from the decoded chunk, while the decoder's workers run ahead, so the
+// data is never copied between decoding and the target.
+func (r *Reader) extractInPlace(ctx context.Context, ew *extentWriter) error {
+	r.started = true
+	var scratch [BlockSize]byte
+	for {
+		if err := ctx.Err(); err != nil {
+			r.err = err
+			return err
+		}
+		err := r.streamExtent(ew, &scratch)
+		if err == io.EOF {
+			// As in Extract: a cancellation that raced the end counts.
+			r.err = ctx.Err()
+			return r.err
+		}
+		if err != nil {
+			r.err = err
+			return err
+		}
+	}
+}
+
+// streamExtent reads the extent at r.off and writes its blocks through ew
+// as they come out of the input. Its slots are checked before its data is
+// read, since the data is not held; the errors are still those readExtent
+// gives, a body cut short before bad slots.
+func (r *Reader) streamExtent(ew *extentWriter, scratch *[BlockSize]byte) error {
+	off := r.off
+	h, size, err := r.readExtentHeader(&r.buf)
+	if err != nil {
+		return err
+	}
+	if err := r.takeSlots(&h, off, nil, size-extentHeaderSize, &r.ext); err != nil {
+		if n, derr := r.in.discard(size - extentHeaderSize); derr != nil {
+			return shortBody(off, size, extentHeaderSize+n, derr)
+		}
+		return err
+	}
+	got := extentHeaderSize
+	// Blocks queued for writing point into the input's current chunk, so
+	// they go out before anything that may move on to the next one.
+	data := func() ([]byte, error) {
+		if r.in.buffered() < BlockSize {
+			if err := ew.flush(); err != nil {
+				return nil, err
+			}
+		}
+		b, n, err := r.in.block(scratch)
+		got += n
+		if err != nil {
+			return nil, shortBody(off, size, got, err)
+		}
+		return b, nil
+	}
+	for _, bi := range h.info {
+		id := bi.devID()
+		if id == 0 {
+			continue
+		}
+		if !r.devs[id].skip {
+			if err := ew.cluster(int(id), bi.cluster(), bi.mask(), data); err != nil {
+				return err
+			}
+			continue
+		}
+		n := countBlocks(bi.mask()) * BlockSize
+		if r.in.buffered() < n {
+			if err := ew.flush(); err != nil {
+				return err
+			}
+		}
+		k, err := r.in.discard(n)
+		got += k
+		if err != nil {
+			return shortBody(off, size, got, err)
+		}
+	}
+	r.ext.Offset, r.ext.Size = off, int64(size)
+	r.off += int64(size)
+	return ew.flush()
+}
+
 // extentWriter writes clusters to targets in runs: consecutive stored
-// blocks that are also consecutive in the extent buffer go out in one
-// WriteAt, up to a whole extent of full clusters.
+// blocks that are also consecutive in the buffer they come from (the
+// extent buffer, or the decoded chunk) go out in one WriteAt, up to a
+// whole extent of full clusters.
 type extentWriter struct {
 	targets    map[int]io.WriterAt
 	devs       *[256]*deviceState
@@ -156,38 +246,54 @@ type extentWriter struct {
 func (ew *extentWriter) write(ext *Extent) error {
 	for i := range ext.Clusters {
 		c := &ext.Clusters[i]
-		size := ew.devs[c.Device].dev.Size
-		base := int64(c.Index) * ClusterSize
-		writeZeros := ew.writeZeros[c.Device]
 		k := 0
-		for b := 0; b < BlocksPerCluster; b++ {
-			off := base + int64(b)*BlockSize
-			if off >= size {
-				break
-			}
-			var blk []byte
-			if c.Mask&(1<<b) != 0 {
-				blk = c.Data[k*BlockSize : (k+1)*BlockSize]
-				k++
-				if !writeZeros && isZero(blk) {
-					blk = nil
-				}
-			} else if writeZeros {
-				blk = zeroBlock[:]
-			}
-			if blk == nil {
-				if err := ew.flush(); err != nil {
-					return err
-				}
-				continue
-			}
-			blk = blk[:min(int64(len(blk)), size-off)]
-			if err := ew.add(c.Device, off, blk); err != nil {
-				return err
-			}
+		err := ew.cluster(c.Device, c.Index, c.Mask, func() ([]byte, error) {
+			k++
+			return c.Data[(k-1)*BlockSize : k*BlockSize], nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return ew.flush()
+}
+
+// cluster writes one cluster; data returns its stored blocks in turn, and
+// is called for each of them, those past the device's end included, so
+// that a stream is read past them.
+func (ew *extentWriter) cluster(dev int, index uint32, mask uint16, data func() ([]byte, error)) error {
+	size := ew.devs[dev].dev.Size
+	base := int64(index) * ClusterSize
+	writeZeros := ew.writeZeros[dev]
+	for b := 0; b < BlocksPerCluster; b++ {
+		off := base + int64(b)*BlockSize
+		var blk []byte
+		if mask&(1<<b) != 0 {
+			var err error
+			if blk, err = data(); err != nil {
+				return err
+			}
+			if !writeZeros && isZero(blk) {
+				blk = nil
+			}
+		} else if writeZeros {
+			blk = zeroBlock[:]
+		}
+		if off >= size {
+			continue // a lenient reader's block past the end
+		}
+		if blk == nil {
+			if err := ew.flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		blk = blk[:min(int64(len(blk)), size-off)]
+		if err := ew.add(dev, off, blk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (ew *extentWriter) add(dev int, off int64, blk []byte) error {

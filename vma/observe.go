@@ -6,8 +6,8 @@ import "fmt"
 // archive order, as soon as the entry has passed its checks: those of
 // skipped devices (SkipDevice, or devices without an Extract target)
 // included, as they still pass through the stream. The Cluster has no
-// Data. f runs on the goroutine that decodes the stream, which for Extract
-// is not the caller's, and must return quickly. It lets a caller report
+// Data. f runs on the goroutine that reads the stream, which for Extract
+// may not be the caller's, and must return quickly. It lets a caller report
 // progress in its own terms, such as Proxmox's "vma -v" figures, which
 // count clusters and zero blocks. It must be called before the first Next.
 func (r *Reader) OnCluster(f func(Cluster)) error {

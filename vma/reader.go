@@ -40,7 +40,7 @@ func WithLenientEnd() ReaderOption {
 // Proxmox lets through. Made WithSalvage, it reads past damage instead and
 // reports it (Damage, Missing).
 type Reader struct {
-	r       io.Reader
+	in      *input
 	opts    readerOptions
 	hdr     *Header
 	devs    [256]*deviceState
@@ -93,21 +93,23 @@ func (c *Cluster) Block(i int) []byte {
 
 // NewReader reads and checks the archive header from r.
 func NewReader(r io.Reader, opts ...ReaderOption) (*Reader, error) {
-	rd := &Reader{r: r}
+	rd := &Reader{in: newInput(r)}
 	for _, o := range opts {
 		if err := o(&rd.opts); err != nil {
 			return nil, err
 		}
 	}
-	h, err := readHeader(r, maxReadHeaderSize)
+	h, err := readHeader(rd.in, maxReadHeaderSize)
 	if err != nil {
 		return nil, err
 	}
 	rd.hdr = h
 	rd.off = h.Size
 	if rd.opts.salvage {
-		rd.salv = &salvageState{in: &pushback{r: r}}
-		rd.r = rd.salv.in
+		// The search for the next intact header puts bytes back in front
+		// of the stream, so a salvaging Reader reads a plain one.
+		rd.salv = &salvageState{in: &pushback{r: rd.in}}
+		rd.in = newInput(rd.salv.in)
 	}
 	for _, d := range h.Devices {
 		rd.devs[d.ID] = &deviceState{dev: d, clusters: d.Clusters()}
@@ -201,15 +203,16 @@ func (r *Reader) Next() (*Extent, error) {
 }
 
 // discardChunk is how much of an extent's data a reader that does not keep
-// it (Verify) holds at once: small enough to stay in the CPU cache, as
-// cat's buffer does, instead of streaming every byte through memory.
+// it (Verify) holds at once when it has to read it from a plain stream:
+// small enough to stay in the CPU cache, as cat's buffer does, instead of
+// streaming every byte through memory.
 const discardChunk = 128 << 10
 
 // next reads one extent into *bufp, growing it as needed (never beyond one
 // maximal extent), and fills ext with clusters that point into it. Without
-// keep, the data blocks are still read, in small pieces, but not kept:
-// clusters then have no Data. A salvaging Reader (WithSalvage) reads past
-// damage here instead of failing.
+// keep, the data blocks are skipped, not kept: clusters then have no Data.
+// A salvaging Reader (WithSalvage) reads past damage here instead of
+// failing.
 func (r *Reader) next(bufp *[]byte, ext *Extent, keep bool) error {
 	r.started = true
 	if r.salv != nil {
@@ -230,39 +233,15 @@ const (
 // (and r.failSize for failSlots) to say how far it got.
 func (r *Reader) readExtent(bufp *[]byte, ext *Extent, keep bool) error {
 	off := r.off
-	r.failStage = failEnd
-	if cap(*bufp) < extentHeaderSize {
-		*bufp = make([]byte, extentHeaderSize)
-	}
-	buf := (*bufp)[:cap(*bufp)]
-	n, err := io.ReadFull(r.r, buf[:extentHeaderSize])
-	if n == 0 && err == io.EOF {
-		return r.checkComplete()
-	}
-	if err != nil {
-		return readErr(off+int64(n), err, ErrShortExtent, "extent header ends after %d of 512 bytes", n)
-	}
-	r.failStage = failHeader
-	h, err := parseExtentHeader(buf, r.hdr.UUID, off)
+	h, size, err := r.readExtentHeader(bufp)
 	if err != nil {
 		return err
 	}
-	// Proxmox skips dev_id 0 slots whatever else they hold, and block_count
-	// leaves their masks out, so a mask there stands for blocks the extent
-	// does not carry. No writer makes one: it is damage or a trick.
-	for i, bi := range h.info {
-		if bi.devID() == 0 && bi.mask() != 0 {
-			return formatErr(off+extBlockInfo+8*int64(i), ErrUnusedSlot, "slot %d has dev_id 0 but mask 0x%04x (cluster %d)", i, bi.mask(), bi.cluster())
-		}
+	want := extentHeaderSize
+	if keep {
+		want = size
 	}
-	if got := h.maskBlocks(); got != h.blockCount {
-		return formatErr(off+extBlockCount, ErrBlockCount, "block count %d, masks hold %d blocks", h.blockCount, got)
-	}
-	size := extentHeaderSize + h.blockCount*BlockSize
-	want := size
-	if !keep {
-		want = min(size, extentHeaderSize+discardChunk)
-	}
+	buf := *bufp
 	if len(buf) < want {
 		// Grow to a full extent at once: real archives soon need it, and
 		// the bound is the format's, not the input's.
@@ -271,34 +250,28 @@ func (r *Reader) readExtent(bufp *[]byte, ext *Extent, keep bool) error {
 		*bufp, buf = nb, nb
 	}
 	var body []byte
+	var n int
 	if keep {
 		body = buf[extentHeaderSize:size]
+		n, err = r.in.readFull(body)
+	} else {
+		n, err = r.in.discard(size - extentHeaderSize)
 	}
-	for got := extentHeaderSize; got < size; {
-		var chunk []byte
-		if keep {
-			chunk = buf[got:size]
-		} else {
-			chunk = buf[extentHeaderSize : extentHeaderSize+min(size-got, len(buf)-extentHeaderSize)]
-		}
-		n, err := io.ReadFull(r.r, chunk)
-		got += n
-		if err != nil {
-			err = readErr(off+int64(got), err, ErrShortExtent,
-				"extent at offset %d needs %d bytes, stream ends after %d", off, size, got)
-			r.failStage = failBody
-			if r.salv != nil {
-				// The clusters whose data arrived whole are intact: the
-				// header that places them passed its checksum.
-				if r.takeSlots(&h, off, body, got-extentHeaderSize, ext) == nil {
-					ext.Offset, ext.Size = off, int64(got)
-					r.off += int64(got)
-				} else {
-					ext.Clusters = ext.Clusters[:0]
-				}
+	if err != nil {
+		got := extentHeaderSize + n
+		err = shortBody(off, size, got, err)
+		r.failStage = failBody
+		if r.salv != nil {
+			// The clusters whose data arrived whole are intact: the
+			// header that places them passed its checksum.
+			if r.takeSlots(&h, off, body, n, ext) == nil {
+				ext.Offset, ext.Size = off, int64(got)
+				r.off += int64(got)
+			} else {
+				ext.Clusters = ext.Clusters[:0]
 			}
-			return err
 		}
+		return err
 	}
 	r.failStage, r.failSize = failSlots, int64(size)
 	if err := r.takeSlots(&h, off, body, size-extentHeaderSize, ext); err != nil {
@@ -307,6 +280,50 @@ func (r *Reader) readExtent(bufp *[]byte, ext *Extent, keep bool) error {
 	ext.Offset, ext.Size = off, int64(size)
 	r.off += int64(size)
 	return nil
+}
+
+// readExtentHeader reads and checks the header of the extent at r.off into
+// (*bufp)[:512] and returns it with the extent's size; at a clean end of
+// the stream it returns checkComplete's result.
+func (r *Reader) readExtentHeader(bufp *[]byte) (extentHeader, int, error) {
+	off := r.off
+	r.failStage = failEnd
+	if cap(*bufp) < extentHeaderSize {
+		*bufp = make([]byte, extentHeaderSize)
+	}
+	buf := (*bufp)[:cap(*bufp)]
+	*bufp = buf
+	n, err := r.in.readFull(buf[:extentHeaderSize])
+	if n == 0 && err == io.EOF {
+		return extentHeader{}, 0, r.checkComplete()
+	}
+	if err != nil {
+		return extentHeader{}, 0, readErr(off+int64(n), err, ErrShortExtent, "extent header ends after %d of 512 bytes", n)
+	}
+	r.failStage = failHeader
+	h, err := parseExtentHeader(buf, r.hdr.UUID, off)
+	if err != nil {
+		return h, 0, err
+	}
+	// Proxmox skips dev_id 0 slots whatever else they hold, and block_count
+	// leaves their masks out, so a mask there stands for blocks the extent
+	// does not carry. No writer makes one: it is damage or a trick.
+	for i, bi := range h.info {
+		if bi.devID() == 0 && bi.mask() != 0 {
+			return h, 0, formatErr(off+extBlockInfo+8*int64(i), ErrUnusedSlot, "slot %d has dev_id 0 but mask 0x%04x (cluster %d)", i, bi.mask(), bi.cluster())
+		}
+	}
+	if got := h.maskBlocks(); got != h.blockCount {
+		return h, 0, formatErr(off+extBlockCount, ErrBlockCount, "block count %d, masks hold %d blocks", h.blockCount, got)
+	}
+	return h, extentHeaderSize + h.blockCount*BlockSize, nil
+}
+
+// shortBody is the error of an extent of size bytes at off whose stream
+// failed after got of them.
+func shortBody(off int64, size, got int, err error) error {
+	return readErr(off+int64(got), err, ErrShortExtent,
+		"extent at offset %d needs %d bytes, stream ends after %d", off, size, got)
 }
 
 // takeSlots checks the slots of extent h whose data lies within the first

@@ -14,8 +14,12 @@ const (
 	// 2 MiB each): five frames keep two cores busy with room to spare.
 	ZstdWrite = 5 * 2 * (2 << 20)
 
-	// ZstdRead bounds the independent zstd frames being decoded.
-	ZstdRead = 24 << 20
+	// ZstdRead bounds the independent zstd frames being decoded, at 8 MiB
+	// (input and output) for the largest one decoded in parallel: five
+	// keep two cores decoding while one frame is read and the consumer
+	// holds another (verify and unpack use the decoded frame in place).
+	// vmatool's own 2 MiB frames take half of it.
+	ZstdRead = 40 << 20
 
 	// Lzop bounds the lzop blocks being decoded (256 KiB in and out).
 	Lzop = 8 << 20

@@ -114,7 +114,7 @@ func NewReader(r io.Reader, o ReadOptions) (io.ReadCloser, Compression, error) {
 	c := Detect(head)
 	switch c {
 	case Zstd:
-		z, err := newZstdReader(br, o.Workers, o.MaxWindow)
+		z, err := newZstdReader(br, r, o.Workers, o.MaxWindow)
 		if err != nil {
 			return nil, c, err
 		}

@@ -144,13 +144,10 @@ func newLzopReader(r io.Reader, workers int) (io.ReadCloser, error) {
 	if err := z.readHeader(); err != nil {
 		return nil, err
 	}
-	return startPipe(func(ctx context.Context, w io.Writer) error {
-		pipe := pipeline.NewOrdered(ctx, pipeline.Budgeted(budget.Lzop, 2*lzopMaxBlockSize, workers),
+	return startChunks(func(ctx context.Context, emit func([]byte) error) error {
+		pipe := pipeline.NewOrdered(ctx, chunkJobs(budget.Lzop, 2*lzopMaxBlockSize, workers),
 			func(_ context.Context, b *lzopBlock) error { return b.decode() },
-			func(b *lzopBlock) error {
-				_, err := w.Write(b.out)
-				return err
-			})
+			func(b *lzopBlock) error { return emit(b.out) })
 		for {
 			j, err := pipe.Next()
 			if err != nil {

@@ -19,14 +19,18 @@ import (
 // hold whole (Proxmox writes one frame for the whole archive) is decoded
 // by the streaming decoder from there on, which keeps memory to its
 // window.
-const (
-	// maxParallelFrame is the largest frame content decoded as one job.
-	// vmatool's frames are 2 MiB.
-	maxParallelFrame = 4 << 20
-	// zstd bounds a compressed block by its content size (128 KiB), so a
-	// frame of maxParallelFrame is not much larger compressed.
-	maxParallelCompressed = maxParallelFrame + maxParallelFrame/64 + 64<<10
-)
+//
+// maxParallelFrame is the largest frame content decoded as one job.
+// vmatool's frames are 2 MiB.
+const maxParallelFrame = 4 << 20
+
+// compressedBound is how large a frame of content bytes can be compressed
+// (block and frame headers on incompressible data), a little generously;
+// a frame larger still is decoded by the streaming decoder.
+func compressedBound(content uint64) int {
+	c := int(min(content, maxParallelFrame))
+	return c + c/64 + 64<<10
+}
 
 type zstdFrame struct {
 	off     int64 // compressed offset of the frame, for errors
@@ -34,10 +38,10 @@ type zstdFrame struct {
 }
 
 // newZstdReader decodes br, which starts at a zstd frame or a skippable
-// frame, on up to workers cores. The first frame's window is checked
-// before it returns.
-func newZstdReader(br *bufio.Reader, workers int, maxWindow int64) (io.ReadCloser, error) {
-	z := newZstdFrames(br, maxWindow)
+// frame, on up to workers cores; src is the reader under br. The first
+// frame's window is checked before it returns.
+func newZstdReader(br *bufio.Reader, src io.Reader, workers int, maxWindow int64) (io.ReadCloser, error) {
+	z := newZstdFrames(br, src, maxWindow)
 	if err := z.start(); err != nil {
 		return nil, err
 	}
@@ -45,21 +49,26 @@ func newZstdReader(br *bufio.Reader, workers int, maxWindow int64) (io.ReadClose
 		// A stream that starts with a big frame (vzdump's archives are one
 		// frame) is decoded inline by the caller's goroutine: no pipe, no
 		// copy, as fast as the decoder goes.
-		return newStreamDecoder(z, maxWindow)
+		d, err := newStreamDecoder(z, maxWindow)
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
 	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers),
 		zstd.WithDecoderMaxMemory(maxParallelFrame), zstd.WithDecoderMaxWindow(uint64(min(maxWindow, maxParallelFrame))))
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	return startPipe(func(ctx context.Context, w io.Writer) error {
+	return startChunks(func(ctx context.Context, emit func([]byte) error) error {
 		defer dec.Close()
-		return decodeFrames(ctx, z, w, dec, workers)
+		return decodeFrames(ctx, z, emit, dec, workers)
 	}), nil
 }
 
-func decodeFrames(ctx context.Context, z *zstdFrames, w io.Writer, dec *zstd.Decoder, workers int) error {
-	pipe := pipeline.NewOrdered(ctx, pipeline.Budgeted(budget.ZstdRead, 2*maxParallelFrame, workers),
+func decodeFrames(ctx context.Context, z *zstdFrames, emit func([]byte) error, dec *zstd.Decoder, workers int) error {
+	z.setDirect(true)
+	pipe := pipeline.NewOrdered(ctx, chunkJobs(budget.ZstdRead, 2*maxParallelFrame, workers),
 		func(_ context.Context, f *zstdFrame) error {
 			var err error
 			f.out, err = dec.DecodeAll(f.in, f.out[:0])
@@ -68,10 +77,7 @@ func decodeFrames(ctx context.Context, z *zstdFrames, w io.Writer, dec *zstd.Dec
 			}
 			return nil
 		},
-		func(f *zstdFrame) error {
-			_, err := w.Write(f.out)
-			return err
-		})
+		func(f *zstdFrame) error { return emit(f.out) })
 	for {
 		if err := z.start(); err != nil {
 			pipe.Fail(err)
@@ -81,21 +87,25 @@ func decodeFrames(ctx context.Context, z *zstdFrames, w io.Writer, dec *zstd.Dec
 			return pipe.Close()
 		}
 		if !z.parallel() {
-			return streamRest(ctx, pipe, nil, z, w)
+			return streamRest(pipe, nil, z, emit)
 		}
 		j, err := pipe.Next()
 		if err != nil {
 			return pipe.Close()
 		}
 		j.V.off = z.off
-		in, whole, err := z.readFrame(j.V.in[:0], maxParallelCompressed)
+		if need := compressedBound(z.content); cap(j.V.in) < need {
+			// At once rather than as the frame arrives: growing copies.
+			j.V.in = make([]byte, 0, need)
+		}
+		in, whole, err := z.readFrame(j.V.in[:0], compressedBound(maxParallelFrame))
 		j.V.in = in
 		if err != nil {
 			pipe.Fail(err)
 			return pipe.Close()
 		}
 		if !whole {
-			return streamRest(ctx, pipe, in, z, w)
+			return streamRest(pipe, in, z, emit)
 		}
 		pipe.Submit(j)
 	}
@@ -110,63 +120,84 @@ func (z *zstdFrames) parallel() bool {
 // newStreamDecoder decodes what z passes on with one synchronous decoder,
 // whose memory is its window (checked by z at every frame). The decoder's
 // own goroutine pipeline measured slower than decoding inline on 2 cores.
-func newStreamDecoder(r io.Reader, maxWindow int64) (io.ReadCloser, error) {
+func newStreamDecoder(r io.Reader, maxWindow int64) (*zstd.Decoder, error) {
 	d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderMaxWindow(uint64(maxWindow)), zstd.WithDecoderMaxMemory(uint64(maxWindow)))
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	return d.IOReadCloser(), nil
+	return d, nil
 }
 
 // streamRest delivers what the pipeline holds, then decodes the rest of
 // the stream, starting with the bytes of a frame already read (head), with
-// the streaming decoder.
-func streamRest(ctx context.Context, pipe *pipeline.Ordered[zstdFrame], head []byte, z *zstdFrames, w io.Writer) error {
+// the streaming decoder, emitting its own buffers; emit fails once the
+// reader is closed, which stops it.
+func streamRest(pipe *pipeline.Ordered[zstdFrame], head []byte, z *zstdFrames, emit func([]byte) error) error {
 	if err := pipe.Close(); err != nil {
 		return err
 	}
+	z.setDirect(false)
 	d, err := newStreamDecoder(io.MultiReader(bytes.NewReader(head), z), z.maxWindow)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	_, err = io.Copy(w, ctxReader{ctx, d})
+	_, err = d.WriteTo(emitWriter(emit))
 	return err
+}
+
+// emitWriter passes each Write on as a piece of the stream; emit returns
+// once the consumer is done with it, so the writer's buffer may be reused.
+type emitWriter func([]byte) error
+
+func (e emitWriter) Write(p []byte) (int, error) {
+	if err := e(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // readFrame appends the rest of the current frame to dst and reports
 // whether it was read whole; it stops early once dst would pass limit,
-// leaving the rest of the frame in z.
+// leaving the rest of the frame in z. Each part of the frame is read
+// along with the block header or checksum after it, straight into dst.
 func (z *zstdFrames) readFrame(dst []byte, limit int) ([]byte, bool, error) {
 	for !(z.left == 0 && z.next == zstdFrameStart) {
-		if z.left == 0 {
+		if z.left == 0 { // an empty block: its successor is not read yet
 			if z.err = z.advance(); z.err != nil {
 				return dst, false, z.err
 			}
 		}
-		n := int(z.left)
+		tail := 0
+		switch z.next {
+		case zstdBlockHeader:
+			tail = 3
+		case zstdChecksum:
+			tail = 4
+		}
+		n := int(z.left) + tail
 		if len(dst)+n > limit {
 			return dst, false, nil
 		}
 		start := len(dst)
 		dst = slices.Grow(dst, n)[:start+n]
-		if _, err := io.ReadFull(z, dst[start:]); err != nil {
-			return dst, false, err
+		if err := z.consume(dst[start:]); err != nil {
+			z.err = shortRead(err)
+			return dst, false, z.err
+		}
+		z.left = 0
+		switch z.next {
+		case zstdBlockHeader:
+			size, err := z.blockHeader(dst[len(dst)-3:], z.off-3)
+			if err != nil {
+				z.err = err
+				return dst, false, err
+			}
+			z.left = size
+		case zstdChecksum:
+			z.next = zstdFrameStart
 		}
 	}
 	return dst, true, nil
-}
-
-// ctxReader stops a copy once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

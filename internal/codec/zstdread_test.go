@@ -49,7 +49,8 @@ func frames(t testing.TB, data []byte, size int) ([]byte, []int) {
 }
 
 func decodeAll(t testing.TB, stream []byte) ([]byte, error) {
-	r, err := newZstdReader(bufio.NewReaderSize(bytes.NewReader(stream), 1<<16), 2, 8<<20)
+	src := bytes.NewReader(stream)
+	r, err := newZstdReader(bufio.NewReaderSize(src, 1<<16), src, 2, 8<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,8 @@ func TestZstdFramesCorruptFrame(t *testing.T) {
 	mid := offs[2] + (offs[3]-offs[2])/2
 	bad[mid] ^= 0xff
 	bad[mid+1] ^= 0x55
-	r, _ := newZstdReader(bufio.NewReader(bytes.NewReader(bad)), 2, 8<<20)
+	src := bytes.NewReader(bad)
+	r, _ := newZstdReader(bufio.NewReader(src), src, 2, 8<<20)
 	got, err := io.ReadAll(r)
 	r.Close()
 	want := fmt.Sprintf("frame at offset %d", offs[2])
@@ -135,7 +137,8 @@ func BenchmarkZstdFramesDecode(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	for range b.N {
-		r, _ := newZstdReader(bufio.NewReaderSize(bytes.NewReader(stream), 1<<16), 2, 8<<20)
+		src := bytes.NewReader(stream)
+		r, _ := newZstdReader(bufio.NewReaderSize(src, 1<<16), src, 2, 8<<20)
 		io.Copy(io.Discard, r)
 		r.Close()
 	}

@@ -59,10 +59,20 @@ func sizeText(n int64) string {
 // decoder says only "window size exceeded"), and skippable frames, which
 // pzstd writes before every frame, never reach the decoder, which would
 // announce each one on standard error.
+//
+// Decoding frames in parallel, it reads each frame straight from src into
+// the frame's buffer (direct): with bufio in between, every compressed byte
+// was copied twice. A frame header is then peeked with a read of just its
+// bytes (ahead), and each block header is read along with the data before
+// it, so nothing is read past the frame.
 type zstdFrames struct {
 	r         *bufio.Reader
+	src       io.Reader // the reader under r, for direct reads; nil: none
+	direct    bool
+	ahead     []byte // peeked from src, not consumed; only when r is empty
+	aheadBuf  [32]byte
 	maxWindow int64
-	off       int64 // compressed bytes consumed from r
+	off       int64 // compressed bytes consumed from the stream
 	left      int64 // bytes of the current frame part still to pass on
 	next      zstdPart
 	checksum  bool // the current frame ends with a content checksum
@@ -81,8 +91,39 @@ const (
 	zstdChecksum
 )
 
-func newZstdFrames(r *bufio.Reader, maxWindow int64) *zstdFrames {
-	return &zstdFrames{r: r, maxWindow: maxWindow}
+// newZstdFrames reads the stream from r; src, if not nil, is the reader
+// under r, which direct reads use once r's buffer is empty.
+func newZstdFrames(r *bufio.Reader, src io.Reader, maxWindow int64) *zstdFrames {
+	z := &zstdFrames{r: r, src: src, maxWindow: maxWindow}
+	z.ahead = z.aheadBuf[:0]
+	return z
+}
+
+// setDirect switches direct reads on or off; the streaming decoder reads
+// through r's large buffer.
+func (z *zstdFrames) setDirect(on bool) { z.direct = on && z.src != nil }
+
+// consume reads exactly len(p) bytes of the stream into p: what was peeked
+// first, then what r holds, then, direct, straight from src.
+func (z *zstdFrames) consume(p []byte) error {
+	n := copy(p, z.ahead)
+	z.ahead = z.aheadBuf[:copy(z.aheadBuf[:], z.ahead[n:])]
+	if n < len(p) && z.r.Buffered() > 0 {
+		k, _ := z.r.Read(p[n:]) // only what is buffered: no read below
+		n += k
+	}
+	var err error
+	if n < len(p) {
+		var src io.Reader = z.r
+		if z.direct {
+			src = z.src
+		}
+		var k int
+		k, err = io.ReadFull(src, p[n:])
+		n += k
+	}
+	z.off += int64(n)
+	return err
 }
 
 // start reads up to the first frame's header, so its window is checked
@@ -107,7 +148,14 @@ func (z *zstdFrames) Read(p []byte) (int, error) {
 	if int64(len(p)) > z.left {
 		p = p[:z.left]
 	}
-	n, err := z.r.Read(p)
+	var n int
+	var err error
+	if len(z.ahead) > 0 {
+		n = copy(p, z.ahead)
+		z.ahead = z.aheadBuf[:copy(z.aheadBuf[:], z.ahead[n:])]
+	} else {
+		n, err = z.r.Read(p)
+	}
 	z.off += int64(n)
 	z.left -= int64(n)
 	if err == io.EOF {
@@ -129,28 +177,18 @@ func (z *zstdFrames) advance() error {
 		if err != nil {
 			return err
 		}
-		bh := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16
-		size := int64(bh >> 3)
-		switch bh >> 1 & 3 {
-		case 1: // RLE: one byte stands for size bytes
-			size = 1
-		case 3:
-			return fmt.Errorf("zstd: block at offset %d has the reserved type 3: %w", z.off, ErrZstdFormat)
+		size, err := z.blockHeader(h, z.off)
+		if err != nil {
+			return err
 		}
 		z.left = 3 + size
-		if bh&1 != 0 { // the frame's last block
-			z.next = zstdFrameStart
-			if z.checksum {
-				z.next = zstdChecksum
-			}
-		}
 		return nil
 	case zstdChecksum:
 		z.left, z.next = 4, zstdFrameStart
 		return nil
 	}
 	for {
-		h, err := z.r.Peek(4)
+		h, err := z.peekUpTo(4)
 		if len(h) == 0 && err == io.EOF {
 			return io.EOF
 		}
@@ -170,6 +208,26 @@ func (z *zstdFrames) advance() error {
 	}
 }
 
+// blockHeader decodes the block header h, at offset off, and sets what
+// follows the block; it returns the size of the block's data in the stream.
+func (z *zstdFrames) blockHeader(h []byte, off int64) (int64, error) {
+	bh := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16
+	size := int64(bh >> 3)
+	switch bh >> 1 & 3 {
+	case 1: // RLE: one byte stands for size bytes
+		size = 1
+	case 3:
+		return 0, fmt.Errorf("zstd: block at offset %d has the reserved type 3: %w", off, ErrZstdFormat)
+	}
+	if bh&1 != 0 { // the frame's last block
+		z.next = zstdFrameStart
+		if z.checksum {
+			z.next = zstdChecksum
+		}
+	}
+	return size, nil
+}
+
 // ErrZstdFormat reports a zstd stream whose frame structure is broken.
 var ErrZstdFormat = errors.New("malformed zstd stream")
 
@@ -181,14 +239,7 @@ func (z *zstdFrames) skip() error {
 		return err
 	}
 	size := int64(binary.LittleEndian.Uint32(h[4:]))
-	n, err := z.r.Discard(8)
-	z.off += int64(n)
-	for done := int64(0); err == nil && done < size; {
-		n, err = z.r.Discard(int(min(size-done, 1<<30)))
-		z.off += int64(n)
-		done += int64(n)
-	}
-	if err != nil {
+	if err := z.discard(8 + size); err != nil {
 		return fmt.Errorf("zstd: skippable frame at offset %d holds %d bytes, more than the stream: %w",
 			start, size, shortRead(err))
 	}
@@ -241,13 +292,59 @@ func (z *zstdFrames) frameHeader() error {
 	return nil
 }
 
-// peek returns the next n bytes without consuming them, or why it cannot.
+// discard consumes n bytes of the stream.
+func (z *zstdFrames) discard(n int64) error {
+	k := min(int64(len(z.ahead)), n)
+	z.ahead = z.aheadBuf[:copy(z.aheadBuf[:], z.ahead[k:])]
+	z.off += k
+	n -= k
+	for n > 0 && (z.r.Buffered() > 0 || !z.direct) {
+		d, err := z.r.Discard(int(min(n, 1<<30)))
+		z.off += int64(d)
+		n -= int64(d)
+		if err != nil {
+			return err
+		}
+	}
+	if n > 0 {
+		d, err := io.CopyN(io.Discard, z.src, n)
+		z.off += d
+		if err == nil && d < n {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
+}
+
+// peek returns the next n bytes (at most len(aheadBuf)) without consuming
+// them, or why it cannot.
 func (z *zstdFrames) peek(n int) ([]byte, error) {
-	h, err := z.r.Peek(n)
+	h, err := z.peekUpTo(n)
 	if len(h) < n {
 		return nil, shortRead(err)
 	}
 	return h, nil
+}
+
+// peekUpTo returns the next n bytes, or fewer and the error that cut them
+// short. Direct, it reads no more than it must from src.
+func (z *zstdFrames) peekUpTo(n int) ([]byte, error) {
+	if len(z.ahead) == 0 && (z.r.Buffered() >= n || !z.direct) {
+		return z.r.Peek(n)
+	}
+	for len(z.ahead) < n {
+		var src io.Reader = z.r
+		if z.direct && z.r.Buffered() == 0 {
+			src = z.src
+		}
+		k, err := src.Read(z.aheadBuf[len(z.ahead):n])
+		z.ahead = z.aheadBuf[:len(z.ahead)+k]
+		if err != nil && len(z.ahead) < n {
+			return z.ahead, err
+		}
+	}
+	return z.ahead[:n], nil
 }
 
 // shortRead turns the end of the input inside a frame into

@@ -1,0 +1,280 @@
+package codec
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+// chunksOf reads r to its end through Chunk and returns the bytes and the
+// final error (nil at io.EOF).
+func chunksOf(t *testing.T, r io.Reader) ([]byte, error) {
+	t.Helper()
+	c, ok := r.(ChunkReader)
+	if !ok {
+		t.Fatalf("%T is not a ChunkReader", r)
+	}
+	var out []byte
+	for {
+		b, err := c.Chunk()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if len(b) == 0 {
+			t.Fatal("Chunk returned an empty piece")
+		}
+		out = append(out, b...)
+	}
+}
+
+// A piece stays intact until the consumer asks for the next one, even
+// though the producer reuses its buffer as soon as it may: Read, Chunk and
+// WriteTo all see the stream as it was emitted.
+func TestChunkStreamPieces(t *testing.T) {
+	produce := func(ctx context.Context, emit func([]byte) error) error {
+		buf := make([]byte, 5)
+		for i := range 20 {
+			for k := range buf {
+				buf[k] = byte('a' + i)
+			}
+			if err := emit(buf[:1+i%5]); err != nil {
+				return err
+			}
+			// The consumer is done with the piece: scribble over it, as a
+			// decoder reusing its buffer would.
+			clear(buf)
+		}
+		return emit(nil) // empty pieces are not passed on
+	}
+	var want []byte
+	for i := range 20 {
+		want = append(want, bytes.Repeat([]byte{byte('a' + i)}, 1+i%5)...)
+	}
+
+	got, err := chunksOf(t, startChunks(produce))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("Chunk: %q, %v; want %q", got, err, want)
+	}
+	got, err = io.ReadAll(iotest.OneByteReader(startChunks(produce)))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("Read: %q, %v; want %q", got, err, want)
+	}
+	var w bytes.Buffer
+	if _, err := startChunks(produce).WriteTo(&w); err != nil || !bytes.Equal(w.Bytes(), want) {
+		t.Errorf("WriteTo: %q, %v; want %q", w.Bytes(), err, want)
+	}
+
+	// Read, then Chunk: Chunk returns the rest of the piece Read began
+	// ("a", then one of "bb").
+	s := startChunks(produce)
+	var one [1]byte
+	for range 2 {
+		if _, err := s.Read(one[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, err := s.Chunk(); string(b) != "b" || err != nil {
+		t.Errorf("Chunk after Read began a piece: %q, %v; want its rest, \"b\"", b, err)
+	}
+	rest, err := chunksOf(t, s)
+	if err != nil || !bytes.Equal(rest, want[3:]) {
+		t.Errorf("Read then Chunk: %q, %v; want %q", rest, err, want[3:])
+	}
+}
+
+// The producer's error arrives after every piece before it, and stays.
+func TestChunkStreamError(t *testing.T) {
+	boom := errors.New("boom")
+	s := startChunks(func(ctx context.Context, emit func([]byte) error) error {
+		if err := emit([]byte("data")); err != nil {
+			return err
+		}
+		return boom
+	})
+	defer s.Close()
+	got, err := chunksOf(t, s)
+	if string(got) != "data" || err != boom {
+		t.Fatalf("got %q, %v; want data, boom", got, err)
+	}
+	if _, err := s.Chunk(); err != boom {
+		t.Errorf("Chunk after the error: %v", err)
+	}
+	if _, err := s.Read(make([]byte, 1)); err != boom {
+		t.Errorf("Read after the error: %v", err)
+	}
+}
+
+// Close stops a producer that waits for the consumer, whether it is
+// emitting or waiting for a held piece to come back, and returns only
+// once it has; reading afterwards fails.
+func TestChunkStreamClose(t *testing.T) {
+	for _, hold := range []bool{false, true} {
+		stopped := make(chan error, 1)
+		s := startChunks(func(ctx context.Context, emit func([]byte) error) error {
+			var err error
+			for err == nil {
+				err = emit([]byte("x"))
+			}
+			stopped <- err
+			return err
+		})
+		if hold {
+			if _, err := s.Chunk(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close()
+		select {
+		case err := <-stopped:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("hold %v: emit returned %v, want context.Canceled", hold, err)
+			}
+		default:
+			t.Errorf("hold %v: Close returned before the producer stopped", hold)
+		}
+		if _, err := s.Chunk(); err == nil || err == io.EOF {
+			t.Errorf("hold %v: Chunk after Close: %v", hold, err)
+		}
+		s.Close() // a second Close is harmless
+	}
+}
+
+// frameStream encodes data as independent frames of size each and puts a
+// skippable frame before every frame, as pzstd does.
+func frameStreamWithSkippable(t *testing.T, data []byte, size int) []byte {
+	stream, offs := frames(t, data, size)
+	offs = append(offs, len(stream))
+	var out []byte
+	for i := range len(offs) - 1 {
+		out = append(out, skippable(byte(i%16), []byte(fmt.Sprint("frame ", i)))...)
+		out = append(out, stream[offs[i]:offs[i+1]]...)
+	}
+	return out
+}
+
+// rawFrame is a frame of data as raw blocks of at most blockSize bytes,
+// led by an empty raw block, with its content size declared and a
+// checksum-free end: what the frame reader must walk besides what
+// klauspost's encoder makes.
+func rawFrame(data []byte, blockSize int) []byte {
+	b := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x80 | 0x20} // 4-byte size, single segment
+	b = append(b, byte(len(data)), byte(len(data)>>8), byte(len(data)>>16), byte(len(data)>>24))
+	b = append(b, 0, 0, 0) // empty raw block
+	for len(data) > 0 {
+		n := min(len(data), blockSize)
+		bh := uint32(n) << 3
+		if n == len(data) {
+			bh |= 1
+		}
+		b = append(b, byte(bh), byte(bh>>8), byte(bh>>16))
+		b = append(b, data[:n]...)
+		data = data[n:]
+	}
+	return b
+}
+
+// Frames read straight from the source decode alike whatever sizes its
+// reads come in, with skippable frames and empty blocks among them; and
+// through Chunk as through Read.
+func TestZstdFramesDirect(t *testing.T) {
+	data := mixedData(7<<20+999, 4)
+	var raw []byte
+	for i := 0; i < len(data); i += 1 << 20 {
+		raw = append(raw, rawFrame(data[i:min(i+1<<20, len(data))], 100_000)...)
+	}
+	streams := map[string][]byte{
+		"frames":                         func() []byte { s, _ := frames(t, data, 2<<20); return s }(),
+		"skippable before each":          frameStreamWithSkippable(t, data, 2<<20),
+		"raw blocks, an empty one first": raw,
+	}
+	sources := map[string]func(io.Reader) io.Reader{
+		"whole reads": func(r io.Reader) io.Reader { return r },
+		"half reads":  iotest.HalfReader,
+		"odd reads":   func(r io.Reader) io.Reader { return &oddReader{r: r} },
+	}
+	for sname, stream := range streams {
+		for rname, wrap := range sources {
+			src := wrap(bytes.NewReader(stream))
+			r, err := newZstdReader(bufio.NewReaderSize(src, 1<<16), src, 2, 8<<20)
+			if err != nil {
+				t.Fatalf("%s, %s: %v", sname, rname, err)
+			}
+			got, err := chunksOf(t, r)
+			r.Close()
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%s, %s: %d bytes, %v; want the %d encoded", sname, rname, len(got), err, len(data))
+			}
+		}
+	}
+}
+
+// oddReader returns reads of 1, 2, ... 4099 bytes in turn, so reads end
+// inside headers and blocks alike.
+type oddReader struct {
+	r io.Reader
+	n int
+}
+
+func (o *oddReader) Read(p []byte) (int, error) {
+	o.n = o.n%4099 + 1
+	return o.r.Read(p[:min(len(p), o.n)])
+}
+
+// A damaged middle frame, read through Chunk: the frames before it arrive
+// whole, then the error names the bad frame's offset.
+func TestZstdFramesChunkError(t *testing.T) {
+	data := mixedData(10<<20, 2)
+	stream, offs := frames(t, data, 2<<20)
+	bad := bytes.Clone(stream)
+	mid := offs[3] + (offs[4]-offs[3])/2
+	bad[mid] ^= 0xff
+	bad[mid+1] ^= 0x55
+	dr, _, err := NewReader(bytes.NewReader(bad), ReadOptions{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dr.Close()
+	got, err := chunksOf(t, dr)
+	if want := fmt.Sprintf("frame at offset %d", offs[3]); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want one naming %q", err, want)
+	}
+	if len(got) != 6<<20 || !bytes.Equal(got, data[:6<<20]) {
+		t.Fatalf("got %d bytes before the error, want the %d of the three good frames intact", len(got), 6<<20)
+	}
+}
+
+// Closing a reader of frames while its consumer holds a piece and the
+// workers are blocked stops every goroutine it started.
+func TestZstdFramesCloseStopsGoroutines(t *testing.T) {
+	data := mixedData(16<<20, 5)
+	stream, _ := frames(t, data, 2<<20)
+	before := runtime.NumGoroutine()
+	for range 5 {
+		dr, _, err := NewReader(bytes.NewReader(stream), ReadOptions{Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dr.(ChunkReader).Chunk(); err != nil {
+			t.Fatal(err)
+		}
+		dr.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after Close, %d before", n, before)
+	}
+}
