@@ -24,6 +24,17 @@ func openArchive(s *streams, path string, quiet bool, label string, opts ...vma.
 	return openArchiveWith(s, path, quiet, label, nil, opts...)
 }
 
+// openArchiveArg opens the archive that is a command's one positional
+// argument, without a progress display: for list and config, which read
+// no more than its header.
+func openArchiveArg(s *streams, args []string, window maxWindow) (*archiveInput, error) {
+	path, err := oneArg(args, "ARCHIVE")
+	if err != nil {
+		return nil, err
+	}
+	return openArchive(s, path, true, "", window.option())
+}
+
 // openArchiveWith is openArchive with options for the reader, such as
 // vma.WithSalvage.
 func openArchiveWith(s *streams, path string, quiet bool, label string, readerOpts []vma.ReaderOption, opts ...vma.DecompressOption) (*archiveInput, error) {

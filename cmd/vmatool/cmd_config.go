@@ -37,11 +37,7 @@ func (o *configOptions) addFlags(fs *pflag.FlagSet) {
 
 // runConfig writes the config's bytes to standard output.
 func runConfig(_ context.Context, s *streams, o *configOptions) error {
-	path, err := oneArg(o.args, "ARCHIVE")
-	if err != nil {
-		return err
-	}
-	a, err := openArchive(s, path, true, "", o.window.option())
+	a, err := openArchiveArg(s, o.args, o.window)
 	if err != nil {
 		return err
 	}

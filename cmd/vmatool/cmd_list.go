@@ -52,11 +52,7 @@ func (o *listOptions) addFlags(fs *pflag.FlagSet) {
 
 // runList prints the archive's listing, or with --json its description.
 func runList(ctx context.Context, s *streams, o *listOptions) error {
-	path, err := oneArg(o.args, "ARCHIVE")
-	if err != nil {
-		return err
-	}
-	a, err := openArchive(s, path, true, "", o.window.option())
+	a, err := openArchiveArg(s, o.args, o.window)
 	if err != nil {
 		return err
 	}
@@ -68,7 +64,7 @@ func runList(ctx context.Context, s *streams, o *listOptions) error {
 	if _, err := vma.Verify(ctx, a.reader); err != nil {
 		return a.wrap(err)
 	}
-	return writeJSON(s.out, listJSONDoc{File: path, ArchiveDoc: newArchiveDoc(a)})
+	return writeJSON(s.out, listJSONDoc{File: a.name, ArchiveDoc: newArchiveDoc(a)})
 }
 
 // writeListing prints what "vma list" prints; CTIME comes last because

@@ -209,17 +209,9 @@ func (s *Server) CPU(timeout time.Duration) (time.Duration, bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
 	// After the command name: state is field 3, utime 14 ... cstime 17.
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 15 {
+	f, ok := procStat(s.cmd.Process.Pid)
+	if !ok || len(f) < 15 {
 		return 0, false
 	}
 	var ticks int64
@@ -540,19 +532,25 @@ func descendants(pid int) []int {
 	return out
 }
 
-// parentOf reads the parent pid from /proc/<pid>/stat, whose second field
-// (the command name in parentheses) may itself contain spaces or ")".
-func parentOf(pid int) (int, bool) {
+// procStat returns the fields of /proc/<pid>/stat after the command
+// name, from the state (field 3) on: the name, in parentheses, may itself
+// contain spaces or ")", so the fields start after the last ")".
+func procStat(pid int) ([]string, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, false
+		return nil, false
 	}
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, false
+		return nil, false
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
+	return strings.Fields(string(b[i+1:])), true
+}
+
+// parentOf reads the parent pid (field 4) from /proc/<pid>/stat.
+func parentOf(pid int) (int, bool) {
+	f, ok := procStat(pid)
+	if !ok || len(f) < 2 {
 		return 0, false
 	}
 	pp, err := strconv.Atoi(f[1])
