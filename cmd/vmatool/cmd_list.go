@@ -64,7 +64,7 @@ func runList(ctx context.Context, s *streams, o *listOptions) error {
 	if _, err := vma.Verify(ctx, a.reader); err != nil {
 		return a.wrap(err)
 	}
-	return writeJSON(s.out, listJSONDoc{File: a.name, ArchiveDoc: newArchiveDoc(a)})
+	return writeJSON(s.out, listJSONDoc{File: o.args[0], ArchiveDoc: newArchiveDoc(a)})
 }
 
 // writeListing prints what "vma list" prints; CTIME comes last because
