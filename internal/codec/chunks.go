@@ -3,6 +3,7 @@ package codec
 import (
 	"context"
 	"io"
+	"sync/atomic"
 
 	"github.com/vmatool/vmatool/internal/pipeline"
 )
@@ -33,7 +34,10 @@ type chunkStream struct {
 	cancel  context.CancelFunc
 	done    chan struct{} // produce has returned; err is set
 	err     error
+	closed  atomic.Bool // Close was called, maybe during a Chunk or Read
 
+	// The consumer's own state, which Close leaves alone: a goroutine may
+	// still be reading when another closes the stream, as a pipe allows.
 	held bool   // the consumer holds a piece, which emit waits for
 	cur  []byte // unread part of the held piece, after a Read
 	end  error  // sticky result after the last piece
@@ -80,6 +84,14 @@ func startChunks(produce func(ctx context.Context, emit func(b []byte) error) er
 }
 
 func (s *chunkStream) Chunk() ([]byte, error) {
+	if s.closed.Load() {
+		// The producer is gone and the held piece with it.
+		s.held, s.cur = false, nil
+		if s.end == nil {
+			s.end = io.ErrClosedPipe
+		}
+		return nil, s.end
+	}
 	if len(s.cur) > 0 {
 		b := s.cur
 		s.cur = nil
@@ -98,9 +110,13 @@ func (s *chunkStream) Chunk() ([]byte, error) {
 		return b, nil
 	case <-s.done:
 		// produce has returned, so nothing more is emitted.
-		s.end = s.err
-		if s.end == nil {
+		switch {
+		case s.err == nil:
 			s.end = io.EOF
+		case s.closed.Load():
+			s.end = io.ErrClosedPipe // not the cancellation's error
+		default:
+			s.end = s.err
 		}
 		return nil, s.end
 	}
@@ -110,7 +126,7 @@ func (s *chunkStream) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if len(s.cur) == 0 {
+	if len(s.cur) == 0 || s.closed.Load() {
 		b, err := s.Chunk()
 		if err != nil {
 			return 0, err
@@ -142,14 +158,12 @@ func (s *chunkStream) WriteTo(w io.Writer) (int64, error) {
 }
 
 // Close stops the decoder and waits for its goroutines; it does not close
-// the underlying reader.
+// the underlying reader. It may be called while another goroutine is in
+// Chunk or Read, which then fails, as a pipe's read does.
 func (s *chunkStream) Close() error {
+	s.closed.Store(true)
 	s.cancel()
 	<-s.done
-	s.held, s.cur = false, nil
-	if s.end == nil {
-		s.end = io.ErrClosedPipe
-	}
 	return nil
 }
 

@@ -278,3 +278,50 @@ func TestZstdFramesCloseStopsGoroutines(t *testing.T) {
 		t.Errorf("%d goroutines after Close, %d before", n, before)
 	}
 }
+
+// Close may be called while another goroutine is inside Chunk or Read, as
+// the pipe this replaced allowed: Extract's decoding goroutine for a
+// salvaging Reader goes on reading after a cancelled Extract has returned
+// and its caller closes the decoder. The reader then fails, and neither
+// side touches the other's state (go test -race).
+func TestChunkStreamCloseWhileReading(t *testing.T) {
+	for _, op := range []string{"chunk", "read", "hold"} {
+		s := startChunks(func(ctx context.Context, emit func([]byte) error) error {
+			if op == "hold" {
+				if err := emit([]byte("x")); err != nil {
+					return err
+				}
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		if op == "hold" {
+			if _, err := s.Chunk(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := make(chan error, 1)
+		go func() {
+			var err error
+			if op == "read" {
+				_, err = s.Read(make([]byte, 10))
+			} else {
+				_, err = s.Chunk()
+			}
+			got <- err
+		}()
+		time.Sleep(10 * time.Millisecond) // let it block
+		s.Close()
+		select {
+		case err := <-got:
+			if err == nil || err == io.EOF {
+				t.Errorf("%s: a read cut short by Close returned %v", op, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: a read blocked across Close", op)
+		}
+		if _, err := s.Chunk(); err == nil || err == io.EOF {
+			t.Errorf("%s: Chunk after Close: %v", op, err)
+		}
+	}
+}
