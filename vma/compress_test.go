@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmatool/vmatool/vma"
 )
@@ -145,3 +146,77 @@ func TestCompressedArchiveBadFrame(t *testing.T) {
 		}
 	}
 }
+
+// A compressed archive cut in the middle of a frame fails as the plain
+// archive cut after the last whole frame does, with the same offset: the
+// frames decoded before the cut all reach the Reader, however far the
+// decoder had run ahead when it found the end. Extract has written the
+// disk up to there.
+func TestCompressedArchiveCutMidFrame(t *testing.T) {
+	disk, plain, zst := compressedArchive(t)
+	magic := []byte{0x28, 0xb5, 0x2f, 0xfd}
+	var starts []int
+	for off := 0; ; {
+		i := bytes.Index(zst[off:], magic)
+		if i < 0 {
+			break
+		}
+		starts = append(starts, off+i)
+		off += i + 1
+	}
+	const whole = 3 // frames before the cut
+	cut := zst[:starts[whole]+(starts[whole+1]-starts[whole])/2]
+	for _, op := range []string{"verify", "extract"} {
+		run := func(in io.Reader) (error, []byte) {
+			r, err := vma.NewReader(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt := &memTarget{b: make([]byte, len(disk))}
+			if op == "verify" {
+				_, err = vma.Verify(context.Background(), r)
+			} else {
+				err = vma.Extract(context.Background(), r, map[int]io.WriterAt{1: tgt})
+			}
+			return err, tgt.b
+		}
+		wantErr, _ := run(bytes.NewReader(plain[:whole*2<<20]))
+		dr, _, err := vma.Decompress(bytes.NewReader(cut))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotErr, got := run(slowChunks{dr.(chunker)})
+		dr.Close()
+		if gotErr == nil || wantErr == nil {
+			t.Fatalf("%s: a cut archive passed: %v, %v", op, gotErr, wantErr)
+		}
+		// The plain stream ends cleanly where the compressed one breaks.
+		want := strings.Replace(wantErr.Error(), "EOF", "", 1)
+		if gotText := strings.Replace(gotErr.Error(), "EOF", "", 1); gotText != want {
+			t.Errorf("%s: %v\nwant as the plain archive cut after the whole frames: %v", op, gotErr, wantErr)
+		}
+		if op == "extract" {
+			if n := 5 << 20; !bytes.Equal(got[:n], disk[:n]) {
+				t.Errorf("extract: the disk before the cut was not written intact")
+			}
+		}
+	}
+}
+
+// chunker is codec.ChunkReader, which this package's tests cannot name.
+type chunker interface {
+	io.Reader
+	Chunk() ([]byte, error)
+}
+
+// slowChunks hands the decoder's pieces on after a pause, so that the
+// decoder runs ahead to the end of its input while frames wait.
+type slowChunks struct{ chunker }
+
+func (s slowChunks) Chunk() ([]byte, error) {
+	b, err := s.chunker.Chunk()
+	time.Sleep(2 * time.Millisecond)
+	return b, err
+}
+
+func (s slowChunks) Close() error { return nil }

@@ -179,3 +179,15 @@ func chunkJobs(budget, perJob int64, workers int) pipeline.Config {
 	cfg.Workers = max(min(cfg.Workers, cfg.InFlight-2), 1)
 	return cfg
 }
+
+// endWith ends a decoder's stream with err, the input's failure, once the
+// pipeline has delivered every job submitted before it: the data before a
+// cut or broken stretch of the input reaches the consumer, as from a plain
+// stream, unless a job before it failed, whose error then comes first.
+// Failing the pipeline instead would drop jobs decoded but not delivered.
+func endWith[T any](pipe *pipeline.Ordered[T], err error) error {
+	if cerr := pipe.Close(); cerr != nil {
+		return cerr
+	}
+	return err
+}

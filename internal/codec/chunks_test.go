@@ -325,3 +325,82 @@ func TestChunkStreamCloseWhileReading(t *testing.T) {
 		}
 	}
 }
+
+// A stream that ends in the middle of a frame, or runs into garbage after
+// one, still delivers every whole frame before it, though the producer
+// finds the end while the workers are still decoding those frames: the
+// consumer learns where the data stops, as a plain stream would tell it.
+// Slow consumers make sure the frames are decoded and waiting.
+func TestZstdFramesTruncatedDeliversWholeFrames(t *testing.T) {
+	data := mixedData(8<<20, 3)
+	stream, offs := frames(t, data, 256<<10)
+	for _, tail := range []string{"mid-frame", "garbage", "skippable cut"} {
+		var in []byte
+		switch tail {
+		case "mid-frame":
+			in = stream[:offs[20]+(offs[21]-offs[20])/2]
+		case "garbage":
+			in = append(bytes.Clone(stream[:offs[20]]), "not a frame"...)
+		case "skippable cut":
+			in = append(bytes.Clone(stream[:offs[20]]), skippable(0, make([]byte, 100))[:50]...)
+		}
+		dr, _, err := NewReader(bytes.NewReader(in), ReadOptions{Workers: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		c := dr.(ChunkReader)
+		for {
+			b, cerr := c.Chunk()
+			if cerr != nil {
+				err = cerr
+				break
+			}
+			got = append(got, b...)
+			time.Sleep(2 * time.Millisecond)
+		}
+		dr.Close()
+		if err == nil || err == io.EOF {
+			t.Errorf("%s: the stream ended cleanly", tail)
+		}
+		if want := 20 * 256 << 10; len(got) != want || !bytes.Equal(got, data[:want]) {
+			t.Errorf("%s: %d bytes before %v, want the %d of the whole frames", tail, len(got), err, want)
+		}
+	}
+}
+
+// The same for lzop: a stream cut inside a block delivers every whole
+// block before it.
+func TestLzopTruncatedDeliversWholeBlocks(t *testing.T) {
+	var blocks []lzopTestBlock
+	var want []byte
+	for i := range 40 {
+		blocks = append(blocks, lzoRun(byte('a'+i%26)))
+		want = append(want, blocks[i].data...)
+	}
+	stream := lzopSpec{flags: lzopAdler32D, blocks: blocks, noEnd: true}.build()
+	in := stream[:len(stream)-3] // inside the last block
+	want = want[:len(want)-37]
+	dr, _, err := NewReader(bytes.NewReader(in), ReadOptions{Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dr.Close()
+	var got []byte
+	c := dr.(ChunkReader)
+	for {
+		b, cerr := c.Chunk()
+		if cerr != nil {
+			err = cerr
+			break
+		}
+		got = append(got, b...)
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("error %v, want unexpected EOF", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%d bytes before %v, want the %d of the whole blocks", len(got), err, len(want))
+	}
+}

@@ -154,10 +154,10 @@ func newLzopReader(r io.Reader, workers int) (io.ReadCloser, error) {
 				return pipe.Close()
 			}
 			if err := z.readBlock(&j.V); err != nil {
-				if err != io.EOF {
-					pipe.Fail(err)
+				if err == io.EOF {
+					return pipe.Close()
 				}
-				return pipe.Close()
+				return endWith(pipe, err)
 			}
 			pipe.Submit(j)
 		}

@@ -80,8 +80,7 @@ func decodeFrames(ctx context.Context, z *zstdFrames, emit func([]byte) error, d
 		func(f *zstdFrame) error { return emit(f.out) })
 	for {
 		if err := z.start(); err != nil {
-			pipe.Fail(err)
-			return pipe.Close()
+			return endWith(pipe, err)
 		}
 		if z.err == io.EOF {
 			return pipe.Close()
@@ -101,8 +100,7 @@ func decodeFrames(ctx context.Context, z *zstdFrames, emit func([]byte) error, d
 		in, whole, err := z.readFrame(j.V.in[:0], compressedBound(maxParallelFrame))
 		j.V.in = in
 		if err != nil {
-			pipe.Fail(err)
-			return pipe.Close()
+			return endWith(pipe, err)
 		}
 		if !whole {
 			return streamRest(pipe, in, z, emit)
