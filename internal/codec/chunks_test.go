@@ -12,6 +12,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // chunksOf reads r to its end through Chunk and returns the bytes and the
@@ -402,5 +404,77 @@ func TestLzopTruncatedDeliversWholeBlocks(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%d bytes before %v, want the %d of the whole blocks", len(got), err, len(want))
+	}
+}
+
+// A stream that switches decoders mid-way: small frames read straight
+// from the source, an empty frame, skippable frames, then a frame too big
+// to decode whole, after which the streaming decoder reads the rest
+// through the buffer, small frames and skippable ones included, and a
+// frame of unknown size. Whatever sizes the reads come in, the output is
+// the input, and a cut anywhere after the switch ends it with an error.
+func TestZstdFramesSwitchToStreaming(t *testing.T) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(2<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := mixedData(14<<20, 6)
+	var stream, want []byte
+	add := func(b []byte) {
+		stream = enc.EncodeAll(b, stream)
+		want = append(want, b...)
+	}
+	add(data[:1<<20])
+	stream = append(stream, skippable(1, []byte("one"))...)
+	add(nil) // an empty frame
+	add(data[1<<20 : 3<<20])
+	stream = append(stream, skippable(2, nil)...)
+	switchAt := len(stream)
+	add(data[3<<20 : 9<<20]) // too big for one job
+	stream = append(stream, skippable(3, []byte("three"))...)
+	add(data[9<<20 : 10<<20])
+	add(nil)
+	var unknown bytes.Buffer // streamed: no content size in the header
+	zw, err := zstd.NewWriter(&unknown, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(data[10<<20 : 12<<20])
+	zw.Close()
+	stream = append(stream, unknown.Bytes()...)
+	want = append(want, data[10<<20:12<<20]...)
+	add(data[12<<20:])
+
+	sources := map[string]func(io.Reader) io.Reader{
+		"whole reads": func(r io.Reader) io.Reader { return r },
+		"half reads":  iotest.HalfReader,
+		"odd reads":   func(r io.Reader) io.Reader { return &oddReader{r: r} },
+	}
+	for rname, wrap := range sources {
+		src := wrap(bytes.NewReader(stream))
+		r, err := newZstdReader(bufio.NewReaderSize(src, 1<<16), src, 3, 8<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := chunksOf(t, r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, %v; want the %d encoded", rname, len(got), err, len(want))
+		}
+	}
+	for _, cut := range []int{switchAt + 1, switchAt + 100_000, len(stream) - 100_000, len(stream) - 1} {
+		src := &oddReader{r: bytes.NewReader(stream[:cut])}
+		r, err := newZstdReader(bufio.NewReaderSize(src, 1<<16), src, 3, 8<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := chunksOf(t, r)
+		r.Close()
+		if err == nil {
+			t.Errorf("cut at %d of %d: no error", cut, len(stream))
+		}
+		if !bytes.Equal(got, want[:len(got)]) {
+			t.Errorf("cut at %d of %d: the %d bytes before the error differ", cut, len(stream), len(got))
+		}
 	}
 }
