@@ -143,3 +143,34 @@ func BenchmarkZstdFramesDecode(b *testing.B) {
 		r.Close()
 	}
 }
+
+// stallingReader gives its data, then nothing and no error, forever, as
+// a broken reader does.
+type stallingReader struct{ data []byte }
+
+func (s *stallingReader) Read(p []byte) (int, error) {
+	n := copy(p, s.data)
+	s.data = s.data[n:]
+	return n, nil
+}
+
+// TestZstdFramesReaderWithoutProgress: a source that stops giving bytes
+// without an error fails with io.ErrNoProgress, as it does under bufio,
+// instead of spinning. The stream stops two bytes into the third frame's
+// header, where frames are read straight from the source.
+func TestZstdFramesReaderWithoutProgress(t *testing.T) {
+	stream, offs := frames(t, mixedData(3<<20, 5), 1<<20)
+	src := &stallingReader{data: stream[:offs[2]+2]}
+	r, err := newZstdReader(bufio.NewReaderSize(src, 16), src, 2, 8<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if !errors.Is(err, io.ErrNoProgress) {
+		t.Fatalf("read %d bytes, then %v; want io.ErrNoProgress", len(got), err)
+	}
+	if len(got) != 2<<20 {
+		t.Errorf("read %d bytes before the stall, want the two whole frames (%d)", len(got), 2<<20)
+	}
+}

@@ -333,7 +333,9 @@ func (z *zstdFrames) peekUpTo(n int) ([]byte, error) {
 	if len(z.ahead) == 0 && (z.r.Buffered() >= n || !z.direct) {
 		return z.r.Peek(n)
 	}
-	for len(z.ahead) < n {
+	// A reader that keeps returning nothing, and no error, fails as it
+	// does under bufio, rather than spinning here.
+	for empty := 0; len(z.ahead) < n; {
 		var src io.Reader = z.r
 		if z.direct && z.r.Buffered() == 0 {
 			src = z.src
@@ -342,6 +344,11 @@ func (z *zstdFrames) peekUpTo(n int) ([]byte, error) {
 		z.ahead = z.aheadBuf[:len(z.ahead)+k]
 		if err != nil && len(z.ahead) < n {
 			return z.ahead, err
+		}
+		if k > 0 {
+			empty = 0
+		} else if empty++; empty >= 100 {
+			return z.ahead, io.ErrNoProgress
 		}
 	}
 	return z.ahead[:n], nil
