@@ -78,6 +78,10 @@ func (in *input) readFull(p []byte) (int, error) {
 // stay in the CPU cache, as cat's is, rather than streamed through memory.
 func (in *input) discard(n int) (int, error) {
 	done := 0
+	if d, ok := in.r.(discarder); ok && in.chunks == nil {
+		k, err := d.Discard(n)
+		return k, fullErr(k, err)
+	}
 	if in.chunks == nil {
 		if in.skip == nil {
 			in.skip = make([]byte, discardChunk)
@@ -122,6 +126,13 @@ func (in *input) block(scratch *[BlockSize]byte) (b []byte, n int, err error) {
 	}
 	n, err = in.readFull(scratch[:])
 	return scratch[:n], n, err
+}
+
+// discarder skips bytes of a buffered stream without copying them out:
+// bufio.Reader, which vma.Decompress returns for a stream that is not
+// compressed.
+type discarder interface {
+	Discard(n int) (int, error)
 }
 
 // fullErr turns the end of the stream after n bytes of a read into
