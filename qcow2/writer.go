@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/vmatool/vmatool/internal/filekind"
 	"github.com/vmatool/vmatool/internal/pipeline"
 )
 
@@ -295,7 +296,7 @@ func checkWriterFile(f WriterFile) error {
 			return fmt.Errorf("qcow2: output: %w", err)
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("qcow2: output %s is %s: %w", fi.Name(), fileKind(fi.Mode()), ErrNotSeekable)
+			return fmt.Errorf("qcow2: output %s is %s: %w", fi.Name(), filekind.Of(fi.Mode()), ErrNotSeekable)
 		}
 	}
 	if err := f.Truncate(0); err != nil {
@@ -308,23 +309,6 @@ func checkWriterFile(f WriterFile) error {
 		return fmt.Errorf("qcow2: output cannot be read back (%v): %w", err, ErrNotSeekable)
 	}
 	return nil
-}
-
-// fileKind names a file type for ErrNotSeekable.
-func fileKind(mode fs.FileMode) string {
-	switch {
-	case mode.IsDir():
-		return "a directory"
-	case mode&fs.ModeNamedPipe != 0:
-		return "a pipe"
-	case mode&fs.ModeSocket != 0:
-		return "a socket"
-	case mode&fs.ModeCharDevice != 0:
-		return "a character device"
-	case mode&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "not a regular file (mode " + mode.String() + ")"
 }
 
 // Size returns the virtual size recorded in the image: the size given to

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/vmatool/vmatool/internal/filekind"
 )
 
 // ErrNotDisk is returned by Open and New for files that cannot be a disk:
@@ -86,25 +88,9 @@ func newDisk(f *os.File, name string) (*Disk, error) {
 			return nil, fmt.Errorf("raw: %s: block device reports size 0 (nothing attached, or a system such as macOS that does not give device sizes through lseek)", name)
 		}
 	default:
-		return nil, fmt.Errorf("raw: %s: %s, %w", name, describe(mode), ErrNotDisk)
+		return nil, fmt.Errorf("raw: %s: is %s, %w", name, filekind.Of(mode), ErrNotDisk)
 	}
 	return d, nil
-}
-
-// describe names a file type for the ErrNotDisk message.
-func describe(mode fs.FileMode) string {
-	switch {
-	case mode.IsDir():
-		return "is a directory"
-	case mode&fs.ModeCharDevice != 0:
-		return "is a character device"
-	case mode&fs.ModeNamedPipe != 0:
-		return "is a pipe"
-	case mode&fs.ModeSocket != 0:
-		return "is a socket"
-	default:
-		return "has file mode " + mode.String()
-	}
 }
 
 // probeHoles asks for the first data at or after 0. Any answer other than

@@ -99,6 +99,14 @@ func qcow2Image(t testing.TB, dir, name string, content []byte) string {
 // run plans and runs targets from src, collecting the events.
 func run(t testing.TB, src string, opts deploy.Options, targets ...deploy.Target) ([]deploy.Result, *eventLog) {
 	t.Helper()
+	p, s := plan(t, src, opts, targets...)
+	log := &eventLog{}
+	return deploy.Run(context.Background(), p, s, log.add), log
+}
+
+// plan plans targets from src without running them.
+func plan(t testing.TB, src string, opts deploy.Options, targets ...deploy.Target) (*deploy.Plan, *deploy.Source) {
+	t.Helper()
 	s, err := deploy.OpenSource(src)
 	if err != nil {
 		t.Fatal(err)
@@ -109,12 +117,11 @@ func run(t testing.TB, src string, opts deploy.Options, targets ...deploy.Target
 	if opts.PollInterval == 0 {
 		opts.PollInterval = time.Millisecond
 	}
-	plan, err := deploy.NewPlan(s, targets, opts)
+	p, err := deploy.NewPlan(s, targets, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &eventLog{}
-	return deploy.Run(context.Background(), plan, s, log.add), log
+	return p, s
 }
 
 // eventLog keeps the events of a run.

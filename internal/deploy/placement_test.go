@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vmatool/vmatool/internal/deploy"
 	"github.com/vmatool/vmatool/internal/deploy/nodetest"
@@ -38,26 +37,6 @@ func fleetNodes(disk uint64) []pvesim.NodeSpec {
 	full := fleetNode("pve6", 60<<30)
 	full.Storages[1].Used = full.Storages[1].Total - disk/2
 	return []pvesim.NodeSpec{fleetNode("pve1", 40<<30), fleetNode("pve2", 36<<30), fleetNode("pve3", 34<<30), off, noStorage, full}
-}
-
-// plan plans targets from src without running them.
-func plan(t *testing.T, src string, opts deploy.Options, targets ...deploy.Target) (*deploy.Plan, *deploy.Source) {
-	t.Helper()
-	s, err := deploy.OpenSource(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if opts.TempDir == "" {
-		opts.TempDir = t.TempDir()
-	}
-	if opts.PollInterval == 0 {
-		opts.PollInterval = time.Millisecond
-	}
-	p, err := deploy.NewPlan(s, targets, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, s
 }
 
 // TestPlaceSpreads places three 8 GiB VMs on a cluster of six nodes: each

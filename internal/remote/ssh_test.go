@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/vmatool/vmatool/internal/remote"
@@ -150,25 +149,7 @@ func TestDialAuth(t *testing.T) {
 	encrypted, _ := newKeyFile(t, "sesame")
 
 	// An in-process agent holding the authorized key.
-	keyring := agent.NewKeyring()
-	if err := keyring.Add(agent.AddedKey{PrivateKey: mustParseRaw(t, srv.ClientKeyFile)}); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { agent.ServeAgent(keyring, c); c.Close() }()
-		}
-	}()
+	sock := startAgent(t, mustParseRaw(t, srv.ClientKeyFile))
 
 	tests := []struct {
 		name    string
