@@ -80,6 +80,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmatool/vmatool/internal/pve/pvesim"
 	"github.com/vmatool/vmatool/internal/remote/sshtest"
 )
 
@@ -291,19 +292,11 @@ func (n *Node) SetRunning(t testing.TB, vmid int) {
 	n.writeState(t, "running/"+strconv.Itoa(vmid), strconv.FormatInt(time.Now().UnixMilli(), 10))
 }
 
-// Agent configures the guest agent of a VM.
-type Agent struct {
-	Delay      time.Duration // answers this long after the VM started
-	Never      bool          // never answers
-	Interfaces []Interface   // network-get-interfaces; default lo and eth0
-}
+// Agent configures the guest agent of a VM, as for the API simulator.
+type Agent = pvesim.Agent
 
 // Interface is a network interface the guest agent reports.
-type Interface struct {
-	Name string
-	MAC  string
-	IPs  []string // CIDR, e.g. "192.0.2.10/24" or "2001:db8::10/64"
-}
+type Interface = pvesim.Interface
 
 // SetAgent configures the guest agent of VM vmid; without it the agent
 // answers as soon as the VM runs. The VM still needs "agent: 1" in its
@@ -323,31 +316,7 @@ func (n *Node) SetAgent(t testing.TB, vmid int, a Agent) {
 // interfacesJSON is the result of network-get-interfaces as qm guest cmd
 // prints it.
 func interfacesJSON(ifs []Interface) []byte {
-	type addr struct {
-		IP     string `json:"ip-address"`
-		Type   string `json:"ip-address-type"`
-		Prefix int    `json:"prefix"`
-	}
-	type iface struct {
-		MAC   string `json:"hardware-address"`
-		Addrs []addr `json:"ip-addresses"`
-		Name  string `json:"name"`
-	}
-	out := []iface{}
-	for _, i := range ifs {
-		it := iface{MAC: i.MAC, Name: i.Name, Addrs: []addr{}}
-		for _, ip := range i.IPs {
-			a, p, _ := strings.Cut(ip, "/")
-			prefix, _ := strconv.Atoi(p)
-			typ := "ipv4"
-			if strings.Contains(a, ":") {
-				typ = "ipv6"
-			}
-			it.Addrs = append(it.Addrs, addr{a, typ, prefix})
-		}
-		out = append(out, it)
-	}
-	b, _ := json.MarshalIndent(out, "", "   ")
+	b, _ := json.MarshalIndent(pvesim.AgentInterfaces(ifs), "", "   ")
 	return append(b, '\n')
 }
 

@@ -832,9 +832,32 @@ func (s *Server) agentCall(n *node, vmid int, cmd string) (any, *apiError) {
 		ifs = []Interface{{Name: "lo", MAC: "00:00:00:00:00:00", IPs: []string{"127.0.0.1/8", "::1/128"}},
 			{Name: "eth0", MAC: "bc:24:11:00:00:01", IPs: []string{"192.0.2.10/24"}}}
 	}
-	var out []map[string]any
+	return map[string]any{"result": AgentInterfaces(ifs)}, nil
+}
+
+// GuestInterface is one interface in the guest agent's answer to
+// network-get-interfaces, with its keys in the order qm guest cmd prints
+// them (sorted).
+type GuestInterface struct {
+	MAC   string         `json:"hardware-address"`
+	Addrs []GuestAddress `json:"ip-addresses"`
+	Name  string         `json:"name"`
+}
+
+// GuestAddress is one address of a GuestInterface.
+type GuestAddress struct {
+	IP     string `json:"ip-address"`
+	Type   string `json:"ip-address-type"` // ipv4 or ipv6
+	Prefix int    `json:"prefix"`
+}
+
+// AgentInterfaces is what the guest agent answers to
+// network-get-interfaces for ifs: the API simulator's agent/... call and
+// the SSH stand-in node's qm guest cmd both give it.
+func AgentInterfaces(ifs []Interface) []GuestInterface {
+	out := []GuestInterface{}
 	for _, i := range ifs {
-		var addrs []map[string]any
+		gi := GuestInterface{MAC: i.MAC, Name: i.Name, Addrs: []GuestAddress{}}
 		for _, ip := range i.IPs {
 			addr, prefix, _ := strings.Cut(ip, "/")
 			pl, _ := strconv.Atoi(prefix)
@@ -842,11 +865,11 @@ func (s *Server) agentCall(n *node, vmid int, cmd string) (any, *apiError) {
 			if strings.Contains(addr, ":") {
 				typ = "ipv6"
 			}
-			addrs = append(addrs, map[string]any{"ip-address": addr, "ip-address-type": typ, "prefix": pl})
+			gi.Addrs = append(gi.Addrs, GuestAddress{addr, typ, pl})
 		}
-		out = append(out, map[string]any{"name": i.Name, "hardware-address": i.MAC, "ip-addresses": addrs})
+		out = append(out, gi)
 	}
-	return map[string]any{"result": out}, nil
+	return out
 }
 
 var sidRE = regexp.MustCompile(`^(?:(vm|ct):)?(\d+)$`)
